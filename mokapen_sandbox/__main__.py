@@ -1,0 +1,3 @@
+from mokapen_sandbox.cli import main
+
+main()

@@ -1,0 +1,313 @@
+"""The sandbox's behaviour, free of HTTP plumbing: routes, limits, paging, faults."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import json
+import math
+import re
+import threading
+import time
+import typing as t
+from urllib.parse import parse_qs
+
+from mokapen_sandbox.data import Dataset, format_timestamp
+from mokapen_sandbox.oauth import IssuedToken, OAuthError, TokenIssuer, resolve_organization
+from mokapen_sandbox.settings import SandboxSettings
+
+ENTITY_PATH = re.compile(r"^/api/v1/(?P<org>[^/]+)/(?P<kind>contacts|tasks)$")
+REQUIRED_SCOPE = {"contacts": "contacts.read", "tasks": "tasks.read"}
+TIMESTAMP_FIELDS = ("created_at", "updated_at", "completed_at")
+LARAVEL_DEFAULT_PAGE = 15
+
+
+@dataclasses.dataclass
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Transport misbehaviour the HTTP layer carries out: "reset" or a delay.
+    action: str | None = None
+    delay: float = 0.0
+
+
+def json_reply(status: int, payload: t.Any, **kwargs: t.Any) -> Reply:
+    return Reply(status, json.dumps(payload, ensure_ascii=False).encode(), **kwargs)
+
+
+class Sandbox:
+    def __init__(self, settings: SandboxSettings, base_url: str = "http://127.0.0.1") -> None:
+        self.base_url = base_url
+        self._lock = threading.Lock()
+        self.reset(settings)
+
+    def reset(self, settings: SandboxSettings) -> None:
+        with self._lock:
+            self.settings = settings
+            self.tokens = TokenIssuer()
+            self.datasets: dict[tuple[int, str], Dataset] = {}
+            for org in settings.organizations:
+                for kind, count in (("contacts", settings.contacts), ("tasks", settings.tasks)):
+                    self.datasets[org, kind] = Dataset(kind, settings.seed, org, count)
+            self.api_requests = 0
+            self.quota_used: collections.Counter[int] = collections.Counter()
+            self.window: dict[str, collections.deque[float]] = {}
+            self.stats: collections.Counter[str] = collections.Counter()
+            self.pages_served: collections.Counter[tuple[int, str]] = collections.Counter()
+
+    # -- limits ---------------------------------------------------------------
+
+    def _throttle(self, client_id: str) -> Reply | None:
+        """The documented 60-a-minute throttle, as a sliding window per client."""
+        limit, window = self.settings.rate_limit, self.settings.rate_window
+        if not limit:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            stamps = self.window.setdefault(client_id, collections.deque())
+            while stamps and stamps[0] <= now - window:
+                stamps.popleft()
+            if len(stamps) < limit:
+                stamps.append(now)
+                return None
+            wait = max(1, math.ceil(stamps[0] + window - now))
+            self.stats["throttled"] += 1
+        return self.throttle_reply(wait)
+
+    def throttle_reply(self, wait: int) -> Reply:
+        body = {
+            "status": False,
+            "message": "Too Many Requests",
+            "max_attempts": self.settings.rate_limit or 60,
+            "remaining": 0,
+            "retry_after": f"{wait} seconds",
+        }
+        where = self.settings.retry_after_in
+        if where == "header":
+            body.pop("retry_after")
+        headers = {"Retry-After": str(wait)} if where in ("header", "both") else {}
+        return json_reply(429, body, headers=headers)
+
+    def quota_reply(self, org: int) -> Reply:
+        self.stats["quota_rejected"] += 1
+        limit = self.settings.quota_for(org) or self.settings.quota_cutoff_after or 0
+        return json_reply(
+            429, {"message": "Quota exceeded", "API daily request limit exceeded.\n": limit}
+        )
+
+    def _over_quota(self, org: int) -> bool:
+        cutoff = self.settings.quota_cutoff_after
+        if cutoff is not None and self.api_requests > cutoff:
+            return True
+        limit = self.settings.quota_for(org)
+        return limit is not None and self.quota_used[org] >= limit
+
+    # -- routes ---------------------------------------------------------------
+
+    def handle(
+        self, method: str, path: str, query: str, headers: t.Mapping[str, str], body: bytes
+    ) -> Reply:
+        try:
+            if path == "/oauth/token" and method == "POST":
+                return self._token(body)
+            if path.startswith("/_sandbox/"):
+                return self._admin(method, path, query, body)
+            if path.startswith("/api/"):
+                return self._api(method, path, query, headers)
+            return json_reply(404, {"message": "Not Found"})
+        except OAuthError as exc:
+            return json_reply(exc.status, exc.body)
+
+    def _token(self, body: bytes) -> Reply:
+        self.stats["token_requests"] += 1
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        if throttled := self._throttle(form.get("client_id", "")):
+            return throttled
+        return json_reply(200, self.tokens.issue(form, self.settings))
+
+    def _api(self, method: str, path: str, query: str, headers: t.Mapping[str, str]) -> Reply:
+        with self._lock:
+            self.api_requests += 1
+            index = self.api_requests
+        self.stats["api_requests"] += 1
+        fault = self.settings.fault_at(index)
+        delay = 0.0
+        if fault:
+            self.stats[f"fault_{fault.kind}"] += 1
+            if fault.kind == "revoke":
+                self.tokens.revoke_all()
+            elif fault.kind == "expire":
+                self.tokens.expire(headers.get("authorization"))
+            elif fault.kind == "slow":
+                delay = fault.seconds
+            elif fault.kind == "throttle":
+                self.stats["throttled"] += 1
+                return self.throttle_reply(2)
+            else:
+                return self._broken(fault.kind)
+        token = self.tokens.check(headers.get("authorization"))
+        if throttled := self._throttle(token.client_id):
+            return throttled
+        if self._over_quota(token.organization_id):
+            return self.quota_reply(token.organization_id)
+        self.quota_used[token.organization_id] += 1
+        params = {k: v[0] for k, v in parse_qs(query).items()}
+        if method != "GET":
+            return json_reply(405, {"message": "Method Not Allowed"})
+        if path == "/api/v1/organizations":
+            reply = self._organizations(params)
+        elif match := ENTITY_PATH.match(path):
+            reply = self._entities(token, match["org"], match["kind"], path, params)
+        else:
+            reply = json_reply(404, {"message": "Not Found"})
+        reply.delay = delay
+        return reply
+
+    def _broken(self, kind: str) -> Reply:
+        if kind == "html502":
+            page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+            return Reply(502, page, content_type="text/html")
+        if kind == "truncated":
+            return Reply(200, b'{"current_page": 1, "data": [{"id": 1, "name": "Tr')
+        if kind == "reset":
+            return Reply(0, b"", action="reset")
+        if kind == "quota":
+            return self.quota_reply(0)
+        status = int(kind) if kind.isdigit() else 500
+        return json_reply(status, {"message": "Server Error"})
+
+    def _organizations(self, params: dict[str, str]) -> Reply:
+        rows = [
+            {"id": org, "name": name, "plan": "sandbox", "encrypted_id": f"enc_{org * 7919:x}"}
+            for org, name in sorted(self.settings.organizations.items())
+        ]
+        return self._paginate(rows, len(rows), "/api/v1/organizations", params, serialize=False)
+
+    def _entities(
+        self, token: IssuedToken, org_ref: str, kind: str, path: str, params: dict[str, str]
+    ) -> Reply:
+        org = resolve_organization(org_ref, self.settings)
+        if org is None:
+            return json_reply(404, {"message": f"Organization {org_ref} not found."})
+        if org != token.organization_id:
+            message = "This token is not authorized for this organization."
+            return json_reply(403, {"message": message})
+        scope = REQUIRED_SCOPE[kind]
+        if scope not in token.scopes:
+            return json_reply(403, {"message": "Missing required scopes", "required": [scope]})
+        dataset = self.datasets[org, kind]
+        page, per_page = self._page_params(params)
+        if page > 1 and self.settings.drift:
+            dataset.mutate(**self.settings.drift)
+        rows, total = dataset.page((page - 1) * per_page, per_page)
+        self.pages_served[org, kind] += 1
+        return self._paginate(rows, total, path, params, preloaded=(page, per_page))
+
+    def _page_params(self, params: dict[str, str]) -> tuple[int, int]:
+        page = 1 if self.settings.repeat_first_page else max(1, int(params.get("page") or 1))
+        per_page = LARAVEL_DEFAULT_PAGE
+        if not self.settings.ignore_per_page and params.get("per_page"):
+            per_page = min(max(1, int(params["per_page"])), self.settings.max_per_page)
+        return page, per_page
+
+    def _paginate(
+        self,
+        rows: list[dict[str, t.Any]],
+        total: int,
+        path: str,
+        params: dict[str, str],
+        *,
+        serialize: bool = True,
+        preloaded: tuple[int, int] | None = None,
+    ) -> Reply:
+        """A Laravel LengthAwarePaginator body, with the switched-on variations."""
+        page, per_page = preloaded or self._page_params(params)
+        if preloaded is None:
+            rows = rows[(page - 1) * per_page : page * per_page]
+        if serialize:
+            rows = [self._serialize(row) for row in rows]
+        last_page = max(1, math.ceil(total / per_page))
+        url = f"{self.base_url}{path}"
+        first = (page - 1) * per_page + 1
+        body: dict[str, t.Any] = {
+            "current_page": page,
+            "data": rows,
+            "first_page_url": f"{url}?page=1",
+            "from": first if rows else None,
+            "last_page": last_page,
+            "last_page_url": f"{url}?page={last_page}",
+            "next_page_url": f"{url}?page={page + 1}" if page < last_page else None,
+            "path": url,
+            "per_page": per_page,
+            "prev_page_url": f"{url}?page={page - 1}" if page > 1 else None,
+            "to": first + len(rows) - 1 if rows else None,
+            "total": total,
+        }
+        if self.settings.omit_next_page_url or self.settings.omit_last_page:
+            del body["next_page_url"]
+        if self.settings.omit_last_page:
+            del body["last_page"], body["last_page_url"], body["total"]
+        if self.settings.envelope:
+            body = {"status": True, "data": body}
+        return json_reply(200, body)
+
+    def _serialize(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
+        style = self.settings.timestamp_style
+        for field in TIMESTAMP_FIELDS:
+            value = row.get(field)
+            if isinstance(value, dt.datetime):
+                row[field] = format_timestamp(value, style, row["id"])
+        if self.settings.extra_fields:
+            row["custom_fields"] = {"source": "sandbox", "score": row["id"] % 10}
+            row["legacy_ref"] = f"LEG-{row['id']:06d}"
+        return row
+
+    # -- admin (not part of Mokapen; never counted against limits) -------------
+
+    def _admin(self, method: str, path: str, query: str, body: bytes) -> Reply:
+        payload = json.loads(body or b"{}") if method == "POST" else {}
+        params = {k: v[0] for k, v in parse_qs(query).items()}
+        if path == "/_sandbox/reset" and method == "POST":
+            self.reset(SandboxSettings.from_dict(payload))
+            return json_reply(200, {"ok": True})
+        if path == "/_sandbox/stats":
+            return json_reply(
+                200,
+                {
+                    **self.stats,
+                    "tokens_issued": self.tokens.issued,
+                    "quota_used": {str(k): v for k, v in self.quota_used.items()},
+                    "pages_served": {f"{o}/{k}": n for (o, k), n in self.pages_served.items()},
+                },
+            )
+        if path == "/_sandbox/records":
+            org = int(params.get("org") or next(iter(self.settings.organizations)))
+            rows = self.datasets[org, params.get("stream", "contacts")].all_records()
+            return json_reply(
+                200,
+                [
+                    {
+                        **row,
+                        **{
+                            f: row[f].isoformat()
+                            for f in TIMESTAMP_FIELDS
+                            if isinstance(row.get(f), dt.datetime)
+                        },
+                    }
+                    for row in rows
+                ],
+            )
+        if path == "/_sandbox/mutate" and method == "POST":
+            dataset = self.datasets[int(payload.pop("org")), payload.pop("stream")]
+            return json_reply(200, dataset.mutate(**payload))
+        if path == "/_sandbox/revoke" and method == "POST":
+            self.tokens.revoke_all()
+            return json_reply(200, {"ok": True})
+        if path == "/_sandbox/refresh-token" and method == "POST":
+            org = int(payload.get("org", next(iter(self.settings.organizations))))
+            scopes = payload.get("scopes", self.settings.enabled_scopes)
+            return json_reply(200, {"refresh_token": self.tokens.grant_refresh_token(org, scopes)})
+        return json_reply(404, {"message": "Unknown sandbox admin call"})

@@ -1,0 +1,141 @@
+"""The sandbox token endpoint: client_credentials and refresh_token grants, as documented."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import threading
+import time
+import typing as t
+
+from mokapen_sandbox.settings import SandboxSettings
+
+
+@dataclasses.dataclass
+class IssuedToken:
+    organization_id: int
+    scopes: frozenset[str]
+    client_id: str
+    expires_at: float
+    revoked: bool = False
+
+
+class OAuthError(Exception):
+    """An OAuth error answer: status plus RFC 6749 ``error`` and Mokapen's ``message``."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": error, "error_description": message, "message": message}
+
+
+class TokenIssuer:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.access_tokens: dict[str, IssuedToken] = {}
+        # refresh token -> (organization, scopes); a rotated one is removed.
+        self.refresh_tokens: dict[str, tuple[int, frozenset[str]]] = {}
+        self.issued = 0
+
+    def grant_refresh_token(self, organization_id: int, scopes: t.Iterable[str]) -> str:
+        """What the browser consent at /oauth/authorize would hand a public app."""
+        token = "rt_" + secrets.token_urlsafe(24)
+        with self._lock:
+            self.refresh_tokens[token] = (organization_id, frozenset(scopes))
+        return token
+
+    def issue(self, form: dict[str, str], settings: SandboxSettings) -> dict[str, t.Any]:
+        if form.get("client_id") != settings.client_id or not secrets.compare_digest(
+            form.get("client_secret", ""), settings.client_secret
+        ):
+            raise OAuthError(401, "invalid_client", "Client authentication failed.")
+        grant = form.get("grant_type")
+        refresh_token = None
+        if grant == "client_credentials":
+            org = self._organization(form.get("organization_id"), settings)
+            requested = set(form.get("scope", "").split())
+            not_enabled = sorted(requested - set(settings.enabled_scopes))
+            if not_enabled:
+                raise OAuthError(
+                    400,
+                    "invalid_scope",
+                    f"The requested scope is invalid: {' '.join(not_enabled)} is not enabled "
+                    "for this app.",
+                )
+            scopes = frozenset(requested)
+        elif grant == "refresh_token":
+            with self._lock:
+                held = self.refresh_tokens.get(form.get("refresh_token", ""))
+                if held is None:
+                    raise OAuthError(400, "invalid_grant", "The refresh token is invalid.")
+                org, scopes = held
+                if settings.rotate_refresh_tokens:
+                    del self.refresh_tokens[form["refresh_token"]]
+                    refresh_token = "rt_" + secrets.token_urlsafe(24)
+                    self.refresh_tokens[refresh_token] = held
+                else:
+                    refresh_token = form["refresh_token"]
+        else:
+            raise OAuthError(
+                400, "unsupported_grant_type", f"The grant type {grant!r} is not supported."
+            )
+        access_token = "at_" + secrets.token_urlsafe(32)
+        with self._lock:
+            self.issued += 1
+            self.access_tokens[access_token] = IssuedToken(
+                org, scopes, settings.client_id, time.time() + settings.token_ttl
+            )
+        body: dict[str, t.Any] = {
+            "token_type": "Bearer",
+            "expires_in": settings.token_ttl,
+            "access_token": access_token,
+            "organization_id": org,
+            "organization_name": settings.organizations[org],
+        }
+        if refresh_token:
+            body["refresh_token"] = refresh_token
+        return body
+
+    @staticmethod
+    def _organization(value: str | None, settings: SandboxSettings) -> int:
+        if not value:
+            raise OAuthError(400, "invalid_request", "The organization_id field is required.")
+        org = resolve_organization(value, settings)
+        if org is None:
+            raise OAuthError(
+                400, "invalid_request", f"The app is not installed in organization {value}."
+            )
+        return org
+
+    def check(self, authorization: str | None) -> IssuedToken:
+        """The token behind an Authorization header, or the documented 401."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise OAuthError(401, "unauthenticated", "Unauthenticated: No Token Provided")
+        with self._lock:
+            token = self.access_tokens.get(authorization[7:])
+        if token is None or token.revoked or token.expires_at <= time.time():
+            raise OAuthError(401, "unauthenticated", "Invalid Token")
+        return token
+
+    def revoke_all(self) -> None:
+        with self._lock:
+            for token in self.access_tokens.values():
+                token.revoked = True
+
+    def expire(self, authorization: str | None) -> None:
+        with self._lock:
+            token = self.access_tokens.get((authorization or "")[7:])
+            if token:
+                token.expires_at = 0
+
+
+def encrypted_id(org: int) -> str:
+    """The opaque identifier string some integrations use in place of the numeric id."""
+    return f"enc_{org * 7919:x}"
+
+
+def resolve_organization(value: str, settings: SandboxSettings) -> int | None:
+    for org in settings.organizations:
+        if value in (str(org), encrypted_id(org)):
+            return org
+    return None

@@ -1,0 +1,114 @@
+"""HTTP plumbing for the sandbox: a threaded stdlib server tuned not to be the bottleneck.
+
+Two details keep a keep-alive client from stalling ~40 ms a response (Nagle's algorithm
+meeting delayed ACKs): TCP_NODELAY on every connection, and the status line, headers
+and body sent in one write.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from mokapen_sandbox.app import Reply, Sandbox
+from mokapen_sandbox.settings import SandboxSettings
+
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        reply = self.server.sandbox.handle(self.command, parts.path, parts.query, headers, body)
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.action == "reset":
+            # An abortive close (RST), as a crashed proxy would do.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            self.close_connection = True
+            return
+        self._send(reply)
+
+    def _send(self, reply: Reply) -> None:
+        lines = [
+            f"HTTP/1.1 {reply.status} {REASONS.get(reply.status, 'Unknown')}",
+            f"Content-Type: {reply.content_type}; charset=utf-8",
+            f"Content-Length: {len(reply.body)}",
+            *(f"{k}: {v}" for k, v in reply.headers.items()),
+        ]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + reply.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
+
+    def log_message(self, format: str, *args: object) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox, *, verbose: bool) -> None:
+        super().__init__(address, _Handler)
+        self.sandbox = sandbox
+        self.verbose = verbose
+
+
+class SandboxServer:
+    """A running sandbox on loopback; usable as a context manager in tests."""
+
+    def __init__(
+        self,
+        settings: SandboxSettings | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.sandbox = Sandbox(settings or SandboxSettings())
+        self._server = _Server((host, port), self.sandbox, verbose=verbose)
+        self.host, self.port = self._server.server_address[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        self.sandbox.base_url = self.url
+        self._thread: threading.Thread | None = None
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""tap-mokapen: a Singer tap for the Mokapen CRM API."""

@@ -1,0 +1,252 @@
+"""The base stream for Mokapen's REST API: URLs, paging, error handling and retries."""
+
+from __future__ import annotations
+
+import collections
+import time
+import typing as t
+from functools import cached_property
+from urllib.parse import urlsplit
+
+import backoff
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.streams import RESTStream
+
+from tap_mokapen import retry
+from tap_mokapen.errors import (
+    APIError,
+    AuthenticationError,
+    ConfigError,
+    QuotaExhausted,
+    ReauthenticationNeeded,
+)
+from tap_mokapen.pagination import LaravelPaginator, paginator_body
+from tap_mokapen.timestamps import to_rfc3339
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_mokapen.auth import MokapenAuthenticator
+    from tap_mokapen.tap import TapMokapen
+
+#: Faults worth retrying: what the SDK retries, plus bodies cut short in transit.
+RETRIABLE_ERRORS = (
+    ConnectionResetError,
+    RetriableAPIError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+REQUEST_TIMEOUT_SECONDS = 120
+
+
+class MokapenStream(RESTStream[int]):
+    """A paged Mokapen list endpoint."""
+
+    #: Fields holding timestamps, normalized to RFC 3339 UTC on every record.
+    timestamp_fields: t.ClassVar[tuple[str, ...]] = ("created_at", "updated_at")
+    # Paging by page number is not a snapshot and the order is undocumented:
+    # the bookmark may only advance once the whole stream has been read.
+    is_sorted = False
+
+    def __init__(self, tap: TapMokapen) -> None:
+        super().__init__(tap=tap)
+        self.mokapen_tap = tap
+        self.stats: collections.Counter[str] = collections.Counter()
+        self._requests_session.headers["Accept"] = "application/json"
+
+    # -- URLs and requests ------------------------------------------------------
+
+    @property
+    def url_base(self) -> str:
+        return f"{self.mokapen_tap.base_url}/api/v1"
+
+    @property
+    def authenticator(self) -> MokapenAuthenticator:
+        return self.mokapen_tap.authenticator
+
+    @cached_property
+    def user_agent(self) -> str:
+        return self.mokapen_tap.user_agent
+
+    @property
+    def timeout(self) -> int:
+        return REQUEST_TIMEOUT_SECONDS
+
+    def get_new_paginator(self) -> LaravelPaginator:
+        return LaravelPaginator()
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
+        return {"page": next_page_token or 1, "per_page": self.config["page_size"]}
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        yield from paginator_body(response)["data"]
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        for field in self.timestamp_fields:
+            if field in row:
+                row[field] = to_rfc3339(row[field])
+        return row
+
+    # -- errors and retries ------------------------------------------------------
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Sort every answer into: fine, retry, re-authenticate, pause, or fail clearly."""
+        status = response.status_code
+        if status == 429:
+            self.stats["http_429"] += 1
+            if retry.is_quota_exhausted(response):
+                org = self.mokapen_tap.organization_id
+                msg = f"Mokapen's daily request quota for organization {org} is spent"
+                raise QuotaExhausted(msg)
+            raise RetriableAPIError(self.response_error_message(response), response)
+        if status == 401:
+            raise ReauthenticationNeeded(self.response_error_message(response))
+        if status >= 500:
+            raise RetriableAPIError(self.response_error_message(response), response)
+        if status == 403:
+            raise ConfigError(self._forbidden_message(response))
+        if status >= 400:
+            raise FatalAPIError(self.response_error_message(response))
+        if retry.json_body(response) is None:
+            # A 200 whose body is cut short or is not JSON: a transport fault, retry.
+            msg = f"{status} from GET {urlsplit(response.url).path}: {retry.api_message(response)}"
+            raise RetriableAPIError(msg, response)
+
+    def response_error_message(self, response: requests.Response) -> str:
+        # The path only: query strings and headers stay out of logs and errors.
+        path = urlsplit(response.url).path
+        return f"{response.status_code} from GET {path}: {retry.api_message(response)}"
+
+    def _forbidden_message(self, response: requests.Response) -> str:
+        body = retry.json_body(response)
+        message = retry.api_message(response)
+        prefix = self.response_error_message(response)
+        org = self.mokapen_tap.organization_id
+        if "organization" in message.lower():
+            return (
+                f"{prefix}. The token is bound to another organization than "
+                f"{org}: check the organization_id setting."
+            )
+        if "scope" in message.lower():
+            required = body.get("required") if isinstance(body, dict) else None
+            needed = " ".join(required) if isinstance(required, list) else "the stream's scope"
+            return (
+                f"{prefix}. Add {needed} to the scope setting (and enable it for the app), "
+                f"or deselect the '{self.name}' stream."
+            )
+        return prefix
+
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        """Pace every attempt, retry faults within max_wait_seconds, re-authenticate once."""
+
+        def paced(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
+            with self.mokapen_tap.pacer.slot():
+                self.stats["requests"] += 1
+                return func(prepared_request, context)
+
+        with_retries = backoff.on_exception(
+            self.backoff_wait_generator,
+            RETRIABLE_ERRORS,
+            max_tries=None,
+            max_time=self.mokapen_tap.max_wait_seconds,
+            on_backoff=self.backoff_handler,
+            jitter=self.backoff_jitter,
+            logger=None,
+        )(paced)
+
+        def send(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
+            try:
+                try:
+                    return with_retries(prepared_request, context)
+                except ReauthenticationNeeded:
+                    self.log("401 from the API: requesting a fresh token and retrying once")
+                    self.authenticator.invalidate()
+                    return with_retries(prepared_request, context)
+            except ReauthenticationNeeded as exc:
+                msg = (
+                    f"{exc}. A fresh token was refused too: the app's access to "
+                    f"organization {self.mokapen_tap.organization_id} was revoked or "
+                    "its credentials changed."
+                )
+                raise AuthenticationError(msg) from None
+            except RetriableAPIError as exc:
+                msg = (
+                    f"{exc} (still failing after retrying for "
+                    f"max_wait_seconds={self.mokapen_tap.max_wait_seconds:g})"
+                )
+                raise APIError(msg) from None
+            except RETRIABLE_ERRORS as exc:
+                path = urlsplit(prepared_request.url or "").path
+                msg = (
+                    f"GET {path} failed: {type(exc).__name__} (still failing after "
+                    f"retrying for max_wait_seconds={self.mokapen_tap.max_wait_seconds:g})"
+                )
+                raise APIError(msg) from None
+
+        return send
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        """Wait as long as Mokapen asks (``retry_after``), else back off exponentially."""
+        attempt = 0
+        started = time.monotonic()
+        exception = yield  # type: ignore[misc]
+        while True:
+            attempt += 1
+            response = getattr(exception, "response", None)
+            asked = retry.retry_after_seconds(response) if response is not None else None
+            wait = asked if asked is not None else retry.backoff_seconds(attempt)
+            remaining = self.mokapen_tap.max_wait_seconds - (time.monotonic() - started)
+            if asked is not None and asked > remaining:
+                msg = (
+                    f"{exception} - Mokapen asks to wait {asked:g} s, more than the "
+                    f"{max(remaining, 0):.0f} s left of max_wait_seconds"
+                )
+                raise APIError(msg)
+            exception = yield wait
+
+    def backoff_handler(self, details: t.Any) -> None:
+        exception = details.get("exception")
+        self.stats["retries"] += 1
+        self.log(
+            "Retrying in %.1f s (attempt %d): %s",
+            details.get("wait", 0),
+            details.get("tries", 0),
+            exception or "no answer",
+        )
+
+
+class OrganizationScopedStream(MokapenStream):
+    """An endpoint under ``/api/v1/{org_id}/``, replicated incrementally on ``updated_at``.
+
+    Each organization is its own state partition. Mokapen has no documented filter
+    on ``updated_at``, so every page is read and records older than the bookmark are
+    dropped here.
+    """
+
+    def __init__(self, tap: TapMokapen) -> None:
+        super().__init__(tap)
+        self._bookmarks: dict[t.Any, str | None] = {}
+
+    @property
+    def partitions(self) -> list[dict]:
+        return [{"organization_id": self.mokapen_tap.organization_id}]
+
+    def _bookmark(self, context: Context | None) -> str | None:
+        key = None if context is None else context.get("organization_id")
+        if key not in self._bookmarks:
+            start = self.get_starting_timestamp(context)
+            self._bookmarks[key] = to_rfc3339(start) if start else None
+        return self._bookmarks[key]
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        row = super().post_process(row, context)
+        bookmark = self._bookmark(context)
+        value = row.get(self.replication_key) if self.replication_key else None
+        # Canonical timestamps compare correctly as text; a null one is never dropped.
+        if bookmark and value is not None and value < bookmark:
+            self.stats["older_than_bookmark"] += 1
+            return None
+        return row

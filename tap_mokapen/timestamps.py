@@ -1,0 +1,34 @@
+"""Mokapen timestamps to RFC 3339 UTC, in one fixed shape so they also compare as text."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+
+#: Every timestamp the tap emits looks like this: 2025-03-01T10:15:00.000000Z.
+CANONICAL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_CANONICAL_LENGTH = 27
+_PLAIN_LENGTH = 19
+
+
+def to_rfc3339(value: str | dt.datetime | None) -> str | None:
+    """Normalize a timestamp; a zone-less one is UTC (shared/mokapen-api.md section 6).
+
+    The two documented shapes are handled by slicing, since this runs for every
+    timestamp of every record; anything else goes through pendulum's parser.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        if len(value) == _CANONICAL_LENGTH and value[10] == "T" and value[-1] == "Z":
+            return value
+        if len(value) == _PLAIN_LENGTH and value[10] in " T" and value[4] == "-":
+            return f"{value[:10]}T{value[11:]}.000000Z"
+        moment = pendulum.parse(value, tz="UTC", strict=False)
+        if not isinstance(moment, dt.datetime):
+            msg = f"not a timestamp: {value!r}"
+            raise ValueError(msg)
+    else:
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime(CANONICAL_FORMAT)
