@@ -72,6 +72,11 @@ class MokapenAuthenticator(OAuthAuthenticator):
         expires_at = self.last_refreshed + dt.timedelta(seconds=self.expires_in)
         return dt.datetime.now(dt.UTC) < expires_at - margin
 
+    def ensure_token(self) -> None:
+        """Get a token now if needed, so it never has to be fetched inside another request."""
+        if not self.is_token_valid():
+            self.update_access_token()
+
     def invalidate(self) -> None:
         """Forget the token (after a 401) so the next request fetches a fresh one."""
         self.access_token = None

@@ -79,7 +79,7 @@ class MokapenStream(RESTStream[int]):
         return LaravelPaginator()
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
-        return {"page": next_page_token or 1, "per_page": self.config["page_size"]}
+        return {"page": next_page_token or 1, "per_page": self.mokapen_tap.settings.page_size}
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         yield from paginator_body(response)["data"]
@@ -143,6 +143,8 @@ class MokapenStream(RESTStream[int]):
         """Pace every attempt, retry faults within max_wait_seconds, re-authenticate once."""
 
         def paced(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
+            # The token request takes a slot of its own: fetch it before taking ours.
+            self.authenticator.ensure_token()
             with self.mokapen_tap.pacer.slot():
                 self.stats["requests"] += 1
                 return func(prepared_request, context)

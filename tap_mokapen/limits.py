@@ -64,8 +64,8 @@ class RequestPacer:
         self.limiter = limiter
         self.max_requests = max_requests
         self.requests = 0
-        # One thread per run today; the lock keeps the count honest if that changes.
-        self._lock = threading.Lock()
+        # Re-entrant: a nested request (a token fetched mid-request) must not deadlock.
+        self._lock = threading.RLock()
 
     @property
     def remaining(self) -> int | None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typing as t
 
+from singer_sdk import StreamSchema
+
 from tap_mokapen.client import MokapenStream, OrganizationScopedStream
-from tap_mokapen.schemas import schema_path
+from tap_mokapen.schemas import SCHEMAS
 
 
 class ContactsStream(OrganizationScopedStream):
@@ -13,7 +15,7 @@ class ContactsStream(OrganizationScopedStream):
     path = "/{organization_id}/contacts"
     primary_keys = ("id",)
     replication_key = "updated_at"
-    schema_filepath = schema_path("contacts")
+    schema = StreamSchema(SCHEMAS)
 
 
 class TasksStream(OrganizationScopedStream):
@@ -21,7 +23,7 @@ class TasksStream(OrganizationScopedStream):
     path = "/{organization_id}/tasks"
     primary_keys = ("id",)
     replication_key = "updated_at"
-    schema_filepath = schema_path("tasks")
+    schema = StreamSchema(SCHEMAS)
     timestamp_fields: t.ClassVar[tuple[str, ...]] = ("created_at", "updated_at", "completed_at")
 
 
@@ -32,7 +34,7 @@ class OrganizationsStream(MokapenStream):
     path = "/organizations"
     primary_keys = ("id",)
     replication_key = None
-    schema_filepath = schema_path("organizations")
+    schema = StreamSchema(SCHEMAS)
     timestamp_fields: t.ClassVar[tuple[str, ...]] = ()
 
 

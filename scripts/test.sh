@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (sets up .venv first). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,3 @@
+from tap_mokapen.tap import TapMokapen
+
+TapMokapen.cli()

@@ -1,0 +1,159 @@
+"""Shared test helpers: drive the sandbox over HTTP and run the tap through its real CLI."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+from pathlib import Path
+
+import jsonschema
+import requests
+
+from mokapen_sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
+
+TAP = [sys.executable, "-m", "tap_mokapen"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# Chosen at import time: the SDK's standard test class needs the URL when it is built.
+SANDBOX_PORT = int(os.environ.get("MOKAPEN_TEST_SANDBOX_PORT") or free_port())
+SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
+
+
+class Sandbox:
+    """A ``mokapen-sandbox`` process on loopback, with its admin calls."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mokapen_sandbox", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{self.url}/_sandbox/stats", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        msg = "the sandbox did not start"
+        raise RuntimeError(msg)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+    def reset(self, **settings: t.Any) -> None:
+        requests.post(f"{self.url}/_sandbox/reset", json=settings, timeout=10).raise_for_status()
+
+    def stats(self) -> dict[str, t.Any]:
+        return requests.get(f"{self.url}/_sandbox/stats", timeout=10).json()
+
+    def records(self, stream: str = "contacts", org: int = DEMO_ORGANIZATION_ID) -> list[dict]:
+        params = {"stream": stream, "org": org}
+        return requests.get(f"{self.url}/_sandbox/records", params=params, timeout=60).json()
+
+    def mutate(
+        self, stream: str = "contacts", org: int = DEMO_ORGANIZATION_ID, **changes: int
+    ) -> dict[str, list[int]]:
+        payload = {"stream": stream, "org": org, **changes}
+        return requests.post(f"{self.url}/_sandbox/mutate", json=payload, timeout=10).json()
+
+    def config(self, **overrides: t.Any) -> dict[str, t.Any]:
+        return {
+            "client_id": DEMO_CLIENT_ID,
+            "client_secret": DEMO_CLIENT_SECRET,
+            "organization_id": DEMO_ORGANIZATION_ID,
+            "base_url": self.url,
+            # The throttle is off in the sandbox unless a test turns it on.
+            "requests_per_minute": 100_000,
+            **overrides,
+        }
+
+
+@dataclasses.dataclass
+class TapRun:
+    returncode: int
+    messages: list[dict[str, t.Any]]
+    stderr: str
+    stdout: str
+
+    def records(self, stream: str) -> list[dict[str, t.Any]]:
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+
+    def ids(self, stream: str) -> collections.Counter:
+        return collections.Counter(r["id"] for r in self.records(stream))
+
+    @property
+    def states(self) -> list[dict[str, t.Any]]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict[str, t.Any]:
+        return self.states[-1]
+
+    def schemas(self) -> dict[str, dict]:
+        return {m["stream"]: m["schema"] for m in self.messages if m["type"] == "SCHEMA"}
+
+    def assert_records_match_schemas(self) -> None:
+        schemas = self.schemas()
+        validators = {
+            name: jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+            for name, schema in schemas.items()
+        }
+        for message in self.messages:
+            if message["type"] == "RECORD":
+                validators[message["stream"]].validate(message["record"])
+
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if "ERROR" in line]
+
+
+def run_tap(
+    config: dict[str, t.Any],
+    *,
+    state: dict | None = None,
+    catalog: dict | None = None,
+    args: t.Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> TapRun:
+    """Run ``tap-mokapen`` as a user would, with files for config, state and catalog."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [*TAP]
+        for name, content in (("config", config), ("state", state), ("catalog", catalog)):
+            if content is not None:
+                path = Path(folder) / f"{name}.json"
+                path.write_text(json.dumps(content))
+                command += [f"--{name}", str(path)]
+        completed = subprocess.run(
+            [*command, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            check=False,
+        )
+    messages = []
+    for line in completed.stdout.splitlines():
+        if line.startswith('{"type"'):
+            messages.append(json.loads(line))
+    return TapRun(completed.returncode, messages, completed.stderr, completed.stdout)

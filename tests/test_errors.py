@@ -1,0 +1,125 @@
+"""Bad settings, refused credentials and API errors: one clear line, never a secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from mokapen_sandbox import DEMO_CLIENT_SECRET
+from tap_mokapen.errors import AuthenticationError
+from tap_mokapen.tap import TapMokapen
+from tests.helpers import run_tap
+
+
+def assert_no_secret(run, *secrets):
+    for secret in (DEMO_CLIENT_SECRET, *secrets):
+        assert secret not in run.stderr and secret not in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"client_id": None}, "client_id is required"),
+        ({"client_secret": ""}, "client_secret is required"),
+        ({"organization_id": "not an id!"}, "organization_id must be an integer or an identifier"),
+        ({"organization_id": -3}, "organization_id must be a positive integer"),
+        ({"page_size": -5}, "page_size must be a positive integer (got -5)"),
+        ({"base_url": "http://mokapen.example.com"}, "base_url must use https unless"),
+        ({"base_url": "ftp://x"}, "base_url must be an http(s) URL"),
+        ({"start_date": "last tuesday"}, "start_date must be an ISO 8601 date-time"),
+        ({"max_requests_per_run": 0}, "max_requests_per_run must be a positive integer"),
+    ],
+)
+def test_bad_setting_is_rejected_before_any_request(sandbox, overrides, expected):
+    config = {k: v for k, v in sandbox.config(**overrides).items() if v is not None}
+    run = run_tap(config)
+
+    assert run.returncode == 1
+    assert expected in run.stderr
+    assert not run.messages
+    assert sandbox.stats().get("token_requests", 0) == 0
+    assert_no_secret(run)
+
+
+def test_every_problem_is_listed_in_one_line(sandbox):
+    config = sandbox.config(page_size=-1, start_date="nope", base_url="http://example.com")
+    del config["client_id"]
+    run = run_tap(config)
+
+    (line,) = [line for line in run.error_lines() if "Invalid tap-mokapen settings" in line]
+    for problem in ("client_id is required", "page_size", "start_date", "base_url"):
+        assert problem in line
+
+
+def test_numeric_string_and_encrypted_organization_ids_work(sandbox):
+    assert run_tap(sandbox.config(organization_id="849")).returncode == 0
+    encrypted = f"enc_{849 * 7919:x}"
+    run = run_tap(sandbox.config(organization_id=encrypted))
+    assert run.returncode == 0, run.stderr
+    assert len(run.records("contacts")) == 500
+
+
+def test_wrong_client_secret_is_a_clear_authentication_error(sandbox):
+    run = run_tap(sandbox.config(client_secret="wrong-secret-value"))
+    assert run.returncode == 1
+    assert "Check client_id and client_secret" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert_no_secret(run, "wrong-secret-value")
+
+
+def test_scope_not_enabled_for_the_app_names_the_scope_setting(sandbox):
+    run = run_tap(sandbox.config(scope="contacts.read admin.everything"))
+    assert run.returncode == 1
+    assert "admin.everything" in run.stderr and "scope setting" in run.stderr
+
+
+def test_missing_scope_names_the_scope_and_the_stream(sandbox):
+    run = run_tap(sandbox.config(scope="contacts.read"))
+    assert run.returncode == 1
+    line = next(line for line in run.error_lines() if "403" in line)
+    assert "/api/v1/849/tasks" in line and "tasks.read" in line and "scope setting" in line
+    # Contacts were synced before tasks failed, with their state.
+    assert len(run.records("contacts")) == 500
+
+
+def test_revoked_token_gets_one_fresh_token_and_the_run_completes(sandbox):
+    sandbox.reset(faults=[{"at": 3, "kind": "revoke"}])
+    run = run_tap(sandbox.config(page_size=100))
+
+    assert run.returncode == 0, run.stderr
+    assert len(set(run.ids("contacts"))) == 500 and len(run.records("tasks")) == 200
+    assert sandbox.stats()["tokens_issued"] == 2
+
+
+def test_expired_token_is_replaced(sandbox):
+    sandbox.reset(faults=[{"at": 2, "kind": "expire"}])
+    run = run_tap(sandbox.config(page_size=100))
+    assert run.returncode == 0, run.stderr
+    assert len(set(run.ids("contacts"))) == 500
+
+
+def test_a_second_401_ends_the_run_with_an_authentication_error(sandbox):
+    sandbox.reset(faults=[{"at": 2, "kind": "revoke", "times": 2}])
+    run = run_tap(sandbox.config(page_size=100))
+
+    assert run.returncode == 1
+    assert "A fresh token was refused too" in run.stderr
+    assert "401 from GET /api/v1/849/contacts: Invalid Token" in run.stderr
+    assert sandbox.stats()["tokens_issued"] == 2
+    # The page read before the 401 was emitted.
+    assert len(run.records("contacts")) == 100
+
+
+def test_each_tap_instance_has_its_own_token_and_credentials(sandbox):
+    good = TapMokapen(config=sandbox.config())
+    assert sum(1 for _ in good.streams["organizations"].get_records(None)) == 2
+    bad = TapMokapen(config=sandbox.config(client_secret="another-wrong-secret"))
+    assert bad.authenticator is not good.authenticator
+    with pytest.raises(AuthenticationError):
+        list(bad.streams["organizations"].get_records(None))
+    assert good.streams["contacts"].authenticator is good.streams["tasks"].authenticator
+
+
+def test_about_hides_the_secret_and_lists_settings():
+    run = run_tap({}, args=["--about", "--format=json"])
+    assert run.returncode == 0
+    assert '"client_secret"' in run.stdout and DEMO_CLIENT_SECRET not in run.stdout

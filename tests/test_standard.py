@@ -1,0 +1,21 @@
+"""The Meltano SDK's standard tap tests, over HTTP against the sandbox."""
+
+from __future__ import annotations
+
+from singer_sdk.testing import SuiteConfig, get_tap_test_class
+
+from mokapen_sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
+from tap_mokapen.tap import TapMokapen
+from tests.helpers import SANDBOX_URL
+
+TestTapMokapen = get_tap_test_class(
+    TapMokapen,
+    config={
+        "client_id": DEMO_CLIENT_ID,
+        "client_secret": DEMO_CLIENT_SECRET,
+        "organization_id": DEMO_ORGANIZATION_ID,
+        "base_url": SANDBOX_URL,
+        "requests_per_minute": 100_000,
+    },
+    suite_config=SuiteConfig(max_records_limit=1000),
+)

@@ -1,0 +1,92 @@
+"""Full and incremental syncs through the real CLI against the sandbox."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+from tests.helpers import run_tap
+
+
+def bookmark(state: dict, stream: str) -> str:
+    (partition,) = state["bookmarks"][stream]["partitions"]
+    return partition["replication_key_value"]
+
+
+def test_full_sync_emits_every_record_once_and_one_token(sandbox):
+    run = run_tap(sandbox.config())
+
+    assert run.returncode == 0, run.stderr
+    expected_contacts = {r["id"] for r in sandbox.records("contacts")}
+    expected_tasks = {r["id"] for r in sandbox.records("tasks")}
+    assert len(expected_contacts) == 500 and len(expected_tasks) == 200
+    assert run.ids("contacts") == collections.Counter(expected_contacts)
+    assert run.ids("tasks") == collections.Counter(expected_tasks)
+    assert {r["id"] for r in run.records("organizations")} == {849, 850}
+    run.assert_records_match_schemas()
+    # One token for the whole run, shared by all three streams.
+    assert sandbox.stats()["tokens_issued"] == 1
+    state = run.final_state
+    for stream in ("contacts", "tasks"):
+        newest = max(r["updated_at"] for r in run.records(stream))
+        assert bookmark(state, stream) == newest
+        assert "progress_markers" not in state["bookmarks"][stream]["partitions"][0]
+
+
+def test_records_carry_their_organization(sandbox):
+    run = run_tap(sandbox.config())
+    assert {r["organization_id"] for r in run.records("contacts")} == {849}
+
+
+def test_second_run_with_state_emits_only_records_at_the_bookmark(sandbox):
+    first = run_tap(sandbox.config())
+    second = run_tap(sandbox.config(), state=first.final_state)
+
+    assert second.returncode == 0, second.stderr
+    for stream in ("contacts", "tasks"):
+        mark = bookmark(first.final_state, stream)
+        emitted = second.records(stream)
+        assert all(r["updated_at"] == mark for r in emitted)
+        at_mark = [r for r in first.records(stream) if r["updated_at"] == mark]
+        assert len(emitted) == len(at_mark) >= 1
+    assert sandbox.stats()["tokens_issued"] == 2  # one per run
+
+
+def test_incremental_run_picks_up_changes(sandbox):
+    first = run_tap(sandbox.config())
+    changed = sandbox.mutate("contacts", update=7, insert=3)
+    second = run_tap(sandbox.config(), state=first.final_state)
+
+    emitted = set(second.ids("contacts"))
+    assert set(changed["updated"]) | set(changed["inserted"]) <= emitted
+    mark = bookmark(first.final_state, "contacts")
+    stale = {r["id"] for r in second.records("contacts") if r["updated_at"] <= mark}
+    assert emitted - stale == set(changed["updated"]) | set(changed["inserted"])
+    assert bookmark(second.final_state, "contacts") > mark
+
+
+def test_start_date_limits_the_first_run(sandbox):
+    start = "2025-06-01T00:00:00Z"
+    run = run_tap(sandbox.config(start_date=start))
+    expected = {r["id"] for r in sandbox.records("contacts") if r["updated_at"] >= "2025-06-01"}
+    assert set(run.ids("contacts")) == expected
+    assert 0 < len(expected) < 500
+
+
+def test_catalog_selection_syncs_only_selected_streams(sandbox):
+    catalog = json.loads(run_tap(sandbox.config(), args=["--discover"]).stdout)
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if not metadata["breadcrumb"]:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] == "tasks"
+    run = run_tap(sandbox.config(), catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert len(run.records("tasks")) == 200
+    assert not run.records("contacts")
+
+
+def test_discovery_makes_no_request(sandbox):
+    run = run_tap(sandbox.config(), args=["--discover"])
+    assert run.returncode == 0
+    stats = sandbox.stats()
+    assert stats.get("api_requests", 0) == 0 and stats.get("token_requests", 0) == 0
