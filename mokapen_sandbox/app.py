@@ -57,6 +57,7 @@ class Sandbox:
             self.window: dict[str, collections.deque[float]] = {}
             self.stats: collections.Counter[str] = collections.Counter()
             self.pages_served: collections.Counter[tuple[int, str]] = collections.Counter()
+            self.first_request_at = self.last_request_at = 0.0
 
     # -- limits ---------------------------------------------------------------
 
@@ -121,7 +122,16 @@ class Sandbox:
         except OAuthError as exc:
             return json_reply(exc.status, exc.body)
 
+    def _count_request(self) -> None:
+        """Stamp every Mokapen request (not admin calls), for measuring the tap's rate."""
+        now = time.time()
+        with self._lock:
+            self.stats["requests"] += 1
+            self.first_request_at = self.first_request_at or now
+            self.last_request_at = now
+
     def _token(self, body: bytes) -> Reply:
+        self._count_request()
         self.stats["token_requests"] += 1
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         if throttled := self._throttle(form.get("client_id", "")):
@@ -129,6 +139,7 @@ class Sandbox:
         return json_reply(200, self.tokens.issue(form, self.settings))
 
     def _api(self, method: str, path: str, query: str, headers: t.Mapping[str, str]) -> Reply:
+        self._count_request()
         with self._lock:
             self.api_requests += 1
             index = self.api_requests
@@ -180,6 +191,7 @@ class Sandbox:
         return json_reply(status, {"message": "Server Error"})
 
     def _organizations(self, params: dict[str, str]) -> Reply:
+        self.pages_served[0, "organizations"] += 1
         rows = [
             {"id": org, "name": name, "plan": "sandbox", "encrypted_id": f"enc_{org * 7919:x}"}
             for org, name in sorted(self.settings.organizations.items())
@@ -200,10 +212,14 @@ class Sandbox:
             return json_reply(403, {"message": "Missing required scopes", "required": [scope]})
         dataset = self.datasets[org, kind]
         page, per_page = self._page_params(params)
-        if page > 1 and self.settings.drift:
+        self.pages_served[org, kind] += 1
+        if (
+            page > 1
+            and self.settings.drift
+            and (self.pages_served[org, kind] % self.settings.drift_every == 0)
+        ):
             dataset.mutate(**self.settings.drift)
         rows, total = dataset.page((page - 1) * per_page, per_page)
-        self.pages_served[org, kind] += 1
         return self._paginate(rows, total, path, params, preloaded=(page, per_page))
 
     def _page_params(self, params: dict[str, str]) -> tuple[int, int]:
@@ -273,12 +289,28 @@ class Sandbox:
         if path == "/_sandbox/reset" and method == "POST":
             self.reset(SandboxSettings.from_dict(payload))
             return json_reply(200, {"ok": True})
+        if path == "/_sandbox/update" and method == "POST":
+            # Change switches, keeping the data, tokens and counters.
+            merged = {**dataclasses.asdict(self.settings), **payload}
+            self.settings = SandboxSettings.from_dict(merged)
+            return json_reply(200, {"ok": True})
+        if path == "/_sandbox/new-day" and method == "POST":
+            # A new UTC day: the daily quota and the cut-off counter start again.
+            with self._lock:
+                self.quota_used.clear()
+                self.api_requests = 0
+            return json_reply(200, {"ok": True})
+        if path == "/_sandbox/tokens":
+            # For tests that check no token ever reaches the tap's output.
+            return json_reply(200, sorted(self.tokens.access_tokens))
         if path == "/_sandbox/stats":
             return json_reply(
                 200,
                 {
                     **self.stats,
                     "tokens_issued": self.tokens.issued,
+                    "first_request_at": self.first_request_at,
+                    "last_request_at": self.last_request_at,
                     "quota_used": {str(k): v for k, v in self.quota_used.items()},
                     "pages_served": {f"{o}/{k}": n for (o, k), n in self.pages_served.items()},
                 },

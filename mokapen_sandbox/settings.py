@@ -73,8 +73,10 @@ class SandboxSettings:
 
     # Faults and drift.
     faults: list[Fault] = dataclasses.field(default_factory=list)
-    # Mutations applied to a dataset before every page request after its first page.
+    # Mutations applied to a dataset before every drift_every-th page request after
+    # its first page (1: before every page, the worst case).
     drift: dict[str, int] = dataclasses.field(default_factory=dict)
+    drift_every: int = 1
 
     @classmethod
     def from_dict(cls, values: dict[str, t.Any]) -> SandboxSettings:

@@ -13,13 +13,14 @@ import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 
-from tap_mokapen import retry
+from tap_mokapen import checkpoints, retry
 from tap_mokapen.errors import (
     APIError,
     AuthenticationError,
     ConfigError,
     QuotaExhausted,
     ReauthenticationNeeded,
+    RunPaused,
 )
 from tap_mokapen.pagination import LaravelPaginator, paginator_body
 from tap_mokapen.timestamps import to_rfc3339
@@ -56,6 +57,9 @@ class MokapenStream(RESTStream[int]):
         self.mokapen_tap = tap
         self.stats: collections.Counter[str] = collections.Counter()
         self._requests_session.headers["Accept"] = "application/json"
+        self._state: dict[str, t.Any] = {}
+        self._paginator: LaravelPaginator | None = None
+        self._resume: dict[str, t.Any] | None = None
 
     # -- URLs and requests ------------------------------------------------------
 
@@ -76,7 +80,84 @@ class MokapenStream(RESTStream[int]):
         return REQUEST_TIMEOUT_SECONDS
 
     def get_new_paginator(self) -> LaravelPaginator:
-        return LaravelPaginator()
+        resume = self._resume or {}
+        self._paginator = LaravelPaginator(
+            resume.get("next_page") or 1,
+            known_total=resume.get("total"),
+            known_per_page=resume.get("per_page"),
+            on_page=self._checkpoint,
+        )
+        return self._paginator
+
+    # -- checkpoints: a STATE after every page, a clean pause, a resume ---------
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        state = self.get_context_state(context)
+        cycle = self.mokapen_tap.cycle_started_at
+        if self.mokapen_tap.paused or checkpoints.completed_in_cycle(state, cycle):
+            self.log(
+                "Skipping '%s': %s",
+                self.name,
+                "the run is paused" if self.mokapen_tap.paused else "already synced in this cycle",
+            )
+            return
+        self._state = state
+        self._resume = checkpoints.start(state, self.replication_key)
+        if self._resume:
+            self.log("Resuming '%s' at page %d", self.name, self._resume["next_page"])
+        started = time.monotonic()
+        try:
+            for record in super().get_records(context):
+                self.stats["records"] += 1
+                yield record
+        except RunPaused as exc:
+            paginator = self._paginator
+            next_page = paginator.current_value if paginator else 1
+            checkpoints.pause(
+                state,
+                next_page=next_page,
+                cycle=cycle,
+                total=paginator.total if paginator else None,
+                per_page=paginator.per_page if paginator else None,
+            )
+            self.mokapen_tap.pause(exc, self, next_page)
+        else:
+            checkpoints.finish(state, cycle=cycle)
+            self.stats["completed"] = 1
+        finally:
+            self.stats["seconds"] += time.monotonic() - started
+            if self._paginator:
+                self.stats["drift_rereads"] += self._paginator.drift_rereads
+            self.log_summary()
+
+    def _checkpoint(self, paginator: LaravelPaginator) -> None:
+        self.stats["pages"] += 1
+        if paginator.finished:
+            return  # the stream's own end writes the final state
+        checkpoints.checkpoint(
+            self._state,
+            next_page=paginator.current_value,
+            cycle=self.mokapen_tap.cycle_started_at,
+            total=paginator.total,
+            per_page=paginator.per_page,
+        )
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def log_summary(self) -> None:
+        stats = self.stats
+        self.log(
+            "Summary of '%s': %d records, %d pages, %d requests, %d retries, %d 429 "
+            "answers, %d drift re-reads, %.1f s",
+            self.name,
+            stats["records"],
+            stats["pages"],
+            stats["requests"],
+            stats["retries"],
+            stats["http_429"],
+            stats["drift_rereads"],
+            stats["seconds"],
+        )
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
         return {"page": next_page_token or 1, "per_page": self.mokapen_tap.settings.page_size}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import typing as t
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from singer_sdk.pagination import BaseAPIPaginator
@@ -23,43 +24,116 @@ def paginator_body(response: requests.Response) -> dict[str, t.Any]:
     return body
 
 
-def _page_in_url(url: str) -> int | None:
-    values = parse_qs(urlsplit(url).query).get("page")
-    return int(values[0]) if values and values[0].isdigit() else None
+logger = logging.getLogger("tap-mokapen")
 
 
 class LaravelPaginator(BaseAPIPaginator[int]):
-    """Page numbers, led by what the server actually returned.
+    """Page numbers, led by what the server actually returned, safe against paging drift.
 
-    The next page comes from ``next_page_url`` when the server sends one, else from
-    ``current_page < last_page``, else from the page not being empty (the SDK ends a
-    stream on an empty page). The page size is whatever the server used, so an
-    ignored ``per_page`` changes nothing here.
+    Whether there is a next page comes from ``next_page_url`` when the server sends
+    one, else from ``current_page < last_page``, else from the page not being empty.
+    The page size is whatever the server used (``per_page`` may be ignored).
+
+    Paging by number is not a snapshot: when records are deleted, later records slide
+    forward and one can slip past the page boundary unread. The paginator keeps
+    ``covered``, the length of the prefix of the list known to be read. Each time
+    ``total`` falls by d, ``covered`` falls by d too (the deletions may all have been
+    before it), and the next page asked for is the one holding position ``covered``.
+    Without drift that is simply the next page; with drift it steps back just far
+    enough to read the records that slid, then jumps forward over pages it holds.
     """
 
-    def __init__(self, start_page: int = 1) -> None:
+    def __init__(
+        self,
+        start_page: int = 1,
+        *,
+        known_total: int | None = None,
+        known_per_page: int | None = None,
+        on_page: t.Callable[[LaravelPaginator], None] | None = None,
+    ) -> None:
         super().__init__(start_value=start_page)
-        self.last_body: dict[str, t.Any] | None = None
+        self.total = known_total
+        self.per_page = known_per_page
+        self.covered = (start_page - 1) * (known_per_page or 0)
+        self.drift_rereads = 0
+        self._ahead: tuple[int, int] | None = None  # a range read beyond ``covered``
+        self._highest_page = start_page - 1
+        self._on_page = on_page
         self._last_ids: list[t.Any] | None = None
+        self._warned_no_total = False
+
+    def advance(self, response: requests.Response) -> None:
+        super().advance(response)
+        # Every record of the page has been emitted by now: a checkpoint is safe.
+        if self._on_page:
+            self._on_page(self)
+
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        # An empty page may only mean that deletions moved the end: get_next decides.
+        return True
 
     def get_next(self, response: requests.Response) -> int | None:
         body = paginator_body(response)
         requested = self.current_value
         self._check_not_repeated(body, requested, response)
-        self.last_body = body
-        current = body.get("current_page")
-        current = (
-            int(current) if isinstance(current, int | str) and str(current).isdigit() else requested
-        )
+        data = body["data"]
+        if isinstance(body.get("per_page"), int) and body["per_page"] > 0:
+            self.per_page = body["per_page"]
+        elif data:
+            self.per_page = max(self.per_page or 0, len(data))
+        size = self.per_page or len(data) or 1
+        is_last = not self._has_next(body, requested)
+        self._account_for_deletions(body)
+
+        start = (requested - 1) * size
+        end = start + (len(data) if is_last else size)
+        if start <= self.covered:
+            self.covered = max(self.covered, end)
+            if self._ahead and self._ahead[0] <= self.covered:
+                self.covered = max(self.covered, self._ahead[1])
+                self._ahead = None
+        else:
+            self._ahead = (start, end)
+        self._highest_page = max(self._highest_page, requested)
+
+        if is_last and start <= self.covered:
+            return None  # read to the end without a gap (a range read ahead is past it)
+        next_page = self.covered // size + 1
+        if next_page <= self._highest_page:
+            self.drift_rereads += 1
+        return next_page
+
+    @staticmethod
+    def _has_next(body: dict[str, t.Any], requested: int) -> bool:
         if "next_page_url" in body:
-            next_url = body["next_page_url"]
-            if not next_url:
-                return None
-            return _page_in_url(next_url) or current + 1
+            return bool(body["next_page_url"])
+        current = body.get("current_page", requested)
         last_page = body.get("last_page")
-        if isinstance(last_page, int):
-            return current + 1 if current < last_page else None
-        return current + 1 if body["data"] else None
+        if isinstance(last_page, int) and isinstance(current, int):
+            return current < last_page
+        return bool(body["data"])
+
+    def _account_for_deletions(self, body: dict[str, t.Any]) -> None:
+        total = body.get("total")
+        if not isinstance(total, int):
+            if not self._warned_no_total:
+                logger.warning("The API sends no 'total': paging drift cannot be detected")
+                self._warned_no_total = True
+            return
+        previous, self.total = self.total, total
+        if previous is None or total >= previous:
+            return
+        deleted = previous - total
+        self.covered = max(0, self.covered - deleted)
+        if self._ahead:
+            self._ahead = (self._ahead[0], self._ahead[1] - deleted)
+        logger.warning(
+            "total fell from %d to %d while paging: reading again from position %d so "
+            "that no record slides past unread",
+            previous,
+            total,
+            self.covered,
+        )
 
     def _check_not_repeated(
         self, body: dict[str, t.Any], requested: int, response: requests.Response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 import typing as t
@@ -12,11 +13,13 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_mokapen import checkpoints
 from tap_mokapen import settings as config_rules
 from tap_mokapen.auth import MokapenAuthenticator
-from tap_mokapen.errors import MokapenError, RunPaused
+from tap_mokapen.errors import MokapenError, QuotaExhausted, RunPaused
 from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
 from tap_mokapen.streams import STREAM_TYPES
+from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:
     from tap_mokapen.client import MokapenStream
@@ -168,14 +171,46 @@ class TapMokapen(Tap):
             max_wait_seconds=self.max_wait_seconds,
         )
 
+    # -- pausing cleanly --------------------------------------------------------
+
+    paused: RunPaused | None = None
+
+    @cached_property
+    def cycle_started_at(self) -> str:
+        """When the current sync cycle began: now, or when an unfinished one did."""
+        return checkpoints.unfinished_cycle(self.state) or to_rfc3339(dt.datetime.now(dt.UTC))
+
+    def pause(self, reason: RunPaused, stream: MokapenStream, next_page: int) -> None:
+        """Stop requesting: the streams still to run are skipped, the state is resumable."""
+        self.paused = reason
+        progress = ", ".join(
+            f"{s.name} {s.stats['records']} records"
+            + (" (complete)" if s.stats["completed"] else "")
+            for s in self.streams.values()
+            if s.stats["records"] or s.stats["completed"]
+        )
+        where = f"'{stream.name}' stops before page {next_page}"
+        if isinstance(reason, QuotaExhausted):
+            tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+            when = f"The quota resets at {tomorrow.isoformat()}T00:00:00Z (next UTC midnight)"
+        else:
+            when = "The next run continues"
+        self.logger.warning(
+            "Run paused: %s after %d requests; synced: %s; %s. %s, resuming from the "
+            "STATE just emitted.",
+            reason.reason,
+            self.pacer.requests,
+            progress or "nothing yet",
+            where,
+            when,
+        )
+
     # -- the command line: clean one-line errors ------------------------------
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
         try:
             super().invoke(*args, **kwargs)
-        except RunPaused as exc:
-            cls.logger.warning("Run paused: %s", exc.reason)
         except MokapenError as exc:
             cls.logger.error("%s", exc)
             sys.exit(1)

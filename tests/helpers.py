@@ -62,6 +62,15 @@ class Sandbox:
     def reset(self, **settings: t.Any) -> None:
         requests.post(f"{self.url}/_sandbox/reset", json=settings, timeout=10).raise_for_status()
 
+    def update(self, **settings: t.Any) -> None:
+        requests.post(f"{self.url}/_sandbox/update", json=settings, timeout=10).raise_for_status()
+
+    def new_day(self) -> None:
+        requests.post(f"{self.url}/_sandbox/new-day", timeout=10).raise_for_status()
+
+    def tokens(self) -> list[str]:
+        return requests.get(f"{self.url}/_sandbox/tokens", timeout=10).json()
+
     def stats(self) -> dict[str, t.Any]:
         return requests.get(f"{self.url}/_sandbox/stats", timeout=10).json()
 
