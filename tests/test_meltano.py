@@ -1,0 +1,169 @@
+"""`meltano run` end to end: real plugins, the sandbox, JSONL files and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import free_port
+from tests.postgres import PostgresServer
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+MELTANO = str(Path(sys.executable).parent / "meltano")
+
+
+@pytest.fixture(scope="session")
+def meltano_plugins() -> None:
+    """Install the project's plugins once (uv builds their virtualenvs from the index)."""
+    subprocess.run(
+        [MELTANO, "install"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    server = PostgresServer(free_port())
+    yield server
+    server.stop()
+
+
+class Meltano:
+    def __init__(self, sandbox, folder: Path) -> None:
+        self.folder = folder
+        self.env = {
+            **os.environ,
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_ENVIRONMENT": "sandbox",
+            # A state database per test: runs share state only within a test.
+            "MELTANO_DATABASE_URI": f"sqlite:///{folder}/meltano.db",
+            "TAP_MOKAPEN_BASE_URL": sandbox.url,
+            "TAP_MOKAPEN_REQUESTS_PER_MINUTE": "100000",
+            "TARGET_JSONL_DO_TIMESTAMP_FILE": "false",
+        }
+
+    def run(self, *pipeline: str, output: str = "out", **env: str) -> subprocess.CompletedProcess:
+        destination = self.folder / output
+        destination.mkdir(exist_ok=True)
+        done = subprocess.run(
+            [MELTANO, "run", *pipeline],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**self.env, "TARGET_JSONL_DESTINATION_PATH": str(destination), **env},
+            check=False,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    def jsonl_ids(self, stream: str, output: str = "out") -> list[int]:
+        path = self.folder / output / f"{stream}.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line)["id"] for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def meltano(meltano_plugins, sandbox, tmp_path) -> Meltano:
+    return Meltano(sandbox, tmp_path)
+
+
+def test_meltano_run_to_jsonl_lands_exactly_the_sandbox_records(meltano, sandbox):
+    meltano.run("tap-mokapen", "target-jsonl")
+    for stream in ("contacts", "tasks"):
+        expected = sorted(r["id"] for r in sandbox.records(stream))
+        assert sorted(meltano.jsonl_ids(stream)) == expected
+    assert sorted(meltano.jsonl_ids("organizations")) == [849, 850]
+
+
+def test_second_meltano_run_lands_only_the_changes(meltano, sandbox):
+    meltano.run("tap-mokapen", "target-jsonl", output="first")
+    changed = sandbox.mutate("contacts", update=6, insert=2)
+    meltano.run("tap-mokapen", "target-jsonl", output="second")
+
+    second = set(meltano.jsonl_ids("contacts", "second"))
+    new = set(changed["updated"]) | set(changed["inserted"])
+    assert new <= second
+    # Besides the changes, only records sitting exactly at the bookmark come again.
+    assert len(second - new) <= 2
+    assert len(meltano.jsonl_ids("tasks", "second")) <= 2
+
+
+def test_a_quota_cut_off_meltano_run_is_completed_by_the_next(meltano, sandbox):
+    sandbox.update(quota_cutoff_after=3)
+    first = meltano.run("tap-mokapen", "target-jsonl", output="first")
+    assert "Run paused" in first.stderr
+    sandbox.new_day()
+    sandbox.update(quota_cutoff_after=None)
+    meltano.run("tap-mokapen", "target-jsonl", output="second")
+
+    for stream in ("contacts", "tasks"):
+        landed = set(meltano.jsonl_ids(stream, "first")) | set(meltano.jsonl_ids(stream, "second"))
+        assert landed == {r["id"] for r in sandbox.records(stream)}
+    assert sum(sandbox.stats()["pages_served"].values()) == 8
+
+
+def test_meltano_run_to_postgres_lands_the_rows_and_then_the_changes(meltano, sandbox, postgres):
+    postgres.sql("DROP SCHEMA IF EXISTS mokapen CASCADE")
+    database = {"TARGET_POSTGRES_PORT": str(postgres.port)}
+    meltano.run("tap-mokapen", "target-postgres", **database)
+
+    assert postgres.sql("SELECT count(*) FROM mokapen.contacts") == "500"
+    assert postgres.sql("SELECT count(DISTINCT id) FROM mokapen.contacts") == "500"
+    assert postgres.sql("SELECT count(*) FROM mokapen.tasks") == "200"
+    assert postgres.sql("SELECT count(*) FROM mokapen.organizations") == "2"
+
+    changed = sandbox.mutate("contacts", update=4, insert=3)
+    meltano.run("tap-mokapen", "target-postgres", **database)
+    assert postgres.sql("SELECT count(*) FROM mokapen.contacts") == "503"
+    updated = ",".join(map(str, changed["updated"]))
+    edited = postgres.sql(
+        f"SELECT count(*) FROM mokapen.contacts WHERE id IN ({updated}) "
+        "AND description LIKE 'Edited at%'"
+    )
+    assert edited == "4"
+
+
+def test_plugin_definition_file_matches_the_tap():
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "plugin_definition.py"), "--check"], check=True
+    )
+    definition = yaml.safe_load((ROOT / "meltano" / "tap-mokapen.yml").read_text())
+    about = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "tap_mokapen", "--about", "--format=json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    tap_settings = {n for n in about["settings"]["properties"]} - {
+        "stream_maps",
+        "stream_map_config",
+        "faker_config",
+        "flattening_enabled",
+        "flattening_max_depth",
+        "flattening_max_key_length",
+        "flattening_separator",
+        "batch_config",
+    }
+    assert {s["name"] for s in definition["settings"]} == tap_settings
+
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    (extractor,) = project["plugins"]["extractors"]
+    in_project = {s["name"]: s["kind"] for s in extractor["settings"]}
+    assert in_project == {s["name"]: s["kind"] for s in definition["settings"]}
+    secrets = {s["name"] for s in extractor["settings"] if s["kind"] == "password"}
+    assert secrets == {n for n, v in about["settings"]["properties"].items() if v.get("secret")}
