@@ -60,6 +60,7 @@ class MokapenStream(RESTStream[int]):
         self._state: dict[str, t.Any] = {}
         self._paginator: LaravelPaginator | None = None
         self._resume: dict[str, t.Any] | None = None
+        self._started = self._last_progress_log = time.monotonic()
 
     # -- URLs and requests ------------------------------------------------------
 
@@ -105,7 +106,7 @@ class MokapenStream(RESTStream[int]):
         self._resume = checkpoints.start(state, self.replication_key)
         if self._resume:
             self.log("Resuming '%s' at page %d", self.name, self._resume["next_page"])
-        started = time.monotonic()
+        started = self._started = self._last_progress_log = time.monotonic()
         try:
             for record in super().get_records(context):
                 self.stats["records"] += 1
@@ -132,6 +133,7 @@ class MokapenStream(RESTStream[int]):
 
     def _checkpoint(self, paginator: LaravelPaginator) -> None:
         self.stats["pages"] += 1
+        self._log_progress(paginator)
         if paginator.finished:
             return  # the stream's own end writes the final state
         checkpoints.checkpoint(
@@ -143,6 +145,33 @@ class MokapenStream(RESTStream[int]):
         )
         self.state_manager.is_flushed = False
         self._write_state_message()
+
+    def _log_progress(self, paginator: LaravelPaginator) -> None:
+        """A steady progress line: a throttled sync of a large account takes hours."""
+        now = time.monotonic()
+        interval = self.mokapen_tap.settings.progress_log_seconds
+        if now - self._last_progress_log < interval:
+            return
+        self._last_progress_log = now
+        total, size = paginator.total, paginator.per_page
+        pages = f"{self.stats['pages']} pages"
+        estimate = ""
+        if total is not None and size:
+            all_pages = -(-total // size)
+            left = max(0, all_pages - paginator.covered // size)
+            pages = f"page {paginator.covered // size} of {all_pages}"
+            elapsed = now - self._started
+            if self.stats["pages"] and left:
+                seconds = left * elapsed / self.stats["pages"]
+                estimate = f"; {left} pages left, about {seconds / 60:.1f} min at this pace"
+        self.log(
+            "Progress of '%s': %d records, %s, %d requests%s",
+            self.name,
+            self.stats["records"],
+            pages,
+            self.stats["requests"],
+            estimate,
+        )
 
     def log_summary(self) -> None:
         stats = self.stats

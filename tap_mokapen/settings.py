@@ -32,6 +32,7 @@ class Settings:
     rate_limit_window_seconds: float
     max_wait_seconds: float
     max_requests_per_run: int | None
+    progress_log_seconds: float
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
@@ -49,6 +50,7 @@ class Settings:
             rate_limit_window_seconds=float(config.get("rate_limit_window_seconds") or 60),
             max_wait_seconds=float(config.get("max_wait_seconds", DEFAULT_MAX_WAIT_SECONDS)),
             max_requests_per_run=config.get("max_requests_per_run"),
+            progress_log_seconds=float(config.get("progress_log_seconds", 30)),
         )
 
 
@@ -140,6 +142,7 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
         ("rate_limit_window_seconds", False, False),
         ("max_wait_seconds", False, True),
         ("max_requests_per_run", True, False),
+        ("progress_log_seconds", False, True),
     ):
         if problem := _positive_number(config, name, integer=integer, allow_zero=allow_zero):
             found.append(problem)

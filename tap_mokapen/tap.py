@@ -116,6 +116,13 @@ class TapMokapen(Tap):
             th.IntegerType,
             description="Stop the run cleanly, resumable, after this many requests.",
         ),
+        th.Property(
+            "progress_log_seconds",
+            th.NumberType,
+            default=30,
+            description="Seconds between progress lines per stream (records, pages, "
+            "requests, time left); 0 logs every page.",
+        ),
     ).to_dict()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

@@ -20,6 +20,7 @@ import requests
 from mokapen_sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
 
 TAP = [sys.executable, "-m", "tap_mokapen"]
+MELTANO = str(Path(sys.executable).parent / "meltano")
 
 
 def free_port() -> int:

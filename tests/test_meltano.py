@@ -11,32 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import free_port
-from tests.postgres import PostgresServer
+from tests.helpers import MELTANO
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-MELTANO = str(Path(sys.executable).parent / "meltano")
-
-
-@pytest.fixture(scope="session")
-def meltano_plugins() -> None:
-    """Install the project's plugins once (uv builds their virtualenvs from the index)."""
-    subprocess.run(
-        [MELTANO, "install"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
-    )
-
-
-@pytest.fixture(scope="session")
-def postgres() -> PostgresServer:
-    server = PostgresServer(free_port())
-    yield server
-    server.stop()
 
 
 class Meltano:

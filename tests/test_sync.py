@@ -90,3 +90,10 @@ def test_discovery_makes_no_request(sandbox):
     assert run.returncode == 0
     stats = sandbox.stats()
     assert stats.get("api_requests", 0) == 0 and stats.get("token_requests", 0) == 0
+
+
+def test_progress_lines_report_records_pages_requests_and_time_left(sandbox):
+    run = run_tap(sandbox.config(page_size=50, progress_log_seconds=0))
+    lines = [line for line in run.stderr.splitlines() if "Progress of 'contacts'" in line]
+    assert len(lines) == 10
+    assert "250 records, page 5 of 10, 5 requests; 5 pages left, about" in lines[4]
