@@ -13,6 +13,7 @@ from singer_sdk.authenticators import OAuthAuthenticator
 from tap_mokapen import retry
 from tap_mokapen.errors import AuthenticationError, ConfigError, QuotaExhausted
 from tap_mokapen.limits import RequestPacer
+from tap_mokapen.token_store import RefreshTokenStore
 
 logger = logging.getLogger("tap-mokapen")
 
@@ -22,23 +23,29 @@ TOKEN_TIMEOUT_SECONDS = 60
 
 
 class MokapenAuthenticator(OAuthAuthenticator):
-    """Owned by the Tap instance, so a run makes one token request however many streams run.
+    """One organization's token, owned by the Tap: one token request per run and organization.
 
     Unlike the SDK template's process-wide singleton, a second Tap in the same
     process (as in tests) gets its own authenticator and its own credentials.
+
+    Three modes, as Mokapen hands out access: ``client_credentials`` (private app),
+    ``refresh_token`` (public app; a rotated refresh token is kept in a
+    ``RefreshTokenStore``) and ``access_token`` (a dashboard token, used as it is).
     """
 
     def __init__(
         self,
         *,
         token_url: str,
-        client_id: str,
-        client_secret: str,
+        client_id: str | None,
+        client_secret: str | None,
         organization_id: int | str,
         scope: str,
         pacer: RequestPacer,
         user_agent: str,
         max_wait_seconds: float,
+        access_token: str | None = None,
+        refresh_tokens: RefreshTokenStore | None = None,
     ) -> None:
         super().__init__(
             auth_endpoint=token_url,
@@ -52,9 +59,21 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.max_wait_seconds = max_wait_seconds
         self.token_requests = 0
         self.organization_name: str | None = None
+        self.refresh_tokens = refresh_tokens
+        self.dashboard_token = access_token
+        if access_token:
+            self.access_token = access_token
+            self.last_refreshed = dt.datetime.now(dt.UTC)
 
     @property
     def oauth_request_body(self) -> dict:
+        if self.refresh_tokens:
+            return {
+                "grant_type": "refresh_token",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "refresh_token": self.refresh_tokens.current(),
+            }
         return {
             "grant_type": "client_credentials",
             "client_id": self.client_id,
@@ -83,6 +102,14 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.last_refreshed = None
 
     def update_access_token(self) -> None:
+        if self.dashboard_token:
+            msg = (
+                f"Mokapen refused the access_token for organization {self.organization_id}: "
+                "the dashboard token was revoked or has expired. Generate a new one in "
+                "Mokapen's Developer dashboard (Generate Token) and update the "
+                "access_token setting."
+            )
+            raise AuthenticationError(msg)
         logger.info("Requesting an access token for organization %s", self.organization_id)
         started = time.monotonic()
         attempt = 0
@@ -127,6 +154,11 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.expires_in = int(body["expires_in"]) if body.get("expires_in") else None
         self.last_refreshed = requested_at
         self.organization_name = body.get("organization_name")
+        rotated = body.get("refresh_token")
+        if self.refresh_tokens and rotated and rotated != self.refresh_tokens.current():
+            # The old refresh token may be dead already: keep the new one before anything else.
+            self.refresh_tokens.save(rotated)
+            logger.info("Stored the rotated refresh token in %s", self.refresh_tokens.path)
 
     def _raise_if_final(self, response: requests.Response) -> None:
         """Turn a token error that waiting cannot fix into a one-line, actionable error."""
@@ -141,6 +173,13 @@ class MokapenAuthenticator(OAuthAuthenticator):
         where = f"token request for organization {self.organization_id} ({status})"
         if error == "invalid_client" or status == 401:
             msg = f"Mokapen rejected the {where}: {message} Check client_id and client_secret."
+            raise AuthenticationError(msg)
+        if error == "invalid_grant" and self.refresh_tokens:
+            msg = (
+                f"Mokapen rejected the {where}: {message} The refresh token was revoked "
+                "or already used: authorize the app again (/oauth/authorize) and set the "
+                "new refresh_token."
+            )
             raise AuthenticationError(msg)
         if error == "invalid_scope":
             msg = f"Mokapen rejected the {where}: {message} Fix the scope setting."

@@ -36,9 +36,24 @@ def stream_states(tap_state: t.Mapping[str, t.Any]) -> t.Iterator[dict[str, t.An
         yield from stream_state.get("partitions", [])
 
 
-def unfinished_cycle(tap_state: t.Mapping[str, t.Any]) -> str | None:
-    """The start of a cycle that an earlier run left unfinished, if any."""
-    starts = [s[RESUME]["cycle_started_at"] for s in stream_states(tap_state) if RESUME in s]
+def unfinished_cycle(
+    tap_state: t.Mapping[str, t.Any], organization_id: t.Any, *, owns_unpartitioned: bool
+) -> str | None:
+    """The start of a cycle an earlier run left unfinished for this organization.
+
+    Each organization has cycles of its own, so one organization's spent quota never
+    holds back another's. Streams without partitions (organizations) are read with
+    the first organization's token and belong to its cycle.
+    """
+    starts = []
+    for state in stream_states(tap_state):
+        if RESUME not in state or "partitions" in state:
+            continue
+        context = state.get("context")
+        if (context or {}).get("organization_id") == organization_id or (
+            context is None and owns_unpartitioned
+        ):
+            starts.append(state[RESUME]["cycle_started_at"])
     return min(starts) if starts else None
 
 

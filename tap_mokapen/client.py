@@ -61,6 +61,8 @@ class MokapenStream(RESTStream[int]):
         self._paginator: LaravelPaginator | None = None
         self._resume: dict[str, t.Any] | None = None
         self._started = self._last_progress_log = time.monotonic()
+        self.organization_id: int | str = tap.settings_organization
+        self._cycle = ""
 
     # -- URLs and requests ------------------------------------------------------
 
@@ -70,7 +72,7 @@ class MokapenStream(RESTStream[int]):
 
     @property
     def authenticator(self) -> MokapenAuthenticator:
-        return self.mokapen_tap.authenticator
+        return self.mokapen_tap.authenticator_for(self.organization_id)
 
     @cached_property
     def user_agent(self) -> str:
@@ -93,13 +95,17 @@ class MokapenStream(RESTStream[int]):
     # -- checkpoints: a STATE after every page, a clean pause, a resume ---------
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        tap = self.mokapen_tap
+        self.organization_id = (context or {}).get("organization_id", tap.settings_organization)
         state = self.get_context_state(context)
-        cycle = self.mokapen_tap.cycle_started_at
-        if self.mokapen_tap.paused or checkpoints.completed_in_cycle(state, cycle):
+        cycle = self._cycle = tap.cycle_started_at(context)
+        paused = self.organization_id in tap.paused
+        if paused or checkpoints.completed_in_cycle(state, cycle):
             self.log(
-                "Skipping '%s': %s",
+                "Skipping '%s' for organization %s: %s",
                 self.name,
-                "the run is paused" if self.mokapen_tap.paused else "already synced in this cycle",
+                self.organization_id,
+                "its requests are paused" if paused else "already synced in this cycle",
             )
             return
         self._state = state
@@ -121,7 +127,7 @@ class MokapenStream(RESTStream[int]):
                 total=paginator.total if paginator else None,
                 per_page=paginator.per_page if paginator else None,
             )
-            self.mokapen_tap.pause(exc, self, next_page)
+            tap.pause(exc, self, next_page)
         else:
             checkpoints.finish(state, cycle=cycle)
             self.stats["completed"] = 1
@@ -139,7 +145,7 @@ class MokapenStream(RESTStream[int]):
         checkpoints.checkpoint(
             self._state,
             next_page=paginator.current_value,
-            cycle=self.mokapen_tap.cycle_started_at,
+            cycle=self._cycle,
             total=paginator.total,
             per_page=paginator.per_page,
         )
@@ -208,7 +214,7 @@ class MokapenStream(RESTStream[int]):
         if status == 429:
             self.stats["http_429"] += 1
             if retry.is_quota_exhausted(response):
-                org = self.mokapen_tap.organization_id
+                org = self.organization_id
                 msg = f"Mokapen's daily request quota for organization {org} is spent"
                 raise QuotaExhausted(msg)
             raise RetriableAPIError(self.response_error_message(response), response)
@@ -234,7 +240,7 @@ class MokapenStream(RESTStream[int]):
         body = retry.json_body(response)
         message = retry.api_message(response)
         prefix = self.response_error_message(response)
-        org = self.mokapen_tap.organization_id
+        org = self.organization_id
         if "organization" in message.lower():
             return (
                 f"{prefix}. The token is bound to another organization than "
@@ -255,7 +261,7 @@ class MokapenStream(RESTStream[int]):
         def paced(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
             # The token request takes a slot of its own: fetch it before taking ours.
             self.authenticator.ensure_token()
-            with self.mokapen_tap.pacer.slot():
+            with self.mokapen_tap.pacer_for(self.organization_id).slot():
                 self.stats["requests"] += 1
                 return func(prepared_request, context)
 
@@ -280,7 +286,7 @@ class MokapenStream(RESTStream[int]):
             except ReauthenticationNeeded as exc:
                 msg = (
                     f"{exc}. A fresh token was refused too: the app's access to "
-                    f"organization {self.mokapen_tap.organization_id} was revoked or "
+                    f"organization {self.organization_id} was revoked or "
                     "its credentials changed."
                 )
                 raise AuthenticationError(msg) from None
@@ -344,7 +350,7 @@ class OrganizationScopedStream(MokapenStream):
 
     @property
     def partitions(self) -> list[dict]:
-        return [{"organization_id": self.mokapen_tap.organization_id}]
+        return [{"organization_id": org} for org in self.mokapen_tap.organization_ids]
 
     def _bookmark(self, context: Context | None) -> str | None:
         key = None if context is None else context.get("organization_id")

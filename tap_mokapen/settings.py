@@ -16,15 +16,20 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 10_000
 DEFAULT_REQUESTS_PER_MINUTE = 60
 DEFAULT_MAX_WAIT_SECONDS = 900.0
-SECRET_SETTINGS = ("client_secret",)
+SECRET_SETTINGS = ("client_secret", "access_token", "refresh_token")
+AUTH_MODES = ("client_credentials", "refresh_token", "access_token")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_.\-=]{1,200}$")
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    client_id: str
-    client_secret: str = dataclasses.field(repr=False)
-    organization_id: int | str
+    client_id: str | None
+    client_secret: str | None = dataclasses.field(repr=False)
+    access_token: str | None = dataclasses.field(repr=False)
+    refresh_token: str | None = dataclasses.field(repr=False)
+    refresh_token_store: str | None
+    organization_ids: tuple[int | str, ...]
+    all_organizations: bool
     base_url: str
     scope: str
     page_size: int
@@ -38,9 +43,13 @@ class Settings:
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
         """Settings with defaults filled in; call ``problems`` first."""
         return cls(
-            client_id=config["client_id"],
-            client_secret=config["client_secret"],
-            organization_id=normalize_organization_id(config["organization_id"]),
+            client_id=config.get("client_id") or None,
+            client_secret=config.get("client_secret") or None,
+            access_token=config.get("access_token") or None,
+            refresh_token=config.get("refresh_token") or None,
+            refresh_token_store=config.get("refresh_token_store") or None,
+            organization_ids=configured_organizations(config),
+            all_organizations=bool(config.get("all_organizations")),
             base_url=str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/"),
             scope=" ".join(str(config.get("scope") or DEFAULT_SCOPE).split()),
             page_size=int(config.get("page_size") or DEFAULT_PAGE_SIZE),
@@ -52,6 +61,25 @@ class Settings:
             max_requests_per_run=config.get("max_requests_per_run"),
             progress_log_seconds=float(config.get("progress_log_seconds", 30)),
         )
+
+    @property
+    def auth_mode(self) -> str:
+        """Which of Mokapen's three ways to get access the settings choose."""
+        if self.access_token:
+            return "access_token"
+        if self.refresh_token:
+            return "refresh_token"
+        return "client_credentials"
+
+
+def configured_organizations(config: t.Mapping[str, t.Any]) -> tuple[int | str, ...]:
+    """organization_ids if given, else organization_id, without duplicates, in order."""
+    values = config.get("organization_ids")
+    if values is None:
+        single = config.get("organization_id")
+        values = [] if single is None or single == "" else [single]
+    ids = [normalize_organization_id(v) for v in values]
+    return tuple(dict.fromkeys(ids))
 
 
 def normalize_organization_id(value: int | str) -> int | str:
@@ -96,22 +124,7 @@ def _positive_number(
 
 def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     """Everything wrong with a config, one phrase per problem, never echoing a secret."""
-    found: list[str] = []
-    for name in ("client_id", "client_secret"):
-        value = config.get(name)
-        if value is None or value == "":
-            found.append(f"{name} is required")
-        elif not isinstance(value, str):
-            found.append(f"{name} must be a string")
-
-    org = config.get("organization_id")
-    if org is None or org == "":
-        found.append("organization_id is required")
-    elif _is_int(org):
-        if org <= 0:
-            found.append(f"organization_id must be a positive integer (got {org})")
-    elif not isinstance(org, str) or not _IDENTIFIER.match(org.strip()):
-        found.append(f"organization_id must be an integer or an identifier string (got {org!r})")
+    found: list[str] = [*_credential_problems(config), *_organization_problems(config)]
 
     base_url = config.get("base_url")
     if base_url is not None:
@@ -153,4 +166,66 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     user_agent = config.get("user_agent")
     if user_agent is not None and not isinstance(user_agent, str):
         found.append("user_agent must be a string")
+    return found
+
+
+def _present(config: t.Mapping[str, t.Any], name: str) -> bool:
+    return config.get(name) not in (None, "")
+
+
+def _credential_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Exactly one way to get access, complete; never echoes a secret."""
+    found = [
+        f"{name} must be a string"
+        for name in ("client_id", "client_secret", "access_token", "refresh_token")
+        if _present(config, name) and not isinstance(config[name], str)
+    ]
+    has = {
+        name: _present(config, name)
+        for name in ("client_id", "client_secret", "access_token", "refresh_token")
+    }
+    if has["access_token"]:
+        if has["refresh_token"]:
+            found.append(
+                "access_token and refresh_token exclude each other: give the "
+                "dashboard token or the public app's refresh token, not both"
+            )
+        if has["client_secret"]:
+            found.append(
+                "access_token (a dashboard token) is used as it is: remove "
+                "client_secret, or remove access_token to use client credentials"
+            )
+        return found
+    for name in ("client_id", "client_secret"):
+        if not has[name]:
+            mode = "with refresh_token" if has["refresh_token"] else "(or give access_token)"
+            found.append(f"{name} is required {mode}")
+    return found
+
+
+def _organization_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    found: list[str] = []
+    single, many = config.get("organization_id"), config.get("organization_ids")
+    if _present(config, "organization_id") and many is not None:
+        found.append("give organization_id or organization_ids, not both")
+    if many is not None and (not isinstance(many, list) or not many):
+        found.append("organization_ids must be a non-empty list of organization ids")
+        many = []
+    values = many if many else ([single] if _present(config, "organization_id") else [])
+    if not values:
+        found.append("organization_id (or organization_ids) is required")
+    for org in values:
+        if isinstance(org, int) and not isinstance(org, bool):
+            if org <= 0:
+                found.append(f"organization_id must be a positive integer (got {org})")
+        elif not isinstance(org, str) or not _IDENTIFIER.match(org.strip()):
+            found.append(
+                f"organization_id must be an integer or an identifier string (got {org!r})"
+            )
+    token_mode = next((n for n in ("access_token", "refresh_token") if _present(config, n)), None)
+    if token_mode and (len(values) > 1 or config.get("all_organizations")):
+        found.append(
+            f"{token_mode} is bound to one organization: use a single "
+            "organization_id, or client credentials for several"
+        )
     return found

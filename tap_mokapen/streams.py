@@ -13,7 +13,8 @@ from tap_mokapen.schemas import SCHEMAS
 class ContactsStream(OrganizationScopedStream):
     name = "contacts"
     path = "/{organization_id}/contacts"
-    primary_keys = ("id",)
+    # Ids are unique within an organization only.
+    primary_keys = ("organization_id", "id")
     replication_key = "updated_at"
     schema = StreamSchema(SCHEMAS)
 
@@ -21,7 +22,7 @@ class ContactsStream(OrganizationScopedStream):
 class TasksStream(OrganizationScopedStream):
     name = "tasks"
     path = "/{organization_id}/tasks"
-    primary_keys = ("id",)
+    primary_keys = ("organization_id", "id")
     replication_key = "updated_at"
     schema = StreamSchema(SCHEMAS)
     timestamp_fields: t.ClassVar[tuple[str, ...]] = ("created_at", "updated_at", "completed_at")

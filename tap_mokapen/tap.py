@@ -20,6 +20,7 @@ from tap_mokapen.errors import MokapenError, QuotaExhausted, RunPaused
 from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
 from tap_mokapen.streams import STREAM_TYPES
 from tap_mokapen.timestamps import to_rfc3339
+from tap_mokapen.token_store import RefreshTokenStore
 
 if t.TYPE_CHECKING:
     from tap_mokapen.client import MokapenStream
@@ -39,25 +40,59 @@ class TapMokapen(Tap):
         th.Property(
             "client_id",
             th.StringType,
-            required=True,
             title="Client ID",
-            description="OAuth client id of your Mokapen private app.",
+            description="OAuth client id of your Mokapen app (private app: with "
+            "client_secret; public app: with client_secret and refresh_token).",
         ),
         th.Property(
             "client_secret",
             th.StringType,
-            required=True,
             secret=True,
             title="Client secret",
             description="OAuth client secret of the app.",
         ),
         th.Property(
+            "access_token",
+            th.StringType,
+            secret=True,
+            title="Dashboard access token",
+            description="A token made with 'Generate Token' in Mokapen's Developer dashboard, "
+            "used as it is (no token request). Replaces client_id and client_secret.",
+        ),
+        th.Property(
+            "refresh_token",
+            th.StringType,
+            secret=True,
+            title="Refresh token",
+            description="A public app's refresh token from the browser consent at "
+            "/oauth/authorize; exchanged for an access token on every run.",
+        ),
+        th.Property(
+            "refresh_token_store",
+            th.StringType,
+            description="File that keeps a rotated refresh token between runs (owner-only "
+            "permissions); default $XDG_STATE_HOME/tap-mokapen/refresh-tokens.json.",
+        ),
+        th.Property(
             "organization_id",
             th.CustomType({"type": ["integer", "string"]}),
-            required=True,
             title="Organization ID",
             description="The organization to extract: its numeric id (or encrypted id "
             "string). Sent with the token request and used in every URL.",
+        ),
+        th.Property(
+            "organization_ids",
+            th.ArrayType(th.CustomType({"type": ["integer", "string"]})),
+            title="Organization IDs",
+            description="Several organizations to extract in one run, each with its own "
+            "token, state and quota (instead of organization_id).",
+        ),
+        th.Property(
+            "all_organizations",
+            th.BooleanType,
+            default=False,
+            description="Also extract every organization that GET /api/v1/organizations "
+            "lists for the first organization's token.",
         ),
         th.Property(
             "base_url",
@@ -133,6 +168,13 @@ class TapMokapen(Tap):
             raise ConfigValidationError(message, errors=[message])
         return found
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self._pacers: dict[int | str | None, RequestPacer] = {}
+        self._authenticators: dict[int | str | None, MokapenAuthenticator] = {}
+        self.paused: dict[int | str | None, RunPaused] = {}
+        self._cycles: dict[int | str | None, str] = {}
+        super().__init__(*args, **kwargs)
+
     def discover_streams(self) -> list[MokapenStream]:
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
@@ -143,8 +185,19 @@ class TapMokapen(Tap):
         return config_rules.Settings.from_config(self.config)
 
     @property
-    def organization_id(self) -> int | str:
-        return self.settings.organization_id
+    def settings_organization(self) -> int | str | None:
+        """The first configured organization: its token lists organizations."""
+        return self.settings.organization_ids[0] if self.settings.organization_ids else None
+
+    @cached_property
+    def organization_ids(self) -> list[int | str]:
+        configured = list(self.settings.organization_ids)
+        if not self.settings.all_organizations:
+            return configured
+        listed = self.streams["organizations"].request_records(None)
+        found = [org["id"] for org in listed if "id" in org]
+        self.logger.info("all_organizations: the app reaches organizations %s", found)
+        return list(dict.fromkeys(configured + found))
 
     @property
     def base_url(self) -> str:
@@ -159,43 +212,83 @@ class TapMokapen(Tap):
         return self.config.get("user_agent") or f"tap-mokapen/{__version__}"
 
     @cached_property
-    def pacer(self) -> RequestPacer:
-        limiter = SlidingWindowLimiter(
+    def limiter(self) -> SlidingWindowLimiter:
+        """One throttle for the whole run: Mokapen limits the client, not the organization."""
+        return SlidingWindowLimiter(
             self.settings.requests_per_minute, self.settings.rate_limit_window_seconds
         )
-        return RequestPacer(limiter, self.settings.max_requests_per_run)
 
-    @cached_property
+    def pacer_for(self, organization_id: int | str | None) -> RequestPacer:
+        """Each organization has its own quota, so its own request count and budget."""
+        if organization_id not in self._pacers:
+            self._pacers[organization_id] = RequestPacer(
+                self.limiter, self.settings.max_requests_per_run
+            )
+        return self._pacers[organization_id]
+
+    def authenticator_for(self, organization_id: int | str | None) -> MokapenAuthenticator:
+        """Tokens are bound to an organization: one per organization, shared by streams."""
+        if organization_id not in self._authenticators:
+            settings = self.settings
+            store = None
+            if settings.auth_mode == "refresh_token":
+                store = RefreshTokenStore(
+                    settings.refresh_token_store,
+                    client_id=settings.client_id or "",
+                    organization_id=organization_id or "",
+                    configured_token=settings.refresh_token or "",
+                )
+            self._authenticators[organization_id] = MokapenAuthenticator(
+                token_url=f"{self.base_url}/oauth/token",
+                client_id=settings.client_id,
+                client_secret=settings.client_secret,
+                organization_id=organization_id or "",
+                scope=settings.scope,
+                pacer=self.pacer_for(organization_id),
+                user_agent=self.user_agent,
+                max_wait_seconds=self.max_wait_seconds,
+                access_token=settings.access_token,
+                refresh_tokens=store,
+            )
+        return self._authenticators[organization_id]
+
+    @property
     def authenticator(self) -> MokapenAuthenticator:
-        return MokapenAuthenticator(
-            token_url=f"{self.base_url}/oauth/token",
-            client_id=self.settings.client_id,
-            client_secret=self.settings.client_secret,
-            organization_id=self.organization_id,
-            scope=self.settings.scope,
-            pacer=self.pacer,
-            user_agent=self.user_agent,
-            max_wait_seconds=self.max_wait_seconds,
-        )
+        return self.authenticator_for(self.settings_organization)
+
+    @property
+    def pacer(self) -> RequestPacer:
+        return self.pacer_for(self.settings_organization)
 
     # -- pausing cleanly --------------------------------------------------------
 
-    paused: RunPaused | None = None
+    def cycle_started_at(self, context: t.Mapping[str, t.Any] | None) -> str:
+        """When the partition's sync cycle began: now, or when an unfinished one did."""
+        org = (context or {}).get("organization_id", self.settings_organization)
+        # Decided once per run, before this run's own checkpoints change the state.
+        if org not in self._cycles:
+            unfinished = checkpoints.unfinished_cycle(
+                self.state, org, owns_unpartitioned=org == self.settings_organization
+            )
+            self._cycles[org] = unfinished or self.run_started_at
+        return self._cycles[org]
 
     @cached_property
-    def cycle_started_at(self) -> str:
-        """When the current sync cycle began: now, or when an unfinished one did."""
-        return checkpoints.unfinished_cycle(self.state) or to_rfc3339(dt.datetime.now(dt.UTC))
+    def run_started_at(self) -> str:
+        return to_rfc3339(dt.datetime.now(dt.UTC))  # type: ignore[return-value]
 
     def pause(self, reason: RunPaused, stream: MokapenStream, next_page: int) -> None:
-        """Stop requesting: the streams still to run are skipped, the state is resumable."""
-        self.paused = reason
+        """Stop requesting for this organization: its streams still to run are skipped."""
+        org = stream.organization_id
+        self.paused[org] = reason
         progress = ", ".join(
             f"{s.name} {s.stats['records']} records"
             + (" (complete)" if s.stats["completed"] else "")
             for s in self.streams.values()
             if s.stats["records"] or s.stats["completed"]
         )
+        several = len(self.organization_ids) > 1
+        what = f"Organization {org} paused (the others carry on)" if several else "Run paused"
         where = f"'{stream.name}' stops before page {next_page}"
         if isinstance(reason, QuotaExhausted):
             tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
@@ -203,10 +296,10 @@ class TapMokapen(Tap):
         else:
             when = "The next run continues"
         self.logger.warning(
-            "Run paused: %s after %d requests; synced: %s; %s. %s, resuming from the "
-            "STATE just emitted.",
+            "%s: %s after %d requests; synced: %s; %s. %s, resuming from the STATE just emitted.",
+            what,
             reason.reason,
-            self.pacer.requests,
+            self.pacer_for(org).requests,
             progress or "nothing yet",
             where,
             when,

@@ -1,0 +1,75 @@
+"""Where a public app's rotating refresh token is kept between runs.
+
+When Mokapen answers a refresh_token grant with a new refresh token, the old one may
+stop working. Neither the config (Meltano writes a fresh copy every run) nor the
+STATE (it must never hold a secret) can keep it, so the tap writes it to a small
+file readable only by its owner: ``refresh_token_store``, by default
+``$XDG_STATE_HOME/tap-mokapen/refresh-tokens.json`` (``~/.local/state/...``).
+
+The entry remembers a fingerprint of the configured token it descends from. When
+the user configures a different refresh token (after a new browser consent), that
+one wins over the stored descendant of the old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def default_path() -> Path:
+    state_home = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state_home) / "tap-mokapen" / "refresh-tokens.json"
+
+
+def _fingerprint(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+class RefreshTokenStore:
+    def __init__(
+        self,
+        path: str | Path | None,
+        *,
+        client_id: str,
+        organization_id: int | str,
+        configured_token: str,
+    ) -> None:
+        self.path = Path(path).expanduser() if path else default_path()
+        self._key = _fingerprint(f"{client_id}\0{organization_id}")
+        self._origin = _fingerprint(configured_token)
+        self._configured = configured_token
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def current(self) -> str:
+        """The newest refresh token descending from the configured one."""
+        entry = self._read().get(self._key)
+        if isinstance(entry, dict) and entry.get("origin") == self._origin:
+            return entry.get("refresh_token") or self._configured
+        return self._configured
+
+    def save(self, refresh_token: str) -> None:
+        """Keep a rotated token; written atomically with owner-only permissions."""
+        data = self._read()
+        data[self._key] = {"origin": self._origin, "refresh_token": refresh_token}
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-")
+        try:
+            with os.fdopen(handle, "w") as file:
+                json.dump(data, file)
+            os.chmod(temporary, 0o600)
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
