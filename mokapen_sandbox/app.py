@@ -338,6 +338,11 @@ class Sandbox:
         if path == "/_sandbox/revoke" and method == "POST":
             self.tokens.revoke_all()
             return json_reply(200, {"ok": True})
+        if path == "/_sandbox/dashboard-token" and method == "POST":
+            org = int(payload.get("org", next(iter(self.settings.organizations))))
+            scopes = payload.get("scopes", self.settings.enabled_scopes)
+            token = self.tokens.dashboard_token(org, scopes, self.settings)
+            return json_reply(200, {"access_token": token})
         if path == "/_sandbox/refresh-token" and method == "POST":
             org = int(payload.get("org", next(iter(self.settings.organizations))))
             scopes = payload.get("scopes", self.settings.enabled_scopes)

@@ -48,6 +48,8 @@ def meltano_kind(name: str, schema: dict) -> str:
         return "decimal"
     if types == ["boolean"]:
         return "boolean"
+    if types == ["array"]:
+        return "array"
     return "string"
 
 
@@ -95,7 +97,12 @@ def definition() -> dict:
             "state",
             "stream-maps",
         ],
-        "settings_group_validation": [["client_id", "client_secret", "organization_id"]],
+        "settings_group_validation": [
+            ["client_id", "client_secret", "organization_id"],
+            ["client_id", "client_secret", "organization_ids"],
+            ["access_token", "organization_id"],
+            ["client_id", "client_secret", "refresh_token", "organization_id"],
+        ],
         "settings": settings_from(info),
     }
 

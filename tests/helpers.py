@@ -69,6 +69,16 @@ class Sandbox:
     def new_day(self) -> None:
         requests.post(f"{self.url}/_sandbox/new-day", timeout=10).raise_for_status()
 
+    def dashboard_token(self, org: int = DEMO_ORGANIZATION_ID) -> str:
+        answer = requests.post(
+            f"{self.url}/_sandbox/dashboard-token", json={"org": org}, timeout=10
+        )
+        return answer.json()["access_token"]
+
+    def refresh_token(self, org: int = DEMO_ORGANIZATION_ID) -> str:
+        answer = requests.post(f"{self.url}/_sandbox/refresh-token", json={"org": org}, timeout=10)
+        return answer.json()["refresh_token"]
+
     def tokens(self) -> list[str]:
         return requests.get(f"{self.url}/_sandbox/tokens", timeout=10).json()
 
