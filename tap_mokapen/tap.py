@@ -9,11 +9,12 @@ import typing as t
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 
+import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_mokapen import checkpoints
+from tap_mokapen import checkpoints, plan
 from tap_mokapen import settings as config_rules
 from tap_mokapen.auth import MokapenAuthenticator
 from tap_mokapen.errors import MokapenError, QuotaExhausted, RunPaused
@@ -305,7 +306,45 @@ class TapMokapen(Tap):
             when,
         )
 
-    # -- the command line: clean one-line errors ------------------------------
+    # -- the command line: a cost plan, and clean one-line errors -------------
+
+    @classmethod
+    def cb_plan(cls, ctx: click.Context, param: click.Option, value: str | None) -> None:
+        """``--plan``: print what a sync costs, spending one request per stream."""
+        if not value:
+            return
+        config = ctx.params.get("config")
+        try:
+            tap = cls(
+                config=config.config if config else {},
+                parse_env_config=bool(config and config.parse_env),
+                validate_config=True,
+            )
+            print(plan.run(tap, value))
+        except MokapenError as exc:
+            cls.logger.error("%s", exc)
+            ctx.exit(1)
+        ctx.exit()
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        command = super().get_singer_command()
+        command.params.append(
+            click.Option(
+                ["--plan"],
+                is_flag=False,
+                flag_value="table",
+                default=None,
+                type=click.Choice(["table", "json"]),
+                help="Print the records, requests, time and quota a sync will cost "
+                "(one request per stream), then exit. --plan=json for JSON.",
+                callback=cls.cb_plan,
+                expose_value=False,
+            )
+        )
+        return command
+
+    # -- clean one-line errors --------------------------------------------------
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
