@@ -19,6 +19,7 @@ from tap_mokapen import settings as config_rules
 from tap_mokapen.auth import MokapenAuthenticator
 from tap_mokapen.errors import MokapenError, QuotaExhausted, RunPaused
 from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
+from tap_mokapen.output import BufferedMsgSpecWriter
 from tap_mokapen.streams import STREAM_TYPES
 from tap_mokapen.timestamps import to_rfc3339
 from tap_mokapen.token_store import RefreshTokenStore
@@ -36,6 +37,7 @@ class TapMokapen(Tap):
     """Singer tap for the Mokapen CRM API."""
 
     name = "tap-mokapen"
+    message_writer_class = BufferedMsgSpecWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(

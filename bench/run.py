@@ -1,0 +1,178 @@
+"""Benchmark: tap-mokapen side by side with a raw requests loop, on the same sandbox pages.
+
+    .venv/bin/python bench/run.py              # 100k @ 100 and 1000, 1M @ 1000; 3 runs each
+    .venv/bin/python bench/run.py --quick      # 100k cases only, 3 runs each
+
+Measures the client only (CPU of the child process, from wait4), stdout to /dev/null.
+Ratios are tap/baseline within the same run of this script: the machine is noisy, so
+compare those rather than absolute figures across runs. Prints a table of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mokapen_sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def measure(command: list[str]) -> dict[str, float]:
+    """Run a command with stdout to /dev/null; its wall, CPU and peak RSS."""
+    with open(os.devnull, "wb") as sink:
+        started = time.perf_counter()
+        # As a user's shell or Meltano runs them: stdout buffered as Python does by default.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.DEVNULL, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{command[0]} failed with status {status}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+
+
+class Sandbox:
+    def __init__(self) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        port = self.url.rsplit(":", 1)[1]
+        self.process = subprocess.Popen(
+            [str(BIN / "mokapen-sandbox"), "--port", port],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                requests.get(f"{self.url}/_sandbox/stats", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+
+    def reset(self, contacts: int) -> None:
+        requests.post(
+            f"{self.url}/_sandbox/reset", json={"contacts": contacts, "tasks": 0}, timeout=10
+        ).raise_for_status()
+
+    def requests_made(self) -> int:
+        return requests.get(f"{self.url}/_sandbox/stats", timeout=10).json()["requests"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def contacts_only_catalog(config_path: Path, folder: Path) -> Path:
+    discovered = subprocess.run(
+        [str(BIN / "tap-mokapen"), "--config", str(config_path), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    catalog = json.loads(discovered)
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if not metadata["breadcrumb"]:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] == "contacts"
+    path = folder / "catalog.json"
+    path.write_text(json.dumps(catalog))
+    return path
+
+
+def run_case(
+    sandbox: Sandbox, folder: Path, records: int, page_size: int, repeat: int
+) -> dict[str, dict[str, float]]:
+    config = folder / f"config-{page_size}.json"
+    config.write_text(
+        json.dumps(
+            {
+                "client_id": DEMO_CLIENT_ID,
+                "client_secret": DEMO_CLIENT_SECRET,
+                "organization_id": 849,
+                "base_url": sandbox.url,
+                "page_size": page_size,
+                "requests_per_minute": 1_000_000,
+                "progress_log_seconds": 3600,
+            }
+        )
+    )
+    catalog = contacts_only_catalog(config, folder)
+    commands = {
+        "baseline": [
+            sys.executable,
+            str(ROOT / "bench" / "baseline.py"),
+            sandbox.url,
+            DEMO_CLIENT_ID,
+            DEMO_CLIENT_SECRET,
+            "849",
+            str(page_size),
+        ],
+        "tap": [str(BIN / "tap-mokapen"), "--config", str(config), "--catalog", str(catalog)],
+    }
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, command in commands.items():  # interleaved: both see the same noise
+            sandbox.reset(records)
+            result = measure(command)
+            result["requests"] = sandbox.requests_made()
+            samples[name].append(result)
+    return {
+        name: {key: statistics.median(s[key] for s in runs) for key in runs[0]}
+        for name, runs in samples.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="skip the 1M-record case")
+    args = parser.parse_args()
+    cases = [(100_000, 100), (100_000, 1000)] + ([] if args.quick else [(1_000_000, 1000)])
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {platform.platform()}"
+    )
+    print(f"medians of {args.repeat} runs; CPU is the client's (user+sys)\n")
+    header = (
+        f"{'records':>9} {'page':>5} {'impl':<9}{'rec/s':>10}{'CPU s/100k':>11}"
+        f"{'RSS MB':>8}{'requests':>9}{'CPU ratio':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    sandbox = Sandbox()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            for records, page_size in cases:
+                result = run_case(sandbox, Path(folder), records, page_size, args.repeat)
+                base_cpu = result["baseline"]["cpu"]
+                for name, figures in result.items():
+                    ratio = figures["cpu"] / base_cpu
+                    print(
+                        f"{records:>9} {page_size:>5} {name:<9}"
+                        f"{records / figures['wall']:>10.0f}"
+                        f"{figures['cpu'] * 100_000 / records:>11.2f}"
+                        f"{figures['rss_mb']:>8.1f}{figures['requests']:>9.0f}"
+                        f"{ratio:>10.2f}",
+                        flush=True,
+                    )
+    finally:
+        sandbox.stop()
+    print("\nexpected requests: ceil(records / page) pages + 1 token request")
+
+
+if __name__ == "__main__":
+    main()
