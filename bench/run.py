@@ -62,10 +62,12 @@ class Sandbox:
             except requests.ConnectionError:
                 time.sleep(0.1)
 
-    def reset(self, contacts: int) -> None:
-        requests.post(
-            f"{self.url}/_sandbox/reset", json={"contacts": contacts, "tasks": 0}, timeout=10
-        ).raise_for_status()
+    def reset(self, contacts: int, **switches: object) -> None:
+        payload = {"contacts": contacts, "tasks": 0, **switches}
+        requests.post(f"{self.url}/_sandbox/reset", json=payload, timeout=10).raise_for_status()
+
+    def stats(self) -> dict:
+        return requests.get(f"{self.url}/_sandbox/stats", timeout=10).json()
 
     def requests_made(self) -> int:
         return requests.get(f"{self.url}/_sandbox/stats", timeout=10).json()["requests"]
@@ -135,12 +137,48 @@ def run_case(
     }
 
 
+def throttled_case(sandbox: Sandbox, folder: Path, limit: int, window: float) -> None:
+    """The tap against a sandbox enforcing the same limit: rate achieved and 429s."""
+    pages = 12 * limit
+    sandbox.reset(pages * 10, rate_limit=limit, rate_window=window)
+    config = folder / "config-throttled.json"
+    config.write_text(
+        json.dumps(
+            {
+                "client_id": DEMO_CLIENT_ID,
+                "client_secret": DEMO_CLIENT_SECRET,
+                "organization_id": 849,
+                "base_url": sandbox.url,
+                "page_size": 10,
+                "requests_per_minute": limit,
+                "rate_limit_window_seconds": window,
+            }
+        )
+    )
+    catalog = contacts_only_catalog(config, folder)
+    measure([str(BIN / "tap-mokapen"), "--config", str(config), "--catalog", str(catalog)])
+    stats = sandbox.stats()
+    span = stats["last_request_at"] - stats["first_request_at"]
+    # n requests in a span: the last window is not waited out, so count n - 1 intervals.
+    rate = (stats["requests"] - 1) / span * window
+    print(
+        f"\nthrottled: limit {limit} requests per {window:g} s; {stats['requests']} requests "
+        f"in {span:.1f} s = {rate:.2f} per window ({rate / limit:.0%} of the limit), "
+        f"{stats.get('throttled', 0)} answered 429"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="skip the 1M-record case")
+    parser.add_argument(
+        "--throttled-only", action="store_true", help="only the run against a throttling sandbox"
+    )
     args = parser.parse_args()
     cases = [(100_000, 100), (100_000, 1000)] + ([] if args.quick else [(1_000_000, 1000)])
+    if args.throttled_only:
+        cases = []
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -169,9 +207,10 @@ def main() -> None:
                         f"{ratio:>10.2f}",
                         flush=True,
                     )
+            print("\nexpected requests: ceil(records / page) pages + 1 token request")
+            throttled_case(sandbox, Path(folder), limit=10, window=2.0)
     finally:
         sandbox.stop()
-    print("\nexpected requests: ceil(records / page) pages + 1 token request")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import os
 import time
 import typing as t
 from functools import cached_property
@@ -27,6 +28,7 @@ from tap_mokapen.errors import (
 )
 from tap_mokapen.output import singer_output
 from tap_mokapen.pagination import LaravelPaginator, paginator_body
+from tap_mokapen.settings import DEFAULT_BASE_URL
 from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:
@@ -64,6 +66,12 @@ class MokapenStream(RESTStream[int]):
         self.mokapen_tap = tap
         self.stats: collections.Counter[str] = collections.Counter()
         self._requests_session.headers["Accept"] = "application/json"
+        # requests looks for proxy settings in the environment three times per request;
+        # where none are set, look once, here.
+        if not requests.utils.get_environ_proxies(tap.base_url or DEFAULT_BASE_URL) and not (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        ):
+            self._requests_session.trust_env = False
         self._state: dict[str, t.Any] = {}
         self._paginator: LaravelPaginator | None = None
         self._resume: dict[str, t.Any] | None = None
@@ -258,13 +266,18 @@ class MokapenStream(RESTStream[int]):
         mask = self.mask
         return tuple(f for f in self.schema["properties"] if mask[("properties", f)])
 
+    @cached_property
+    def _schema_field_set(self) -> frozenset[str]:
+        return frozenset(self._schema_fields)
+
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        # Only the schema's fields: unknown extras the API adds are dropped here.
-        record = {field: row[field] for field in self._schema_fields if field in row}
+        # Only the schema's selected fields: unknown extras the API adds are dropped here.
+        if not row.keys() <= self._schema_field_set:
+            row = {field: row[field] for field in self._schema_fields if field in row}
         for field in self.timestamp_fields:
-            if field in record:
-                record[field] = to_rfc3339(record[field])
-        return record
+            if field in row:
+                row[field] = to_rfc3339(row[field])
+        return row
 
     # -- errors and retries ------------------------------------------------------
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import ipaddress
 import re
 import typing as t
 from urllib.parse import urlsplit
-
-import pendulum
 
 DEFAULT_BASE_URL = "https://mokapen.com"
 DEFAULT_SCOPE = "contacts.read tasks.read"
@@ -110,10 +109,11 @@ def _positive_number(
     if name not in config or config[name] is None:
         return None
     value = config[name]
+    # The SDK reads JSON numbers with a fraction as Decimal.
     ok = (
         _is_int(value)
         if integer
-        else isinstance(value, int | float) and not isinstance(value, bool)
+        else isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool)
     )
     if not ok or value < 0 or (value == 0 and not allow_zero):
         kind = "integer" if integer else "number"
@@ -144,6 +144,8 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
 
     start_date = config.get("start_date")
     if start_date is not None:
+        import pendulum
+
         try:
             pendulum.parse(str(start_date), strict=False)
         except (ValueError, pendulum.parsing.exceptions.ParserError):

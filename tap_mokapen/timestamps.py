@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
-
 #: Every timestamp the tap emits looks like this: 2025-03-01T10:15:00.000000Z.
 CANONICAL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _CANONICAL_LENGTH = 27
@@ -25,6 +23,8 @@ def to_rfc3339(value: str | dt.datetime | None) -> str | None:
             return value
         if len(value) == _PLAIN_LENGTH and value[10] in " T" and value[4] == "-":
             return f"{value[:10]}T{value[11:]}.000000Z"
+        import pendulum
+
         moment = pendulum.parse(value, tz="UTC", strict=False)
         if not isinstance(moment, dt.datetime):
             msg = f"not a timestamp: {value!r}"

@@ -123,3 +123,9 @@ def test_about_hides_the_secret_and_lists_settings():
     run = run_tap({}, args=["--about", "--format=json"])
     assert run.returncode == 0
     assert '"client_secret"' in run.stdout and DEMO_CLIENT_SECRET not in run.stdout
+
+
+def test_fractional_seconds_settings_are_accepted(sandbox):
+    # JSON numbers with a fraction reach the tap as Decimal.
+    run = run_tap(sandbox.config(rate_limit_window_seconds=2.5, max_wait_seconds=30.5))
+    assert run.returncode == 0, run.stderr
