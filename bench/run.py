@@ -77,6 +77,23 @@ class Sandbox:
         self.process.wait()
 
 
+def write_config(folder: Path, name: str, sandbox: Sandbox, **settings: object) -> Path:
+    """A tap config for the sandbox's demo app and organization."""
+    path = folder / name
+    path.write_text(
+        json.dumps(
+            {
+                "client_id": DEMO_CLIENT_ID,
+                "client_secret": DEMO_CLIENT_SECRET,
+                "organization_id": 849,
+                "base_url": sandbox.url,
+                **settings,
+            }
+        )
+    )
+    return path
+
+
 def contacts_only_catalog(config_path: Path, folder: Path) -> Path:
     discovered = subprocess.run(
         [str(BIN / "tap-mokapen"), "--config", str(config_path), "--discover"],
@@ -97,19 +114,13 @@ def contacts_only_catalog(config_path: Path, folder: Path) -> Path:
 def run_case(
     sandbox: Sandbox, folder: Path, records: int, page_size: int, repeat: int
 ) -> dict[str, dict[str, float]]:
-    config = folder / f"config-{page_size}.json"
-    config.write_text(
-        json.dumps(
-            {
-                "client_id": DEMO_CLIENT_ID,
-                "client_secret": DEMO_CLIENT_SECRET,
-                "organization_id": 849,
-                "base_url": sandbox.url,
-                "page_size": page_size,
-                "requests_per_minute": 1_000_000,
-                "progress_log_seconds": 3600,
-            }
-        )
+    config = write_config(
+        folder,
+        f"config-{page_size}.json",
+        sandbox,
+        page_size=page_size,
+        requests_per_minute=1_000_000,
+        progress_log_seconds=3600,
     )
     catalog = contacts_only_catalog(config, folder)
     commands = {
@@ -141,19 +152,13 @@ def throttled_case(sandbox: Sandbox, folder: Path, limit: int, window: float) ->
     """The tap against a sandbox enforcing the same limit: rate achieved and 429s."""
     pages = 12 * limit
     sandbox.reset(pages * 10, rate_limit=limit, rate_window=window)
-    config = folder / "config-throttled.json"
-    config.write_text(
-        json.dumps(
-            {
-                "client_id": DEMO_CLIENT_ID,
-                "client_secret": DEMO_CLIENT_SECRET,
-                "organization_id": 849,
-                "base_url": sandbox.url,
-                "page_size": 10,
-                "requests_per_minute": limit,
-                "rate_limit_window_seconds": window,
-            }
-        )
+    config = write_config(
+        folder,
+        "config-throttled.json",
+        sandbox,
+        page_size=10,
+        requests_per_minute=limit,
+        rate_limit_window_seconds=window,
     )
     catalog = contacts_only_catalog(config, folder)
     measure([str(BIN / "tap-mokapen"), "--config", str(config), "--catalog", str(catalog)])

@@ -13,6 +13,9 @@ import yaml
 
 from tests.helpers import MELTANO
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import plugin_definition
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,16 +131,7 @@ def test_plugin_definition_file_matches_the_tap():
             check=True,
         ).stdout
     )
-    tap_settings = {n for n in about["settings"]["properties"]} - {
-        "stream_maps",
-        "stream_map_config",
-        "faker_config",
-        "flattening_enabled",
-        "flattening_max_depth",
-        "flattening_max_key_length",
-        "flattening_separator",
-        "batch_config",
-    }
+    tap_settings = set(about["settings"]["properties"]) - plugin_definition.SDK_SETTINGS
     assert {s["name"] for s in definition["settings"]} == tap_settings
 
     project = yaml.safe_load((ROOT / "meltano.yml").read_text())
