@@ -138,6 +138,13 @@ class MokapenStream(ResumableSync, ResilientRequests, RESTStream[int]):
             markers["replication_key"] = self.replication_key
             markers["replication_key_value"] = value
 
+    def generate_child_contexts(
+        self, record: dict, context: Context | None
+    ) -> t.Iterable[Context | None]:
+        # Mokapen streams have no child streams: skip the SDK's per-record child pass.
+        if self.child_streams:
+            yield from super().generate_child_contexts(record, context)
+
     @cached_property
     def _record_prefix(self) -> bytes | None:
         """RECORD lines can be written directly when no stream map or version applies."""
