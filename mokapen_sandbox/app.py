@@ -14,7 +14,13 @@ import typing as t
 from urllib.parse import parse_qs
 
 from mokapen_sandbox.data import Dataset, format_timestamp
-from mokapen_sandbox.oauth import IssuedToken, OAuthError, TokenIssuer, resolve_organization
+from mokapen_sandbox.oauth import (
+    IssuedToken,
+    OAuthError,
+    TokenIssuer,
+    encrypted_id,
+    resolve_organization,
+)
 from mokapen_sandbox.settings import SandboxSettings
 
 ENTITY_PATH = re.compile(r"^/api/v1/(?P<org>[^/]+)/(?P<kind>contacts|tasks)$")
@@ -193,7 +199,7 @@ class Sandbox:
     def _organizations(self, params: dict[str, str]) -> Reply:
         self.pages_served[0, "organizations"] += 1
         rows = [
-            {"id": org, "name": name, "plan": "sandbox", "encrypted_id": f"enc_{org * 7919:x}"}
+            {"id": org, "name": name, "plan": "sandbox", "encrypted_id": encrypted_id(org)}
             for org, name in sorted(self.settings.organizations.items())
         ]
         return self._paginate(rows, len(rows), "/api/v1/organizations", params, serialize=False)

@@ -57,7 +57,6 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.organization_id = organization_id
         self.pacer = pacer
         self.max_wait_seconds = max_wait_seconds
-        self.token_requests = 0
         self.organization_name: str | None = None
         self.refresh_tokens = refresh_tokens
         self.dashboard_token = access_token
@@ -118,7 +117,6 @@ class MokapenAuthenticator(OAuthAuthenticator):
             requested_at = dt.datetime.now(dt.UTC)
             try:
                 with self.pacer.slot():
-                    self.token_requests += 1
                     response = self._session.post(
                         self.auth_endpoint,
                         data=self.oauth_request_payload,

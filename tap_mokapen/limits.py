@@ -67,10 +67,6 @@ class RequestPacer:
         # Re-entrant: a nested request (a token fetched mid-request) must not deadlock.
         self._lock = threading.RLock()
 
-    @property
-    def remaining(self) -> int | None:
-        return None if self.max_requests is None else self.max_requests - self.requests
-
     @contextlib.contextmanager
     def slot(self) -> t.Iterator[None]:
         """Hold a slot for one request; raises RequestBudgetSpent when none are left."""

@@ -16,6 +16,9 @@ _MINUTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|mins|minute|minutes)\s*$", 
 MAX_BACKOFF_SECONDS = 60.0
 
 
+_MISSING = object()
+
+
 def json_body(response: requests.Response) -> t.Any:
     """The response's JSON body, decoded once and kept on the response; None if not JSON."""
     cached = getattr(response, "_mokapen_json", _MISSING)
@@ -26,9 +29,6 @@ def json_body(response: requests.Response) -> t.Any:
             cached = None
         response._mokapen_json = cached  # type: ignore[attr-defined]
     return cached
-
-
-_MISSING = object()
 
 
 def api_message(response: requests.Response) -> str:

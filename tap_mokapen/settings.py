@@ -15,8 +15,6 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 10_000
 DEFAULT_REQUESTS_PER_MINUTE = 60
 DEFAULT_MAX_WAIT_SECONDS = 900.0
-SECRET_SETTINGS = ("client_secret", "access_token", "refresh_token")
-AUTH_MODES = ("client_credentials", "refresh_token", "access_token")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_.\-=]{1,200}$")
 
 
