@@ -1,7 +1,8 @@
 """The base stream for Mokapen's REST API: URLs, paging, records.
 
 Error handling and retries live in resilience.py, checkpoints and progress in
-resumable.py; both are mixins of MokapenStream.
+resumable.py, the page-at-a-time record writing in page_sync.py; all are mixins
+of MokapenStream.
 """
 
 from __future__ import annotations
@@ -13,28 +14,29 @@ import time
 import typing as t
 from functools import cached_property
 
-import msgspec
 import requests
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
-from tap_mokapen.output import singer_output
-from tap_mokapen.pagination import LaravelPaginator, paginator_body
+from tap_mokapen.page_sync import PageSync
+from tap_mokapen.pagination import LaravelPaginator
+from tap_mokapen.records import UNSET, PageReader
 from tap_mokapen.resilience import ResilientRequests
 from tap_mokapen.resumable import ResumableSync
 from tap_mokapen.settings import DEFAULT_BASE_URL
-from tap_mokapen.timestamps import to_rfc3339
+from tap_mokapen.timestamps import normalize_in_place, to_rfc3339
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_mokapen.auth import MokapenAuthenticator
+    from tap_mokapen.records import Page
     from tap_mokapen.tap import TapMokapen
 
 REQUEST_TIMEOUT_SECONDS = 120
 
 
-class MokapenStream(ResumableSync, ResilientRequests, RESTStream[int]):
+class MokapenStream(PageSync, ResumableSync, ResilientRequests, RESTStream[int]):
     """A paged Mokapen list endpoint."""
 
     #: Fields holding timestamps, normalized to RFC 3339 UTC on every record.
@@ -42,8 +44,8 @@ class MokapenStream(ResumableSync, ResilientRequests, RESTStream[int]):
     # Paging by page number is not a snapshot and the order is undocumented:
     # the bookmark may only advance once the whole stream has been read.
     is_sorted = False
-    # post_process already shapes records to the schema (fields, timestamps); the SDK's
-    # per-value conformance would cost about half of the tap's CPU for nothing.
+    # Records are cut to the schema and shaped per page (records.py, shape_page); the
+    # SDK's per-value conformance would cost about half of the tap's CPU for nothing.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: TapMokapen) -> None:
@@ -51,22 +53,32 @@ class MokapenStream(ResumableSync, ResilientRequests, RESTStream[int]):
         self.mokapen_tap = tap
         self.stats: collections.Counter[str] = collections.Counter()
         self._requests_session.headers["Accept"] = "application/json"
-        # requests looks for proxy settings in the environment three times per request;
-        # where none are set, look once, here.
-        if not requests.utils.get_environ_proxies(tap.base_url or DEFAULT_BASE_URL) and not (
-            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        ):
-            self._requests_session.trust_env = False
+        self._read_environment_once(tap.base_url or DEFAULT_BASE_URL)
         self._state: dict[str, t.Any] = {}
         self._paginator: LaravelPaginator | None = None
         self._resume: dict[str, t.Any] | None = None
         self._markers: dict[str, t.Any] | None = None
-        self._time_extracted_suffix = b"}\n"
+        self._time_extracted = ""
         self._started = self._last_progress_log = time.monotonic()
         self.organization_id: int | str = tap.settings_organization
         self._cycle = ""
 
     # -- URLs and requests ------------------------------------------------------
+
+    def _read_environment_once(self, url: str) -> None:
+        """Proxy and CA settings from the environment, read here rather than per request.
+
+        The SDK sends prepared requests, for which requests scans the environment for
+        proxies three times per request and ignores REQUESTS_CA_BUNDLE. Where no proxy
+        applies, the scan is turned off; a CA bundle from the environment is honoured.
+        """
+        session = self._requests_session
+        if requests.utils.get_environ_proxies(url):
+            return
+        session.trust_env = False
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle and session.verify is True:
+            session.verify = bundle
 
     @property
     def url_base(self) -> str:
@@ -90,6 +102,7 @@ class MokapenStream(ResumableSync, ResilientRequests, RESTStream[int]):
             resume.get("next_page") or 1,
             known_total=resume.get("total"),
             known_per_page=resume.get("per_page"),
+            read_page=self.read_page,
             on_page=self._checkpoint,
         )
         return self._paginator
@@ -97,76 +110,68 @@ class MokapenStream(ResumableSync, ResilientRequests, RESTStream[int]):
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
         return {"page": next_page_token or 1, "per_page": self.mokapen_tap.settings.page_size}
 
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
-        # Records of a page share the moment they were extracted.
-        now = to_rfc3339(dt.datetime.now(dt.UTC))
-        self._time_extracted_suffix = b',"time_extracted":"' + now.encode() + b'"}\n'
-        yield from paginator_body(response)["data"]
+    # -- pages and records --------------------------------------------------------
+
+    def request_pages(self, context: Context | None) -> t.Iterator[list[t.Any]]:
+        """The SDK's request loop (request_records), a page of shaped records at a time.
+
+        The paginator advances, and so checkpoints, only when the consumer asks for
+        the next page: every record of a page is written before its STATE.
+        """
+        paginator = self.get_new_paginator()
+        send = self.request_decorator(self._request)
+        with self.get_http_request_counter() as request_counter:
+            request_counter.with_context(context)
+            while not paginator.finished:
+                prepared_request = self._prepare_request(context=context, page=paginator)
+                response = send(prepared_request, context)
+                request_counter.increment()
+                self.update_sync_costs(prepared_request, response, context)
+                records = self.parse_page(response)
+                self.stats["records"] += len(records)
+                yield self.shape_page(records, context)
+                paginator.advance(response)  # an empty page too: the paginator decides
+
+    def request_records(self, context: Context | None) -> t.Iterable[dict]:
+        """Records as dicts, for the SDK's own record path (see page_sync.py)."""
+        to_dict = self.page_reader.to_dict
+        for page in self.request_pages(context):
+            yield from map(to_dict, page)
 
     @cached_property
-    def _schema_fields(self) -> tuple[str, ...]:
-        """The schema's selected fields: what a record keeps, in the schema's order."""
+    def page_reader(self) -> PageReader:
+        # The schema's selected fields, in the schema's order: all a record keeps.
         mask = self.mask
-        return tuple(f for f in self.schema["properties"] if mask[("properties", f)])
+        fields = [f for f in self.schema["properties"] if mask[("properties", f)]]
+        return PageReader(self.name, fields)
 
-    @cached_property
-    def _schema_field_set(self) -> frozenset[str]:
-        return frozenset(self._schema_fields)
+    def read_page(self, response: requests.Response) -> Page:
+        return self.page_reader.read(response)
 
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        # Only the schema's selected fields: unknown extras the API adds are dropped here.
-        if not row.keys() <= self._schema_field_set:
-            row = {field: row[field] for field in self._schema_fields if field in row}
+    def parse_page(self, response: requests.Response) -> list[t.Any]:
+        # Records of a page share the moment they were extracted.
+        self._time_extracted = to_rfc3339(dt.datetime.now(dt.UTC)) or ""
+        return self.read_page(response).data
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        return map(self.page_reader.to_dict, self.parse_page(response))
+
+    def shape_page(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
+        """What post_process does for one record, for a page: timestamps and partition keys.
+
+        Records arrive already cut to the schema's selected fields (records.py).
+        """
+        attributes = self.page_reader.attributes
         for field in self.timestamp_fields:
-            if field in row:
-                row[field] = to_rfc3339(row[field])
-        return row
-
-    # -- the per-record hot path -------------------------------------------------
-    # Two of the SDK's private per-record steps (singer-sdk is pinned below 0.55) are
-    # replaced by cheaper ones with the same output; see bench/run.py for the gain.
-
-    def _increment_stream_state(
-        self, latest_record: dict, *, context: Context | None = None
-    ) -> None:
-        """The bookmark candidate, kept in the markers at hand rather than looked up per record."""
-        markers = self._markers
-        if markers is None or not self.replication_key:
-            return
-        value = latest_record.get(self.replication_key)
-        if value is not None and value > markers.get("replication_key_value", ""):
-            markers["replication_key"] = self.replication_key
-            markers["replication_key_value"] = value
-
-    def generate_child_contexts(
-        self, record: dict, context: Context | None
-    ) -> t.Iterable[Context | None]:
-        # Mokapen streams have no child streams: skip the SDK's per-record child pass.
-        if self.child_streams:
-            yield from super().generate_child_contexts(record, context)
-
-    @cached_property
-    def _record_prefix(self) -> bytes | None:
-        """RECORD lines can be written directly when no stream map or version applies."""
-        maps = self.stream_maps
-        if (
-            len(maps) != 1
-            or type(maps[0]).__name__ != "SameRecordTransform"
-            or maps[0].stream_alias != self.name
-            or self.emit_activate_version_messages
-        ):
-            return None
-        return b'{"type":"RECORD","stream":' + msgspec.json.encode(self.name) + b',"record":'
-
-    def _write_record_message(self, record: dict) -> None:
-        prefix = self._record_prefix
-        if prefix is None:
-            super()._write_record_message(record)
-            return
-        # The same line the SDK's writer makes, without a message object per record;
-        # post_process already dropped deselected and unknown fields.
-        singer_output().write(prefix + msgspec.json.encode(record) + self._time_extracted_suffix)
-        self.state_manager.is_flushed = False
+            if attr := attributes.get(field):
+                normalize_in_place(records, attr)
+        # As the SDK does: the partition's keys on every record that lacks them.
+        for key, value in (context or {}).items():
+            if attr := attributes.get(key):
+                for record in records:
+                    if getattr(record, attr) is UNSET:
+                        setattr(record, attr, value)
+        return records
 
 
 class OrganizationScopedStream(MokapenStream):
@@ -192,12 +197,19 @@ class OrganizationScopedStream(MokapenStream):
             self._bookmarks[key] = to_rfc3339(start) if start else None
         return self._bookmarks[key]
 
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        row = super().post_process(row, context)
+    def shape_page(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
+        records = super().shape_page(records, context)
         bookmark = self._bookmark(context)
-        value = row.get(self.replication_key) if self.replication_key else None
-        # Canonical timestamps compare correctly as text; a null one is never dropped.
-        if bookmark and value is not None and value < bookmark:
-            self.stats["older_than_bookmark"] += 1
-            return None
-        return row
+        attr = self.page_reader.attributes.get(self.replication_key or "")
+        if not bookmark or not attr:
+            return records
+        # Canonical timestamps compare correctly as text; a null or missing one is kept.
+        kept = [
+            r for r in records if (v := getattr(r, attr)) is UNSET or v is None or v >= bookmark
+        ]
+        self.stats["older_than_bookmark"] += len(records) - len(kept)
+        return kept
+
+
+def _not_older(value: t.Any, bookmark: str) -> bool:
+    return value is UNSET or value is None or value >= bookmark

@@ -10,19 +10,10 @@ import requests
 from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_mokapen.errors import APIError
-from tap_mokapen.retry import json_body
+from tap_mokapen.records import UNSET
 
-
-def paginator_body(response: requests.Response) -> dict[str, t.Any]:
-    """The paginator object, whether bare or wrapped as ``{"status": true, "data": {...}}``."""
-    body = json_body(response)
-    if isinstance(body, dict) and isinstance(body.get("data"), dict):
-        body = body["data"]
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        msg = f"{urlsplit(response.url).path} did not answer with a page of records"
-        raise APIError(msg)
-    return body
-
+if t.TYPE_CHECKING:
+    from tap_mokapen.records import Page
 
 logger = logging.getLogger("tap-mokapen")
 
@@ -49,9 +40,11 @@ class LaravelPaginator(BaseAPIPaginator[int]):
         *,
         known_total: int | None = None,
         known_per_page: int | None = None,
+        read_page: t.Callable[[requests.Response], Page],
         on_page: t.Callable[[LaravelPaginator], None] | None = None,
     ) -> None:
         super().__init__(start_value=start_page)
+        self._read_page = read_page
         self.total = known_total
         self.per_page = known_per_page
         self.covered = (start_page - 1) * (known_per_page or 0)
@@ -59,7 +52,7 @@ class LaravelPaginator(BaseAPIPaginator[int]):
         self._ahead: tuple[int, int] | None = None  # a range read beyond ``covered``
         self._highest_page = start_page - 1
         self._on_page = on_page
-        self._last_ids: list[t.Any] | None = None
+        self._last_ids: tuple[t.Any, ...] | None = None
         self._warned_no_total = False
 
     def advance(self, response: requests.Response) -> None:
@@ -73,12 +66,12 @@ class LaravelPaginator(BaseAPIPaginator[int]):
         return True
 
     def get_next(self, response: requests.Response) -> int | None:
-        body = paginator_body(response)
+        body = self._read_page(response)
         requested = self.current_value
         self._check_not_repeated(body, requested, response)
-        data = body["data"]
-        if isinstance(body.get("per_page"), int) and body["per_page"] > 0:
-            self.per_page = body["per_page"]
+        data = body.data
+        if isinstance(body.per_page, int) and body.per_page > 0:
+            self.per_page = body.per_page
         elif data:
             self.per_page = max(self.per_page or 0, len(data))
         size = self.per_page or len(data) or 1
@@ -104,17 +97,16 @@ class LaravelPaginator(BaseAPIPaginator[int]):
         return next_page
 
     @staticmethod
-    def _has_next(body: dict[str, t.Any], requested: int) -> bool:
-        if "next_page_url" in body:
-            return bool(body["next_page_url"])
-        current = body.get("current_page", requested)
-        last_page = body.get("last_page")
-        if isinstance(last_page, int) and isinstance(current, int):
-            return current < last_page
-        return bool(body["data"])
+    def _has_next(body: Page, requested: int) -> bool:
+        if body.next_page_url is not UNSET:
+            return bool(body.next_page_url)
+        current = requested if body.current_page is None else body.current_page
+        if isinstance(body.last_page, int) and isinstance(current, int):
+            return current < body.last_page
+        return bool(body.data)
 
-    def _account_for_deletions(self, body: dict[str, t.Any]) -> None:
-        total = body.get("total")
+    def _account_for_deletions(self, body: Page) -> None:
+        total = body.total
         if not isinstance(total, int):
             if not self._warned_no_total:
                 logger.warning("The API sends no 'total': paging drift cannot be detected")
@@ -135,17 +127,15 @@ class LaravelPaginator(BaseAPIPaginator[int]):
             self.covered,
         )
 
-    def _check_not_repeated(
-        self, body: dict[str, t.Any], requested: int, response: requests.Response
-    ) -> None:
+    def _check_not_repeated(self, body: Page, requested: int, response: requests.Response) -> None:
         """A server that ignores ``page`` would otherwise be read forever."""
-        current = body.get("current_page")
+        current = body.current_page
         path = urlsplit(response.url).path
         if isinstance(current, int) and current != requested:
             msg = f"{path} returned page {current} when page {requested} was asked for"
             raise APIError(msg)
-        ids = [row.get("id") for row in body["data"] if isinstance(row, dict)]
-        if ids and ids == self._last_ids:
+        ids = tuple(getattr(record, "id", None) for record in body.data)
+        if ids and ids == self._last_ids and any(i is not None and i is not UNSET for i in ids):
             msg = f"{path} returned the same records for page {requested} as for the page before"
             raise APIError(msg)
         self._last_ids = ids

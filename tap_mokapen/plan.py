@@ -16,10 +16,9 @@ import typing as t
 
 from singer_sdk.streams.rest import PageContext
 
-from tap_mokapen.pagination import paginator_body
-
 if t.TYPE_CHECKING:
     from tap_mokapen.client import MokapenStream
+    from tap_mokapen.records import Page
     from tap_mokapen.tap import TapMokapen
 
 #: Daily request quota per organization of each Mokapen plan.
@@ -35,7 +34,7 @@ class StreamCost:
     pages: int | None
 
 
-def first_page(stream: MokapenStream, context: dict | None) -> dict[str, t.Any]:
+def first_page(stream: MokapenStream, context: dict | None) -> Page:
     """One paced, retried request for page 1, through the stream's own request path."""
     if context:
         stream.organization_id = context["organization_id"]
@@ -49,7 +48,7 @@ def first_page(stream: MokapenStream, context: dict | None) -> dict[str, t.Any]:
         headers=http_request.headers,
     )
     send = stream.request_decorator(stream._request)
-    return paginator_body(send(prepared, context))
+    return stream.read_page(send(prepared, context))
 
 
 def estimate(tap: TapMokapen) -> list[StreamCost]:
@@ -59,9 +58,9 @@ def estimate(tap: TapMokapen) -> list[StreamCost]:
             continue
         contexts = stream.partitions or [None]
         for context in contexts:
-            body = first_page(stream, context)
-            total = body.get("total") if isinstance(body.get("total"), int) else None
-            per_page = body.get("per_page") or len(body["data"]) or 1
+            page = first_page(stream, context)
+            total = page.total if isinstance(page.total, int) else None
+            per_page = page.per_page if isinstance(page.per_page, int) else len(page.data) or 1
             pages = None if total is None else max(1, math.ceil(total / per_page))
             org = (context or {}).get("organization_id", tap.settings_organization)
             costs.append(StreamCost(stream.name, org, total, per_page, pages))

@@ -22,6 +22,7 @@ from tap_mokapen.errors import (
     QuotaExhausted,
     ReauthenticationNeeded,
 )
+from tap_mokapen.records import NotJSONError
 
 if t.TYPE_CHECKING:
     import collections
@@ -29,6 +30,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_mokapen.auth import MokapenAuthenticator
+    from tap_mokapen.records import Page
     from tap_mokapen.tap import TapMokapen
 
 #: Faults worth retrying: what the SDK retries, plus bodies cut short in transit.
@@ -51,6 +53,7 @@ class ResilientRequests:
     name: str
     authenticator: MokapenAuthenticator
     log: t.Callable[..., None]
+    read_page: t.Callable[[requests.Response], Page]
 
     def validate_response(self, response: requests.Response) -> None:
         """Sort every answer into: fine, retry, re-authenticate, pause, or fail clearly."""
@@ -70,10 +73,12 @@ class ResilientRequests:
             raise ConfigError(self._forbidden_message(response))
         if status >= 400:
             raise FatalAPIError(self.response_error_message(response))
-        if retry.json_body(response) is None:
+        try:
+            self.read_page(response)
+        except NotJSONError as exc:
             # A 200 whose body is cut short or is not JSON: a transport fault, retry.
             msg = f"{status} from GET {urlsplit(response.url).path}: {retry.api_message(response)}"
-            raise RetriableAPIError(msg, response)
+            raise RetriableAPIError(msg, response) from exc
 
     def response_error_message(self, response: requests.Response) -> str:
         # The path only: query strings and headers stay out of logs and errors.

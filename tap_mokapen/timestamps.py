@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import typing as t
+
+import msgspec
 
 #: Every timestamp the tap emits looks like this: 2025-03-01T10:15:00.000000Z.
 CANONICAL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -13,8 +16,8 @@ _PLAIN_LENGTH = 19
 def to_rfc3339(value: str | dt.datetime | None) -> str | None:
     """Normalize a timestamp; a zone-less one is UTC (shared/mokapen-api.md section 6).
 
-    The two documented shapes are handled by slicing, since this runs for every
-    timestamp of every record; anything else goes through pendulum's parser.
+    The two documented shapes are handled by slicing; anything else goes through
+    pendulum's parser.
     """
     if value is None or value == "":
         return None
@@ -32,3 +35,22 @@ def to_rfc3339(value: str | dt.datetime | None) -> str | None:
     else:
         moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC).strftime(CANONICAL_FORMAT)
+
+
+def normalize_in_place(records: t.Iterable[t.Any], attribute: str) -> None:
+    """to_rfc3339 on one attribute of every record of a page, where it was sent.
+
+    Nearly every value is canonical already: those are recognized here, without a
+    call per value, since this runs for every timestamp of every record.
+    """
+    for record in records:
+        value = getattr(record, attribute)
+        if (
+            value.__class__ is str
+            and len(value) == _CANONICAL_LENGTH
+            and value[10] == "T"
+            and value[-1] == "Z"
+        ):
+            continue
+        if value is not msgspec.UNSET:
+            setattr(record, attribute, to_rfc3339(value))

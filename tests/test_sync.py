@@ -97,3 +97,20 @@ def test_progress_lines_report_records_pages_requests_and_time_left(sandbox):
     lines = [line for line in run.stderr.splitlines() if "Progress of 'contacts'" in line]
     assert len(lines) == 10
     assert "250 records, page 5 of 10, 5 requests; 5 pages left, about" in lines[4]
+
+
+def test_a_stream_map_takes_the_sdks_record_path_with_the_same_records(sandbox):
+    """Stream maps turn the page-at-a-time path off (page_sync.py): same records, same state."""
+    fast = run_tap(sandbox.config())
+    mapped = run_tap(sandbox.config(stream_maps={"contacts": {"email": None}}))
+
+    assert mapped.returncode == 0, mapped.stderr
+    assert "email" not in mapped.schemas()["contacts"]["properties"]
+    expected = [{k: v for k, v in r.items() if k != "email"} for r in fast.records("contacts")]
+    assert sorted(mapped.records("contacts"), key=lambda r: r["id"]) == sorted(
+        expected, key=lambda r: r["id"]
+    )
+    assert mapped.records("tasks") == fast.records("tasks")
+    mapped.assert_records_match_schemas()
+    for stream in ("contacts", "tasks"):
+        assert bookmark(mapped.final_state, stream) == bookmark(fast.final_state, stream)

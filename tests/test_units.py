@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import msgspec
 import pytest
 import requests
 
 from tap_mokapen import retry
-from tap_mokapen.errors import RequestBudgetSpent
+from tap_mokapen.errors import APIError, RequestBudgetSpent
 from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
+from tap_mokapen.records import UNSET, NotJSONError, PageReader
 from tap_mokapen.timestamps import to_rfc3339
 
 
@@ -86,3 +88,40 @@ def test_pacer_enforces_the_run_budget():
     with pytest.raises(RequestBudgetSpent), pacer.slot():
         pass
     assert pacer.requests == 2
+
+
+def _response(body: bytes, path: str = "/api/v1/849/contacts") -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = body
+    response.url = f"http://127.0.0.1{path}"
+    return response
+
+
+def test_page_reader_keeps_the_schema_fields_as_sent():
+    reader = PageReader("things", ["id", "from", "e-mail", "updated_at"])
+    body = b'{"total": 2, "data": [{"id": 1, "from": "a", "extra": 5, "e-mail": null}, {"id": 2}]}'
+    page = reader.read(_response(body))
+
+    assert page.total == 2 and page.next_page_url is UNSET
+    # Unknown fields dropped, null kept, a field not sent stays absent.
+    assert [reader.to_dict(r) for r in page.data] == [
+        {"id": 1, "from": "a", "e-mail": None},
+        {"id": 2},
+    ]
+    assert msgspec.json.encode(page.data[0]) == b'{"id":1,"from":"a","e-mail":null}'
+
+
+def test_page_reader_unwraps_the_envelope_and_names_bad_answers():
+    reader = PageReader("things", ["id"])
+    wrapped = b'{"status": true, "data": {"next_page_url": null, "data": [{"id": 7, "x": 1}]}}'
+    page = reader.read(_response(wrapped))
+    assert page.next_page_url is None
+    assert [reader.to_dict(r) for r in page.data] == [{"id": 7}]
+
+    with pytest.raises(NotJSONError, match=r"/api/v1/849/contacts .*cut short"):
+        reader.read(_response(b'{"data": [{"id": 1}'))
+    with pytest.raises(APIError, match="did not answer with a page of records"):
+        reader.read(_response(b'{"message": "Server Error"}'))
+    with pytest.raises(APIError, match="records that are not JSON objects"):
+        reader.read(_response(b'{"data": [1, 2]}'))
