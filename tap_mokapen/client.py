@@ -209,7 +209,3 @@ class OrganizationScopedStream(MokapenStream):
         ]
         self.stats["older_than_bookmark"] += len(records) - len(kept)
         return kept
-
-
-def _not_older(value: t.Any, bookmark: str) -> bool:
-    return value is UNSET or value is None or value >= bookmark

@@ -1,11 +1,12 @@
-"""The hot path: RECORD lines written a page at a time.
+"""The hot path: a page of RECORD lines written with one call.
 
 The SDK's ``_sync_records`` handles each record on its own: a record-limit check,
 child contexts, metrics, bookmark bookkeeping and a message object per record,
-which cost more CPU than reading and parsing the records. Mokapen streams have no
-child streams, so when no stream map, record limit or batch applies, PageSync writes
-a page's lines with one call and tracks the bookmark once per page. The lines are
-the ones the SDK writes; in any other case the SDK's own loop runs.
+which cost more CPU than reading the records. When nothing needs that loop (no
+stream map, post_process override, record limit, batch or child stream), PageSync
+writes a page of typed records (records.py) with one ``encode_lines`` call and
+tracks the bookmark once per page; the lines are the ones the SDK writes.
+Otherwise the SDK's own loop runs, on dicts.
 
 These are private SDK hooks: singer-sdk is pinned below 0.55 (pyproject.toml).
 """
@@ -16,6 +17,7 @@ import typing as t
 from functools import cached_property
 
 import msgspec
+from singer_sdk.streams import Stream
 
 from tap_mokapen.output import singer_output
 from tap_mokapen.records import UNSET
@@ -58,8 +60,10 @@ class PageSync:
             write_messages
             and self.selected
             and self._writes_lines_directly
-            and not self.child_streams
             and self.ABORT_AT_RECORD_COUNT is None
+            and not self.child_streams
+            # shape_page does the shaping; a post_process override only runs in the SDK's loop.
+            and type(self).post_process is Stream.post_process
         ):
             yield from super()._sync_records(context, write_messages=write_messages)
             return
