@@ -5,13 +5,15 @@
 
 Measures the client only (CPU of the child process, from wait4), stdout to /dev/null.
 Ratios are tap/baseline within the same run of this script: the machine is noisy, so
-compare those rather than absolute figures across runs. Prints a table of medians.
+compare those rather than absolute figures across runs. Prints a table of medians,
+then each of issue 6's targets with the figure it was judged on.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -148,7 +150,7 @@ def run_case(
     }
 
 
-def throttled_case(sandbox: Sandbox, folder: Path, limit: int, window: float) -> None:
+def throttled_case(sandbox: Sandbox, folder: Path, limit: int, window: float) -> dict:
     """The tap against a sandbox enforcing the same limit: rate achieved and 429s."""
     pages = 12 * limit
     sandbox.reset(pages * 10, rate_limit=limit, rate_window=window)
@@ -171,6 +173,38 @@ def throttled_case(sandbox: Sandbox, folder: Path, limit: int, window: float) ->
         f"in {span:.1f} s = {rate:.2f} per window ({rate / limit:.0%} of the limit), "
         f"{stats.get('throttled', 0)} answered 429"
     )
+    return {"share": rate / limit, "http_429": stats.get("throttled", 0)}
+
+
+def check_targets(results: dict[tuple[int, int], dict], throttled: dict | None) -> None:
+    """Issue 6's targets, each with the figure it was judged on."""
+    checks: list[tuple[str, bool]] = []
+    for (records, page_size), result in results.items():
+        ratio = result["tap"]["cpu"] / result["baseline"]["cpu"]
+        limit = 2.0 if page_size < 1000 else 1.5
+        checks.append((f"CPU {records} @{page_size}: {ratio:.2f}x <= {limit}x", ratio <= limit))
+        rss = result["tap"]["rss_mb"]
+        checks.append((f"peak RSS {records} @{page_size}: {rss:.1f} MB < 80 MB", rss < 80))
+        expected = math.ceil(records / page_size) + 1
+        made = result["tap"]["requests"]
+        checks.append(
+            (f"requests {records} @{page_size}: {made:.0f} == {expected}", made == expected)
+        )
+    small, large = results.get((100_000, 1000)), results.get((1_000_000, 1000))
+    if small and large:
+        growth = large["tap"]["rss_mb"] / small["tap"]["rss_mb"] - 1
+        checks.append((f"RSS 1M vs 100k @1000: {growth:+.1%} (within 10%)", abs(growth) <= 0.10))
+    if throttled:
+        share, answered = throttled["share"], throttled["http_429"]
+        checks.append(
+            (
+                f"throttled: {share:.0%} of the limit, {answered} x 429",
+                share >= 0.95 and not answered,
+            )
+        )
+    print("\ntargets:")
+    for text, met in checks:
+        print(f"  {'met    ' if met else 'NOT MET'}  {text}")
 
 
 def main() -> None:
@@ -197,10 +231,12 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     sandbox = Sandbox()
+    results: dict[tuple[int, int], dict] = {}
     try:
         with tempfile.TemporaryDirectory() as folder:
             for records, page_size in cases:
                 result = run_case(sandbox, Path(folder), records, page_size, args.repeat)
+                results[records, page_size] = result
                 base_cpu = result["baseline"]["cpu"]
                 for name, figures in result.items():
                     ratio = figures["cpu"] / base_cpu
@@ -213,9 +249,10 @@ def main() -> None:
                         flush=True,
                     )
             print("\nexpected requests: ceil(records / page) pages + 1 token request")
-            throttled_case(sandbox, Path(folder), limit=10, window=2.0)
+            throttled = throttled_case(sandbox, Path(folder), limit=10, window=2.0)
     finally:
         sandbox.stop()
+    check_targets(results, throttled)
 
 
 if __name__ == "__main__":
