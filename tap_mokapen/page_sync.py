@@ -105,12 +105,10 @@ class PageSync:
         if values:
             self._increment_stream_state({key: max(values)}, context=context)
 
-    # -- the SDK's per-record path, made cheaper where it still runs -------------
-
     def _increment_stream_state(
         self, latest_record: dict, *, context: Context | None = None
     ) -> None:
-        """The bookmark candidate, kept in the markers at hand rather than looked up per record."""
+        """The bookmark candidate, kept in the markers at hand rather than looked up in state."""
         markers = self._markers
         if markers is None or not self.replication_key:
             return
@@ -118,13 +116,6 @@ class PageSync:
         if value is not None and value > markers.get("replication_key_value", ""):
             markers["replication_key"] = self.replication_key
             markers["replication_key_value"] = value
-
-    def generate_child_contexts(
-        self, record: dict, context: Context | None
-    ) -> t.Iterable[Context | None]:
-        # Mokapen streams have no child streams: skip the SDK's per-record child pass.
-        if self.child_streams:
-            yield from super().generate_child_contexts(record, context)
 
     @cached_property
     def _writes_lines_directly(self) -> bool:
@@ -136,13 +127,3 @@ class PageSync:
             and maps[0].stream_alias == self.name
             and not self.emit_activate_version_messages
         )
-
-    def _write_record_message(self, record: dict) -> None:
-        if not self._writes_lines_directly:
-            super()._write_record_message(record)
-            return
-        # The same line the SDK's writer makes, without a message object per record;
-        # Records were cut to the selected fields when their page was read (records.py).
-        line = RecordLine("RECORD", self.name, record, self._time_extracted)
-        singer_output().write(_ENCODER.encode(line) + b"\n")
-        self.state_manager.is_flushed = False
