@@ -1,17 +1,14 @@
-"""The run's one OAuth token: requested with client_credentials, shared by every stream."""
+"""Step 2 of the data path, the token: one per organization and run, shared by its streams."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
-import time
 
 import requests
 from singer_sdk.authenticators import OAuthAuthenticator
 
-from tap_mokapen import retry
-from tap_mokapen.errors import AuthenticationError, ConfigError, QuotaExhausted
+from tap_mokapen import errors
 from tap_mokapen.limits import RequestPacer
 from tap_mokapen.token_store import RefreshTokenStore
 
@@ -23,7 +20,7 @@ TOKEN_TIMEOUT_SECONDS = 60
 
 
 class MokapenAuthenticator(OAuthAuthenticator):
-    """One organization's token, owned by the Tap: one token request per run and organization.
+    """One organization's token, owned by the Tap's organization registry.
 
     Unlike the SDK template's process-wide singleton, a second Tap in the same
     process (as in tests) gets its own authenticator and its own credentials.
@@ -31,6 +28,8 @@ class MokapenAuthenticator(OAuthAuthenticator):
     Three modes, as Mokapen hands out access: ``client_credentials`` (private app),
     ``refresh_token`` (public app; a rotated refresh token is kept in a
     ``RefreshTokenStore``) and ``access_token`` (a dashboard token, used as it is).
+    The token request is judged and retried by the same policy as every API
+    request (errors.py), and takes a slot of the organization's request pacer.
     """
 
     def __init__(
@@ -52,7 +51,6 @@ class MokapenAuthenticator(OAuthAuthenticator):
             oauth_scopes=scope,
             client_id=client_id,
             client_secret=client_secret,
-            oauth_headers={"Accept": "application/json", "User-Agent": user_agent},
         )
         self.organization_id = organization_id
         self.pacer = pacer
@@ -60,6 +58,9 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.organization_name: str | None = None
         self.refresh_tokens = refresh_tokens
         self.dashboard_token = access_token
+        # A session of our own: retries are errors.py's, not urllib3's.
+        self.token_session = requests.Session()
+        self.token_session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
         if access_token:
             self.access_token = access_token
             self.last_refreshed = dt.datetime.now(dt.UTC)
@@ -108,46 +109,46 @@ class MokapenAuthenticator(OAuthAuthenticator):
                 "Mokapen's Developer dashboard (Generate Token) and update the "
                 "access_token setting."
             )
-            raise AuthenticationError(msg)
+            raise errors.AuthenticationError(msg)
         logger.info("Requesting an access token for organization %s", self.organization_id)
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            requested_at = dt.datetime.now(dt.UTC)
-            try:
-                with self.pacer.slot():
-                    response = self._session.post(
-                        self.auth_endpoint,
-                        data=self.oauth_request_payload,
-                        headers=self._oauth_headers,
-                        timeout=TOKEN_TIMEOUT_SECONDS,
-                    )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                problem, wait = f"{type(exc).__name__}", retry.backoff_seconds(attempt)
-            else:
-                if response.status_code == 200:
-                    self._accept(response, requested_at)
-                    return
-                self._raise_if_final(response)
-                problem = f"{response.status_code} {retry.api_message(response)}"
-                wait = retry.retry_after_seconds(response) or retry.backoff_seconds(attempt)
-            wait += random.uniform(0, 1)  # noqa: S311 - jitter, not cryptography
-            if time.monotonic() - started + wait > self.max_wait_seconds:
-                msg = (
-                    f"Could not get an access token from {self.auth_endpoint}: {problem} "
-                    f"(gave up after {attempt} attempts, max_wait_seconds="
-                    f"{self.max_wait_seconds:g})"
-                )
-                raise AuthenticationError(msg)
-            logger.warning("Token request failed (%s); retrying in %.1f s", problem, wait)
-            time.sleep(wait)
+        request = errors.retrying(
+            self._request_token,
+            wait_gen=lambda: errors.wait_generator(self.max_wait_seconds),
+            max_wait_seconds=self.max_wait_seconds,
+            on_retry=self._log_retry,
+        )
+        try:
+            request()
+        except errors.RETRIABLE_ERRORS as exc:
+            what = f"Could not get an access token from {self.auth_endpoint}: "
+            raise errors.gave_up(exc, what, self.max_wait_seconds) from None
+
+    def _request_token(self) -> None:
+        requested_at = dt.datetime.now(dt.UTC)
+        with self.pacer.slot():
+            response = self.token_session.post(
+                self.auth_endpoint, data=self.oauth_request_payload, timeout=TOKEN_TIMEOUT_SECONDS
+            )
+        errors.judge_token_answer(
+            response,
+            organization_id=self.organization_id,
+            refreshing=self.refresh_tokens is not None,
+        )
+        self._accept(response, requested_at)
+
+    @staticmethod
+    def _log_retry(details: dict) -> None:
+        logger.warning(
+            "Token request failed (%s); retrying in %.1f s",
+            details.get("exception") or "no answer",
+            details.get("wait", 0),
+        )
 
     def _accept(self, response: requests.Response, requested_at: dt.datetime) -> None:
-        body = retry.json_body(response)
+        body = errors.json_body(response)
         if not isinstance(body, dict) or not body.get("access_token"):
             msg = f"The token endpoint {self.auth_endpoint} answered without an access_token"
-            raise AuthenticationError(msg)
+            raise errors.AuthenticationError(msg)
         self.access_token = body["access_token"]
         self.expires_in = int(body["expires_in"]) if body.get("expires_in") else None
         self.last_refreshed = requested_at
@@ -157,33 +158,3 @@ class MokapenAuthenticator(OAuthAuthenticator):
             # The old refresh token may be dead already: keep the new one before anything else.
             self.refresh_tokens.save(rotated)
             logger.info("Stored the rotated refresh token in %s", self.refresh_tokens.path)
-
-    def _raise_if_final(self, response: requests.Response) -> None:
-        """Turn a token error that waiting cannot fix into a one-line, actionable error."""
-        status, message = response.status_code, retry.api_message(response)
-        body = retry.json_body(response)
-        error = body.get("error") if isinstance(body, dict) else None
-        if retry.is_quota_exhausted(response):
-            msg = f"Mokapen's daily request quota for organization {self.organization_id} is spent"
-            raise QuotaExhausted(msg)
-        if status in (429,) or status >= 500:
-            return
-        where = f"token request for organization {self.organization_id} ({status})"
-        if error == "invalid_client" or status == 401:
-            msg = f"Mokapen rejected the {where}: {message} Check client_id and client_secret."
-            raise AuthenticationError(msg)
-        if error == "invalid_grant" and self.refresh_tokens:
-            msg = (
-                f"Mokapen rejected the {where}: {message} The refresh token was revoked "
-                "or already used: authorize the app again (/oauth/authorize) and set the "
-                "new refresh_token."
-            )
-            raise AuthenticationError(msg)
-        if error == "invalid_scope":
-            msg = f"Mokapen rejected the {where}: {message} Fix the scope setting."
-            raise ConfigError(msg)
-        if "organization" in message.lower():
-            msg = f"Mokapen rejected the {where}: {message} Check the organization_id setting."
-            raise ConfigError(msg)
-        msg = f"Mokapen rejected the {where}: {message}"
-        raise AuthenticationError(msg)

@@ -1,69 +1,74 @@
-"""The base stream for Mokapen's REST API: URLs, paging, records.
+"""Step 3 of the data path, the request, and the loop that runs the rest: the base stream.
 
-Error handling and retries live in resilience.py, checkpoints and progress in
-resumable.py, the page-at-a-time record writing in page_sync.py; all are mixins
-of MokapenStream.
+``MokapenStream.get_pages`` is a stream's whole journey for one organization:
+the resume point from state.py, then for each request the pacer's slot
+(limits.py), the token (auth.py), the verdict on the answer (errors.py), the page
+(pages.py), its records shaped (records.py) and written (output.py), the
+paginator advanced (paging.py) and a STATE written. Where STATE is written can be
+read off ``get_pages`` and ``request_pages``: after each page, at a pause and
+at the stream's end.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import os
-import time
 import typing as t
 from functools import cached_property
 
 import requests
+from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
+from singer_sdk.streams.rest import PageContext
+from typing_extensions import override
 
-from tap_mokapen.page_sync import PageSync
-from tap_mokapen.pagination import LaravelPaginator
-from tap_mokapen.records import UNSET, PageReader
-from tap_mokapen.resilience import ResilientRequests
-from tap_mokapen.resumable import ResumableSync
-from tap_mokapen.settings import DEFAULT_BASE_URL
-from tap_mokapen.timestamps import normalize_in_place, to_rfc3339
+from tap_mokapen import errors, output, sdk_private, state
+from tap_mokapen.pages import Page, PageReader
+from tap_mokapen.paging import LaravelPaginator, Paginator
+from tap_mokapen.progress import Progress
+from tap_mokapen.records import RecordType
+from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_mokapen.auth import MokapenAuthenticator
-    from tap_mokapen.records import Page
     from tap_mokapen.tap import TapMokapen
 
 REQUEST_TIMEOUT_SECONDS = 120
 
 
-class MokapenStream(PageSync, ResumableSync, ResilientRequests, RESTStream[int]):
+class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     """A paged Mokapen list endpoint."""
 
     #: Fields holding timestamps, normalized to RFC 3339 UTC on every record.
     timestamp_fields: t.ClassVar[tuple[str, ...]] = ("created_at", "updated_at")
+    #: The OAuth scope the endpoint needs (None: any token will do).
+    scope: t.ClassVar[str | None] = None
     # Paging by page number is not a snapshot and the order is undocumented:
     # the bookmark may only advance once the whole stream has been read.
     is_sorted = False
-    # Records are cut to the schema and shaped per page (records.py, shape_page); the
-    # SDK's per-value conformance would cost about half of the tap's CPU for nothing.
+    # Records are cut to the schema and shaped per page (records.py); the SDK's
+    # per-value conformance would cost about half of the tap's CPU for nothing.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: TapMokapen) -> None:
         super().__init__(tap=tap)
         self.mokapen_tap = tap
-        self.stats: collections.Counter[str] = collections.Counter()
-        self._requests_session.headers["Accept"] = "application/json"
-        self._read_environment_once(tap.base_url or DEFAULT_BASE_URL)
-        self._state: dict[str, t.Any] = {}
-        self._paginator: LaravelPaginator | None = None
-        self._resume: dict[str, t.Any] | None = None
-        self._markers: dict[str, t.Any] | None = None
+        self.organization_id: int | str = tap.organizations.first
+        self.progress = Progress(self.name, self.logger, tap.settings.progress_log_seconds)
+        self.requests_session.headers["Accept"] = "application/json"
+        self._read_environment_once(tap.settings.base_url)
+        self._paginator: Paginator | None = None
+        self._resume_position: dict[str, t.Any] | None = None
         self._time_extracted = ""
-        self._started = self._last_progress_log = time.monotonic()
-        self.organization_id: int | str = tap.settings_organization
-        self._cycle = ""
 
-    # -- URLs and requests ------------------------------------------------------
+    @property
+    def stats(self) -> t.Counter[str]:
+        return self.progress.stats
+
+    # -- URLs and requests --------------------------------------------------------
 
     def _read_environment_once(self, url: str) -> None:
         """Proxy and CA settings from the environment, read here rather than per request.
@@ -72,7 +77,7 @@ class MokapenStream(PageSync, ResumableSync, ResilientRequests, RESTStream[int])
         proxies three times per request and ignores REQUESTS_CA_BUNDLE. Where no proxy
         applies, the scan is turned off; a CA bundle from the environment is honoured.
         """
-        session = self._requests_session
+        session = self.requests_session
         if requests.utils.get_environ_proxies(url):
             return
         session.trust_env = False
@@ -80,115 +85,246 @@ class MokapenStream(PageSync, ResumableSync, ResilientRequests, RESTStream[int])
         if bundle and session.verify is True:
             session.verify = bundle
 
+    @override
     @property
     def url_base(self) -> str:
-        return f"{self.mokapen_tap.base_url}/api/v1"
+        """The API root: ``{base_url}/api/v1``."""
+        return f"{self.mokapen_tap.settings.base_url}/api/v1"
 
+    @override
     @property
     def authenticator(self) -> MokapenAuthenticator:
-        return self.mokapen_tap.authenticator_for(self.organization_id)
+        """The current organization's token, shared with the organization's other streams."""
+        return self.mokapen_tap.organizations.authenticator(self.organization_id)
 
+    @override
     @cached_property
     def user_agent(self) -> str:
         return self.mokapen_tap.user_agent
 
+    @override
     @property
     def timeout(self) -> int:
         return REQUEST_TIMEOUT_SECONDS
 
-    def get_new_paginator(self) -> LaravelPaginator:
-        resume = self._resume or {}
-        self._paginator = LaravelPaginator(
-            resume.get("next_page") or 1,
-            known_total=resume.get("total"),
-            known_per_page=resume.get("per_page"),
-            read_page=self.read_page,
-            on_page=self._checkpoint,
-        )
+    @override
+    def get_new_paginator(self) -> Paginator:
+        """A paginator starting where the last run stopped (or at the first page)."""
+        self._paginator = LaravelPaginator(self._resume_position, read_page=self.read_page)
         return self._paginator
 
-    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
-        return {"page": next_page_token or 1, "per_page": self.mokapen_tap.settings.page_size}
+    @override
+    def get_url_params(
+        self, context: Context | None, next_page_token: dict[str, t.Any] | None
+    ) -> dict[str, t.Any]:
+        """The paginator's parameters for the next page, and the page size asked for."""
+        return {**(next_page_token or {}), "per_page": self.mokapen_tap.settings.page_size}
 
-    # -- pages and records --------------------------------------------------------
+    def prepare(
+        self, context: Context | None, token: dict[str, t.Any] | None
+    ) -> requests.PreparedRequest:
+        """The request for one page, through the SDK's public request hooks."""
+        http_request = self.get_http_request(
+            page=PageContext(stream_context=context, next_page_token=token)
+        )
+        return self.build_prepared_request(
+            method=http_request.method,
+            url=http_request.url,
+            params=http_request.encode_params(),
+            headers=http_request.headers,
+        )
 
-    def request_pages(self, context: Context | None) -> t.Iterator[list[t.Any]]:
-        """The SDK's request loop (request_records), a page of shaped records at a time.
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        """Judge the answer (errors.py); a 200 must also hold a readable page."""
+        if response.status_code == 429:
+            self.stats["http_429"] += 1
+        errors.judge_api_answer(
+            response,
+            organization_id=self.organization_id,
+            stream=self.name,
+            scope=self.scope or "the stream's scope",
+        )
+        self.read_page(response)  # a body cut short raises TruncatedAnswer: retried
 
-        The paginator advances, and so checkpoints, only when the consumer asks for
-        the next page: every record of a page is written before its STATE.
-        """
-        paginator = self.get_new_paginator()
-        send = self.request_decorator(self._request)
-        with self.get_http_request_counter() as request_counter:
-            request_counter.with_context(context)
-            while not paginator.finished:
-                prepared_request = self._prepare_request(context=context, page=paginator)
-                response = send(prepared_request, context)
-                request_counter.increment()
-                self.update_sync_costs(prepared_request, response, context)
-                records = self.parse_page(response)
-                self.stats["records"] += len(records)
-                yield self.shape_page(records, context)
-                paginator.advance(response)  # an empty page too: the paginator decides
+    @override
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        """Pace every attempt, retry faults within max_wait_seconds, re-authenticate once."""
+        tap = self.mokapen_tap
 
-    def request_records(self, context: Context | None) -> t.Iterable[dict]:
-        """Records as dicts, for the SDK's own record path (see page_sync.py)."""
-        to_dict = self.page_reader.to_dict
-        for page in self.request_pages(context):
-            yield from map(to_dict, page)
+        def paced(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
+            # The token request takes a slot of its own: fetch it before taking ours.
+            self.authenticator.ensure_token()
+            with tap.organizations.pacer(self.organization_id).slot():
+                self.stats["requests"] += 1
+                return func(prepared_request, context)
+
+        max_wait = tap.settings.max_wait_seconds
+        with_retries = errors.retrying(
+            paced,
+            wait_gen=self.backoff_wait_generator,
+            max_wait_seconds=max_wait,
+            on_retry=self.backoff_handler,
+            jitter=self.backoff_jitter,
+        )
+
+        def send(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
+            try:
+                try:
+                    return with_retries(prepared_request, context)
+                except errors.ReauthenticationNeeded:
+                    self.logger.info("401 from the API: requesting a fresh token and retrying once")
+                    self.authenticator.invalidate()
+                    return with_retries(prepared_request, context)
+            except errors.ReauthenticationNeeded as exc:
+                msg = (
+                    f"{exc}. A fresh token was refused too: the app's access to "
+                    f"organization {self.organization_id} was revoked or its credentials "
+                    "changed."
+                )
+                raise errors.AuthenticationError(msg) from None
+            except errors.RETRIABLE_ERRORS as exc:
+                path = requests.utils.urlparse(prepared_request.url or "").path
+                what = "" if isinstance(exc, RetriableAPIError) else f"GET {path} failed: "
+                raise errors.gave_up(exc, what, max_wait) from None
+
+        return send
+
+    @override
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        """Wait as long as Mokapen asks, else back off exponentially (errors.py)."""
+        return errors.wait_generator(self.mokapen_tap.settings.max_wait_seconds)
+
+    @override
+    def backoff_handler(self, details: t.Any) -> None:
+        self.stats["retries"] += 1
+        self.logger.info(
+            "Retrying in %.1f s (attempt %d): %s",
+            details.get("wait", 0),
+            details.get("tries", 0),
+            details.get("exception") or "no answer",
+        )
+
+    # -- pages, records and state -----------------------------------------------
 
     @cached_property
-    def page_reader(self) -> PageReader:
+    def record_type(self) -> RecordType:
         # The schema's selected fields, in the schema's order: all a record keeps.
         mask = self.mask
         fields = [f for f in self.schema["properties"] if mask[("properties", f)]]
-        return PageReader(self.name, fields)
+        return RecordType(self.name, fields)
+
+    @cached_property
+    def page_reader(self) -> PageReader:
+        return PageReader(self.record_type)
 
     def read_page(self, response: requests.Response) -> Page:
         return self.page_reader.read(response)
 
-    def parse_page(self, response: requests.Response) -> list[t.Any]:
-        # Records of a page share the moment they were extracted.
-        self._time_extracted = to_rfc3339(dt.datetime.now(dt.UTC)) or ""
-        return self.read_page(response).data
+    def get_pages(self, context: Context | None) -> t.Iterator[list[t.Any]]:
+        """The stream's pages for one organization, from where the last run stopped.
 
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
-        return map(self.page_reader.to_dict, self.parse_page(response))
+        Every page's records are written (by the consumer of this generator) before
+        its STATE; a pause and the stream's end leave a STATE too.
+        """
+        tap = self.mokapen_tap
+        org = self.organization_id = (context or {}).get("organization_id", tap.organizations.first)
+        stream_state = self.get_context_state(context)
+        cycle = tap.organizations.cycle_started_at(org)
+        paused = org in tap.organizations.paused
+        if paused or state.completed_in_cycle(stream_state, cycle):
+            why = "its requests are paused" if paused else "already synced in this cycle"
+            self.logger.info("Skipping '%s' for organization %s: %s", self.name, org, why)
+            return
+        self._resume_position = state.start(stream_state, self.replication_key)
+        self.progress.begin()
+        paginator: Paginator | None = None
+        try:
+            for records, paginator in self.request_pages(context):
+                yield records
+                if not paginator.finished:
+                    state.checkpoint(stream_state, paginator.position(), cycle=cycle)
+                    sdk_private.write_state(self)
+        except errors.RunPaused as exc:
+            paginator = self._paginator
+            position = paginator.position() if paginator else {}
+            state.pause(stream_state, position, cycle=cycle)
+            where = paginator.describe_position() if paginator else "the first page"
+            tap.pause(exc, self, f"'{self.name}' stops before {where}")
+        else:
+            state.finish(stream_state, cycle=cycle)
+            self.stats["completed"] = 1
+        finally:
+            self.progress.end(self._paginator)
+
+    def request_pages(self, context: Context | None) -> t.Iterator[tuple[list[t.Any], Paginator]]:
+        """Each page's shaped records, with the paginator already advanced past the page."""
+        paginator = self.get_new_paginator()
+        if self._resume_position:
+            self.logger.info("Resuming '%s' at %s", self.name, paginator.describe_position())
+        send = self.request_decorator(lambda request, ctx: sdk_private.send(self, request, ctx))
+        with self.get_http_request_counter() as request_counter:
+            request_counter.with_context(context)
+            while not paginator.finished:
+                prepared_request = self.prepare(context, paginator.current_value)
+                response = send(prepared_request, context)
+                request_counter.increment()
+                self.update_sync_costs(prepared_request, response, context)
+                # Records of a page share the moment they were extracted.
+                self._time_extracted = to_rfc3339(dt.datetime.now(dt.UTC)) or ""
+                records = self.read_page(response).data
+                self.stats["records"] += len(records)
+                records = self.shape_page(records, context)
+                paginator.advance(response)  # an empty page too: the paginator decides
+                self.progress.page_done(paginator)
+                yield records, paginator
 
     def shape_page(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
-        """What post_process does for one record, for a page: timestamps and partition keys.
-
-        Records arrive already cut to the schema's selected fields (records.py).
-        """
-        attributes = self.page_reader.attributes
-        for field in self.timestamp_fields:
-            if attr := attributes.get(field):
-                normalize_in_place(records, attr)
-        # As the SDK does: the partition's keys on every record that lacks them.
-        for key, value in (context or {}).items():
-            if attr := attributes.get(key):
-                for record in records:
-                    if getattr(record, attr) is UNSET:
-                        setattr(record, attr, value)
+        """What post_process would do for each record, once for the page (records.py)."""
+        self.record_type.shape(records, timestamp_fields=self.timestamp_fields, partition=context)
         return records
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Records as dicts, for the SDK's own record loop (see sdk_private.py)."""
+        to_dict = self.record_type.to_dict
+        for page in self.get_pages(context):
+            yield from map(to_dict, page)
+
+    def emit_page(self, records: list[t.Any], context: Context | None) -> None:
+        """A page's RECORD lines, then its newest replication value as bookmark candidate."""
+        output.write_records(self.name, records, self._time_extracted)
+        sdk_private.mark_state_changed(self)
+        key = self.replication_key
+        if key:
+            newest = self.record_type.newest(records, key)
+            state.track_bookmark(self.get_context_state(context), key, newest)
 
 
 class OrganizationScopedStream(MokapenStream):
-    """An endpoint under ``/api/v1/{org_id}/``, replicated incrementally on ``updated_at``.
+    """An endpoint under ``/api/v1/{organization_id}/``, incremental on ``updated_at``.
 
     Each organization is its own state partition. Mokapen has no documented filter
-    on ``updated_at``, so every page is read and records older than the bookmark are
-    dropped here.
+    on ``updated_at``, so every page is read and records older than the bookmark
+    are dropped here. The scope it needs is ``<stream name>.read``.
     """
+
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("organization_id", "id")  # type: ignore[misc]
+    replication_key: t.ClassVar[str | None] = "updated_at"  # type: ignore[misc]
+
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.path = f"/{{organization_id}}/{cls.name}"
+        cls.scope = f"{cls.name}.read"
 
     def __init__(self, tap: TapMokapen) -> None:
         super().__init__(tap)
         self._bookmarks: dict[t.Any, str | None] = {}
 
+    @override
     @property
     def partitions(self) -> list[dict]:
-        return [{"organization_id": org} for org in self.mokapen_tap.organization_ids]
+        return [{"organization_id": org} for org in self.mokapen_tap.organizations.ids]
 
     def _bookmark(self, context: Context | None) -> str | None:
         key = None if context is None else context.get("organization_id")
@@ -200,12 +336,8 @@ class OrganizationScopedStream(MokapenStream):
     def shape_page(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
         records = super().shape_page(records, context)
         bookmark = self._bookmark(context)
-        attr = self.page_reader.attributes.get(self.replication_key or "")
-        if not bookmark or not attr:
+        if not bookmark or not self.replication_key:
             return records
-        # Canonical timestamps compare correctly as text; a null or missing one is kept.
-        kept = [
-            r for r in records if (v := getattr(r, attr)) is UNSET or v is None or v >= bookmark
-        ]
+        kept = self.record_type.not_older_than(records, self.replication_key, bookmark)
         self.stats["older_than_bookmark"] += len(records) - len(kept)
         return kept

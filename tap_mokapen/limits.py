@@ -41,14 +41,12 @@ class SlidingWindowLimiter:
         self._clock = clock
         self._sleep = sleep
         self._done: collections.deque[float] = collections.deque(maxlen=limit)
-        self.waited = 0.0
 
     def wait_for_slot(self) -> None:
         if len(self._done) < self.limit:
             return
         delay = self._done[0] + self.window - self._clock()
         if delay > 0:
-            self.waited += delay
             self._sleep(delay)
 
     def record(self) -> None:

@@ -1,10 +1,13 @@
-"""Singer output: msgspec encoding, buffered, flushed at every message that is not a RECORD.
+"""Step 7 of the data path, the output: Singer messages on a buffered stdout.
 
 The SDK's MsgSpecWriter flushes stdout after each message: a system call per record
 (and under PYTHONUNBUFFERED stdout has no buffer at all). Here records wait in a
 buffer; every SCHEMA, STATE or ACTIVATE_VERSION flushes it, so whatever a STATE
 vouches for reaches the target before the STATE itself, and a run killed mid-page
 never leaves a STATE ahead of its records.
+
+``write_records`` writes a page of typed records as the RECORD lines the SDK
+would write one by one, with one encoder call.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import io
 import sys
 import typing as t
 
+import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import Message, RecordMessage
 
@@ -45,3 +49,21 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         out.write(self.format_message(message))
         if not isinstance(message, RecordMessage):
             out.flush()
+
+
+class RecordLine(msgspec.Struct, gc=False):
+    """A Singer RECORD message, in the order of the SDK's own lines."""
+
+    type: str
+    stream: str
+    record: t.Any
+    time_extracted: str
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def write_records(stream: str, records: list[t.Any], time_extracted: str) -> None:
+    """A page's RECORD lines, as the SDK writes each record's, in one call."""
+    lines = [RecordLine("RECORD", stream, record, time_extracted) for record in records]
+    singer_output().write(_ENCODER.encode_lines(lines))

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import typing as t
 
-from singer_sdk.streams.rest import PageContext
+import click
+
+from tap_mokapen import sdk_private
+from tap_mokapen.errors import MokapenError
 
 if t.TYPE_CHECKING:
     from tap_mokapen.client import MokapenStream
-    from tap_mokapen.records import Page
+    from tap_mokapen.pages import Page
     from tap_mokapen.tap import TapMokapen
+
+logger = logging.getLogger("tap-mokapen")
 
 #: Daily request quota per organization of each Mokapen plan.
 PLANS = {"Free": 200, "Small Team": 2_000, "Medium": 8_000, "Large": 20_000}
@@ -35,25 +41,17 @@ class StreamCost:
 
 
 def first_page(stream: MokapenStream, context: dict | None) -> Page:
-    """One paced, retried request for page 1, through the stream's own request path."""
+    """One paced, retried request for the first page, through the stream's request path."""
     if context:
         stream.organization_id = context["organization_id"]
-    http_request = stream.get_http_request(
-        page=PageContext(stream_context=context, next_page_token=1)
-    )
-    prepared = stream.build_prepared_request(
-        method=http_request.method,
-        url=http_request.url,
-        params=http_request.encode_params(),
-        headers=http_request.headers,
-    )
-    send = stream.request_decorator(stream._request)
+    prepared = stream.prepare(context, stream.get_new_paginator().current_value)
+    send = stream.request_decorator(lambda request, ctx: sdk_private.send(stream, request, ctx))
     return stream.read_page(send(prepared, context))
 
 
 def estimate(tap: TapMokapen) -> list[StreamCost]:
     costs = []
-    for stream in tap.streams.values():
+    for stream in t.cast("list[MokapenStream]", list(tap.streams.values())):
         if not stream.selected:
             continue
         contexts = stream.partitions or [None]
@@ -62,7 +60,7 @@ def estimate(tap: TapMokapen) -> list[StreamCost]:
             total = page.total if isinstance(page.total, int) else None
             per_page = page.per_page if isinstance(page.per_page, int) else len(page.data) or 1
             pages = None if total is None else max(1, math.ceil(total / per_page))
-            org = (context or {}).get("organization_id", tap.settings_organization)
+            org = (context or {}).get("organization_id", tap.organizations.first)
             costs.append(StreamCost(stream.name, org, total, per_page, pages))
     return costs
 
@@ -118,3 +116,35 @@ def render(summary: dict[str, t.Any]) -> str:
 def run(tap: TapMokapen, output_format: str) -> str:
     summary = report(tap, estimate(tap))
     return json.dumps(summary, indent=2) if output_format == "json" else render(summary)
+
+
+def option(tap_class: type[TapMokapen]) -> click.Option:
+    """``--plan`` for the tap's command line: print the cost plan, then exit."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if not value:
+            return
+        config = ctx.params.get("config")
+        try:
+            tap = tap_class(
+                config=config.config if config else {},
+                parse_env_config=bool(config and config.parse_env),
+                validate_config=True,
+            )
+            print(run(tap, value))
+        except MokapenError as exc:
+            logger.error("%s", exc)
+            ctx.exit(1)
+        ctx.exit()
+
+    return click.Option(
+        ["--plan"],
+        is_flag=False,
+        flag_value="table",
+        default=None,
+        type=click.Choice(["table", "json"]),
+        help="Print the records, requests, time and quota a sync will cost "
+        "(one request per stream), then exit. --plan=json for JSON.",
+        callback=callback,
+        expose_value=False,
+    )

@@ -1,29 +1,29 @@
-"""Mokapen streams: one small class per endpoint."""
+"""Mokapen streams: one small class per endpoint, its JSON Schema in schemas/<name>.json.
+
+An organization-scoped stream takes its path (``/{organization_id}/<name>``), its
+OAuth scope (``<name>.read``), its primary key (``organization_id``, ``id``) and
+its replication key (``updated_at``) from OrganizationScopedStream.
+"""
 
 from __future__ import annotations
 
 import typing as t
+from pathlib import Path
 
-from singer_sdk import StreamSchema
+from singer_sdk import SchemaDirectory, StreamSchema
 
 from tap_mokapen.client import MokapenStream, OrganizationScopedStream
-from tap_mokapen.schemas import SCHEMAS
+
+SCHEMAS = SchemaDirectory(Path(__file__).parent / "schemas")
 
 
 class ContactsStream(OrganizationScopedStream):
     name = "contacts"
-    path = "/{organization_id}/contacts"
-    # Ids are unique within an organization only.
-    primary_keys = ("organization_id", "id")
-    replication_key = "updated_at"
     schema = StreamSchema(SCHEMAS)
 
 
 class TasksStream(OrganizationScopedStream):
     name = "tasks"
-    path = "/{organization_id}/tasks"
-    primary_keys = ("organization_id", "id")
-    replication_key = "updated_at"
     schema = StreamSchema(SCHEMAS)
     timestamp_fields: t.ClassVar[tuple[str, ...]] = ("created_at", "updated_at", "completed_at")
 
@@ -39,4 +39,12 @@ class OrganizationsStream(MokapenStream):
     timestamp_fields: t.ClassVar[tuple[str, ...]] = ()
 
 
-STREAM_TYPES = (ContactsStream, TasksStream, OrganizationsStream)
+def stream_types() -> list[type[MokapenStream]]:
+    """Every stream class of this module, in the order they are defined (and synced)."""
+    return [
+        value
+        for value in globals().values()
+        if isinstance(value, type)
+        and issubclass(value, MokapenStream)
+        and value.__module__ == __name__
+    ]

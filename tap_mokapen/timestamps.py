@@ -14,7 +14,7 @@ _PLAIN_LENGTH = 19
 
 
 def to_rfc3339(value: str | dt.datetime | None) -> str | None:
-    """Normalize a timestamp; a zone-less one is UTC (shared/mokapen-api.md section 6).
+    """Normalize a timestamp; a zone-less one is UTC (docs/mokapen-api.md).
 
     The two documented shapes are handled by slicing; anything else goes through
     pendulum's parser.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mokapen_sandbox import DEMO_CLIENT_SECRET
+from mokapen_sandbox import DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
 from tap_mokapen.errors import AuthenticationError
 from tap_mokapen.tap import TapMokapen
 from tests.helpers import run_tap
@@ -113,7 +113,8 @@ def test_each_tap_instance_has_its_own_token_and_credentials(sandbox):
     good = TapMokapen(config=sandbox.config())
     assert sum(1 for _ in good.streams["organizations"].get_records(None)) == 2
     bad = TapMokapen(config=sandbox.config(client_secret="another-wrong-secret"))
-    assert bad.authenticator is not good.authenticator
+    org = DEMO_ORGANIZATION_ID
+    assert bad.organizations.authenticator(org) is not good.organizations.authenticator(org)
     with pytest.raises(AuthenticationError):
         list(bad.streams["organizations"].get_records(None))
     assert good.streams["contacts"].authenticator is good.streams["tasks"].authenticator

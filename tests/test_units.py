@@ -8,10 +8,11 @@ import msgspec
 import pytest
 import requests
 
-from tap_mokapen import retry
-from tap_mokapen.errors import APIError, RequestBudgetSpent
+from tap_mokapen import errors as retry
+from tap_mokapen.errors import APIError, RequestBudgetSpent, TruncatedAnswer
 from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
-from tap_mokapen.records import UNSET, NotJSONError, PageReader
+from tap_mokapen.pages import PageReader
+from tap_mokapen.records import UNSET, RecordType
 from tap_mokapen.timestamps import to_rfc3339
 
 
@@ -99,13 +100,13 @@ def _response(body: bytes, path: str = "/api/v1/849/contacts") -> requests.Respo
 
 
 def test_page_reader_keeps_the_schema_fields_as_sent():
-    reader = PageReader("things", ["id", "from", "e-mail", "updated_at"])
+    reader = PageReader(RecordType("things", ["id", "from", "e-mail", "updated_at"]))
     body = b'{"total": 2, "data": [{"id": 1, "from": "a", "extra": 5, "e-mail": null}, {"id": 2}]}'
     page = reader.read(_response(body))
 
     assert page.total == 2 and page.next_page_url is UNSET
     # Unknown fields dropped, null kept, a field not sent stays absent.
-    assert [reader.to_dict(r) for r in page.data] == [
+    assert [reader.record_type.to_dict(r) for r in page.data] == [
         {"id": 1, "from": "a", "e-mail": None},
         {"id": 2},
     ]
@@ -113,13 +114,13 @@ def test_page_reader_keeps_the_schema_fields_as_sent():
 
 
 def test_page_reader_unwraps_the_envelope_and_names_bad_answers():
-    reader = PageReader("things", ["id"])
+    reader = PageReader(RecordType("things", ["id"]))
     wrapped = b'{"status": true, "data": {"next_page_url": null, "data": [{"id": 7, "x": 1}]}}'
     page = reader.read(_response(wrapped))
     assert page.next_page_url is None
-    assert [reader.to_dict(r) for r in page.data] == [{"id": 7}]
+    assert [reader.record_type.to_dict(r) for r in page.data] == [{"id": 7}]
 
-    with pytest.raises(NotJSONError, match=r"/api/v1/849/contacts .*cut short"):
+    with pytest.raises(TruncatedAnswer, match=r"/api/v1/849/contacts .*cut short"):
         reader.read(_response(b'{"data": [{"id": 1}'))
     with pytest.raises(APIError, match="did not answer with a page of records"):
         reader.read(_response(b'{"message": "Server Error"}'))

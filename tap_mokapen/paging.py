@@ -1,7 +1,19 @@
-"""Paging through Laravel length-aware paginator answers (shared/mokapen-api.md section 6)."""
+"""Step 4 of the data path, paging: which request comes next, and where to resume.
+
+``Paginator`` is the contract the request loop (client.py) relies on; each list
+shape Mokapen may answer with is one implementation. Today there is one, the
+Laravel length-aware paginator, which pages by number and is drift-safe.
+
+The loop asks ``current_value`` for the next request's query parameters, sends
+the request, emits the page's records, then hands the answer to ``advance``. Once
+the answer is handed over, ``position()`` is what STATE stores to resume at the
+next request: a small JSON object that only the paginator reads (state.py keeps it
+opaque), so a new shape brings its own resume token without a change of format.
+"""
 
 from __future__ import annotations
 
+import abc
 import logging
 import typing as t
 from urllib.parse import urlsplit
@@ -13,12 +25,38 @@ from tap_mokapen.errors import APIError
 from tap_mokapen.records import UNSET
 
 if t.TYPE_CHECKING:
-    from tap_mokapen.records import Page
+    from tap_mokapen.pages import Page
 
 logger = logging.getLogger("tap-mokapen")
 
+Params = dict[str, t.Any]
 
-class LaravelPaginator(BaseAPIPaginator[int]):
+
+class Paginator(BaseAPIPaginator[Params], abc.ABC):
+    """What the request loop needs of any paging scheme.
+
+    ``current_value`` holds the query parameters of the next request (besides
+    ``per_page``); ``advance(response)`` takes the answer just emitted and decides
+    the next request or ``finished``.
+    """
+
+    #: Pages read a second time to stay safe from paging drift.
+    drift_rereads: int = 0
+
+    @abc.abstractmethod
+    def position(self) -> dict[str, t.Any]:
+        """The resume token for STATE: where the next request starts. JSON-able."""
+
+    @abc.abstractmethod
+    def describe_position(self) -> str:
+        """The next request in words, for log lines: "page 3"."""
+
+    @abc.abstractmethod
+    def pages(self) -> tuple[int, int | None]:
+        """Pages surely read so far, and the number of pages in all when known."""
+
+
+class LaravelPaginator(Paginator):
     """Page numbers, led by what the server actually returned, safe against paging drift.
 
     Whether there is a next page comes from ``next_page_url`` when the server sends
@@ -32,42 +70,53 @@ class LaravelPaginator(BaseAPIPaginator[int]):
     before it), and the next page asked for is the one holding position ``covered``.
     Without drift that is simply the next page; with drift it steps back just far
     enough to read the records that slid, then jumps forward over pages it holds.
+
+    Resume token: ``{"next_page": n, "total": t, "per_page": p}`` (total and per_page
+    as last seen, so drift across runs is noticed too).
     """
 
     def __init__(
         self,
-        start_page: int = 1,
+        position: t.Mapping[str, t.Any] | None,
         *,
-        known_total: int | None = None,
-        known_per_page: int | None = None,
         read_page: t.Callable[[requests.Response], Page],
-        on_page: t.Callable[[LaravelPaginator], None] | None = None,
     ) -> None:
-        super().__init__(start_value=start_page)
+        position = position or {}
+        start_page = position.get("next_page") or 1
+        super().__init__(start_value={"page": start_page})
         self._read_page = read_page
-        self.total = known_total
-        self.per_page = known_per_page
-        self.covered = (start_page - 1) * (known_per_page or 0)
-        self.drift_rereads = 0
+        self.total: int | None = position.get("total")
+        self.per_page: int | None = position.get("per_page")
+        self.covered = (start_page - 1) * (self.per_page or 0)
         self._ahead: tuple[int, int] | None = None  # a range read beyond ``covered``
         self._highest_page = start_page - 1
-        self._on_page = on_page
         self._last_ids: tuple[t.Any, ...] | None = None
         self._warned_no_total = False
 
-    def advance(self, response: requests.Response) -> None:
-        super().advance(response)
-        # Every record of the page has been emitted by now: a checkpoint is safe.
-        if self._on_page:
-            self._on_page(self)
+    @property
+    def next_page(self) -> int:
+        return int(self.current_value["page"])
+
+    def position(self) -> dict[str, t.Any]:
+        return {"next_page": self.next_page, "total": self.total, "per_page": self.per_page}
+
+    def describe_position(self) -> str:
+        return f"page {self.next_page}"
+
+    def pages(self) -> tuple[int, int | None]:
+        size = self.per_page
+        if not size:
+            return self._page_count, None
+        all_pages = None if self.total is None else -(-self.total // size)
+        return self.covered // size, all_pages
 
     def continue_if_empty(self, response: requests.Response) -> bool:
         # An empty page may only mean that deletions moved the end: get_next decides.
         return True
 
-    def get_next(self, response: requests.Response) -> int | None:
+    def get_next(self, response: requests.Response) -> Params | None:
         body = self._read_page(response)
-        requested = self.current_value
+        requested = self.next_page
         self._check_not_repeated(body, requested, response)
         data = body.data
         if isinstance(body.per_page, int) and body.per_page > 0:
@@ -94,7 +143,7 @@ class LaravelPaginator(BaseAPIPaginator[int]):
         next_page = self.covered // size + 1
         if next_page <= self._highest_page:
             self.drift_rereads += 1
-        return next_page
+        return {"page": next_page}
 
     @staticmethod
     def _has_next(body: Page, requested: int) -> bool:

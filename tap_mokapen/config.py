@@ -1,0 +1,392 @@
+"""Step 1 of the data path, the config: every setting defined once, checked as a whole.
+
+``SETTINGS`` is the one list of the tap's settings: name, type, default, description
+and the rule its value must follow. The SDK's config schema (and so ``--about`` and
+the Meltano plugin definition generated from it), the defaults of ``Settings`` and
+the one-line validation all come from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import decimal
+import ipaddress
+import re
+import typing as t
+from urllib.parse import urlsplit
+
+from singer_sdk import typing as th
+
+DEFAULT_BASE_URL = "https://mokapen.com"
+MAX_PAGE_SIZE = 10_000
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_.\-=]{1,200}$")
+_ORGANIZATION_ID = th.CustomType({"type": ["integer", "string"]})
+
+Rule = t.Literal["positive_integer", "positive_number", "zero_or_more"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    type: th.JSONTypeHelper | type[th.JSONTypeHelper]
+    description: str
+    default: t.Any = None
+    title: str | None = None
+    secret: bool = False
+    #: What a number must be; checked with every other problem before any request.
+    rule: Rule | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "client_id",
+        th.StringType,
+        "OAuth client id of your Mokapen app (private app: with client_secret; "
+        "public app: with client_secret and refresh_token).",
+        title="Client ID",
+    ),
+    Setting(
+        "client_secret",
+        th.StringType,
+        "OAuth client secret of the app.",
+        title="Client secret",
+        secret=True,
+    ),
+    Setting(
+        "access_token",
+        th.StringType,
+        "A token made with 'Generate Token' in Mokapen's Developer dashboard, used as it "
+        "is (no token request). Replaces client_id and client_secret.",
+        title="Dashboard access token",
+        secret=True,
+    ),
+    Setting(
+        "refresh_token",
+        th.StringType,
+        "A public app's refresh token from the browser consent at /oauth/authorize; "
+        "exchanged for an access token on every run.",
+        title="Refresh token",
+        secret=True,
+    ),
+    Setting(
+        "refresh_token_store",
+        th.StringType,
+        "File that keeps a rotated refresh token between runs (owner-only permissions); "
+        "default $XDG_STATE_HOME/tap-mokapen/refresh-tokens.json.",
+    ),
+    Setting(
+        "organization_id",
+        _ORGANIZATION_ID,
+        "The organization to extract: its numeric id (or encrypted id string). Sent "
+        "with the token request and used in every URL.",
+        title="Organization ID",
+    ),
+    Setting(
+        "organization_ids",
+        th.ArrayType(_ORGANIZATION_ID),
+        "Several organizations to extract in one run, each with its own token, state "
+        "and quota (instead of organization_id).",
+        title="Organization IDs",
+    ),
+    Setting(
+        "all_organizations",
+        th.BooleanType,
+        "Also extract every organization that GET /api/v1/organizations lists for the "
+        "first organization's token.",
+        default=False,
+    ),
+    Setting(
+        "base_url",
+        th.StringType,
+        "Site root; the token URL is {base_url}/oauth/token and the API "
+        "{base_url}/api/v1. Plain http:// only for loopback hosts.",
+        default=DEFAULT_BASE_URL,
+        title="Base URL",
+    ),
+    Setting(
+        "scope",
+        th.StringType,
+        "Space-separated OAuth scopes requested with the token; default: the scope "
+        "each selected stream needs (<stream>.read).",
+    ),
+    Setting("start_date", th.DateTimeType, "The earliest updated_at to extract on a first run."),
+    Setting(
+        "page_size",
+        th.IntegerType,
+        "Records per page, sent as per_page; the tap follows the page size the server "
+        "actually returns.",
+        default=100,
+        rule="positive_integer",
+    ),
+    Setting("user_agent", th.StringType, "User-Agent header; defaults to tap-mokapen/<version>."),
+    Setting(
+        "requests_per_minute",
+        th.IntegerType,
+        "Client-side limit on all requests (token requests included), kept within "
+        "Mokapen's throttle.",
+        default=60,
+        rule="positive_integer",
+    ),
+    Setting(
+        "rate_limit_window_seconds",
+        th.NumberType,
+        "Window of requests_per_minute, in seconds. Change it only to match a server "
+        "with a different window (such as the sandbox).",
+        default=60,
+        rule="positive_number",
+    ),
+    Setting(
+        "max_wait_seconds",
+        th.NumberType,
+        "How long one request may keep being retried (throttling, 5xx, network faults) "
+        "before the run fails.",
+        default=900,
+        rule="zero_or_more",
+    ),
+    Setting(
+        "max_requests_per_run",
+        th.IntegerType,
+        "Stop the run cleanly, resumable, after this many requests.",
+        rule="positive_integer",
+    ),
+    Setting(
+        "progress_log_seconds",
+        th.NumberType,
+        "Seconds between progress lines per stream (records, pages, requests, time "
+        "left); 0 logs every page.",
+        default=30,
+        rule="zero_or_more",
+    ),
+)
+
+DEFAULTS: dict[str, t.Any] = {s.name: s.default for s in SETTINGS if s.default is not None}
+
+
+def config_jsonschema() -> dict[str, t.Any]:
+    """The SDK's config schema, for ``--about``, ``--discover`` and Meltano."""
+    return th.PropertiesList(
+        *(
+            th.Property(
+                s.name,
+                s.type,
+                default=s.default,
+                title=s.title,
+                description=s.description,
+                secret=s.secret or None,
+            )
+            for s in SETTINGS
+        )
+    ).to_dict()
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The config with its defaults filled in; build it only from a config without problems."""
+
+    client_id: str | None
+    client_secret: str | None = dataclasses.field(repr=False)
+    access_token: str | None = dataclasses.field(repr=False)
+    refresh_token: str | None = dataclasses.field(repr=False)
+    refresh_token_store: str | None
+    organization_ids: tuple[int | str, ...]
+    all_organizations: bool
+    base_url: str
+    #: None: the scopes of the selected streams.
+    scope: str | None
+    page_size: int
+    user_agent: str | None
+    requests_per_minute: int
+    rate_limit_window_seconds: float
+    max_wait_seconds: float
+    max_requests_per_run: int | None
+    progress_log_seconds: float
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
+        def value(name: str) -> t.Any:
+            given = config.get(name)
+            return DEFAULTS.get(name) if given is None or given == "" else given
+
+        scope = value("scope")
+        return cls(
+            client_id=value("client_id"),
+            client_secret=value("client_secret"),
+            access_token=value("access_token"),
+            refresh_token=value("refresh_token"),
+            refresh_token_store=value("refresh_token_store"),
+            organization_ids=configured_organizations(config),
+            all_organizations=bool(value("all_organizations")),
+            base_url=str(value("base_url")).rstrip("/"),
+            scope=" ".join(str(scope).split()) if scope else None,
+            page_size=int(value("page_size")),
+            user_agent=value("user_agent"),
+            requests_per_minute=int(value("requests_per_minute")),
+            rate_limit_window_seconds=float(value("rate_limit_window_seconds")),
+            max_wait_seconds=float(value("max_wait_seconds")),
+            max_requests_per_run=value("max_requests_per_run"),
+            progress_log_seconds=float(value("progress_log_seconds")),
+        )
+
+    @property
+    def auth_mode(self) -> str:
+        """Which of Mokapen's three ways to get access the settings choose."""
+        if self.access_token:
+            return "access_token"
+        if self.refresh_token:
+            return "refresh_token"
+        return "client_credentials"
+
+
+def configured_organizations(config: t.Mapping[str, t.Any]) -> tuple[int | str, ...]:
+    """organization_ids if given, else organization_id, without duplicates, in order."""
+    values = config.get("organization_ids")
+    if values is None:
+        single = config.get("organization_id")
+        values = [] if single is None or single == "" else [single]
+    ids = [normalize_organization_id(v) for v in values]
+    return tuple(dict.fromkeys(ids))
+
+
+def normalize_organization_id(value: int | str) -> int | str:
+    """Numeric ids as integers (so "849" and 849 are one organization); others as given."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- validation: every problem, one phrase each, never echoing a secret ----------
+
+
+def problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Everything wrong with a config, one phrase per problem, never echoing a secret."""
+    found: list[str] = [*_credential_problems(config), *_organization_problems(config)]
+
+    base_url = config.get("base_url")
+    if base_url is not None:
+        parts = urlsplit(str(base_url))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            found.append(
+                f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL} (got {base_url!r})"
+            )
+        elif parts.scheme == "http" and not is_loopback(parts.hostname):
+            found.append(f"base_url must use https unless its host is loopback (got {base_url!r})")
+        elif parts.query or parts.username or parts.password:
+            found.append("base_url must be a site root without credentials or query")
+
+    scope = config.get("scope")
+    if scope is not None and (not isinstance(scope, str) or not scope.split()):
+        found.append("scope must be space-separated scope names such as 'contacts.read'")
+
+    start_date = config.get("start_date")
+    if start_date is not None:
+        import pendulum
+
+        try:
+            pendulum.parse(str(start_date), strict=False)
+        except (ValueError, pendulum.parsing.exceptions.ParserError):
+            found.append(f"start_date must be an ISO 8601 date-time (got {start_date!r})")
+
+    for setting in SETTINGS:
+        if setting.rule and (problem := _number_problem(config, setting.name, setting.rule)):
+            found.append(problem)
+    page_size = config.get("page_size")
+    if _is_int(page_size) and page_size > MAX_PAGE_SIZE:
+        found.append(f"page_size must be at most {MAX_PAGE_SIZE} (got {page_size})")
+
+    user_agent = config.get("user_agent")
+    if user_agent is not None and not isinstance(user_agent, str):
+        found.append("user_agent must be a string")
+    return found
+
+
+def _is_int(value: t.Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number_problem(config: t.Mapping[str, t.Any], name: str, rule: Rule) -> str | None:
+    value = config.get(name)
+    if value is None:
+        return None
+    integer, allow_zero = rule == "positive_integer", rule == "zero_or_more"
+    # The SDK reads JSON numbers with a fraction as Decimal.
+    ok = (
+        _is_int(value)
+        if integer
+        else isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool)
+    )
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        kind = "integer" if integer else "number"
+        sign = "zero or more" if allow_zero else f"a positive {kind}"
+        return f"{name} must be {sign} (got {value!r})"
+    return None
+
+
+def _present(config: t.Mapping[str, t.Any], name: str) -> bool:
+    return config.get(name) not in (None, "")
+
+
+def _credential_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Exactly one way to get access, complete; never echoes a secret."""
+    names = ("client_id", "client_secret", "access_token", "refresh_token")
+    found = [
+        f"{name} must be a string"
+        for name in names
+        if _present(config, name) and not isinstance(config[name], str)
+    ]
+    has = {name: _present(config, name) for name in names}
+    if has["access_token"]:
+        if has["refresh_token"]:
+            found.append(
+                "access_token and refresh_token exclude each other: give the "
+                "dashboard token or the public app's refresh token, not both"
+            )
+        if has["client_secret"]:
+            found.append(
+                "access_token (a dashboard token) is used as it is: remove "
+                "client_secret, or remove access_token to use client credentials"
+            )
+        return found
+    for name in ("client_id", "client_secret"):
+        if not has[name]:
+            mode = "with refresh_token" if has["refresh_token"] else "(or give access_token)"
+            found.append(f"{name} is required {mode}")
+    return found
+
+
+def _organization_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    found: list[str] = []
+    single, many = config.get("organization_id"), config.get("organization_ids")
+    if _present(config, "organization_id") and many is not None:
+        found.append("give organization_id or organization_ids, not both")
+    if many is not None and (not isinstance(many, list) or not many):
+        found.append("organization_ids must be a non-empty list of organization ids")
+        many = []
+    values = many if many else ([single] if _present(config, "organization_id") else [])
+    if not values:
+        found.append("organization_id (or organization_ids) is required")
+    for org in values:
+        if _is_int(org):
+            if org <= 0:
+                found.append(f"organization_id must be a positive integer (got {org})")
+        elif not isinstance(org, str) or not _IDENTIFIER.match(org.strip()):
+            found.append(
+                f"organization_id must be an integer or an identifier string (got {org!r})"
+            )
+    token_mode = next((n for n in ("access_token", "refresh_token") if _present(config, n)), None)
+    if token_mode and (len(values) > 1 or config.get("all_organizations")):
+        found.append(
+            f"{token_mode} is bound to one organization: use a single "
+            "organization_id, or client credentials for several"
+        )
+    return found

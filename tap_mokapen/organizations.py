@@ -1,0 +1,135 @@
+"""What one run keeps per organization: its token, its request pacer, its cycle, its pause.
+
+Mokapen binds a token to one organization and counts the daily quota per
+organization, while the 60-a-minute throttle is per client. So one run has one
+rate limiter, and per organization one authenticator, one pacer (request count and
+``max_requests_per_run`` budget), one sync cycle (state.py) and possibly a pause.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import typing as t
+from functools import cached_property
+
+from tap_mokapen import state
+from tap_mokapen.auth import MokapenAuthenticator
+from tap_mokapen.errors import QuotaExhausted, RunPaused
+from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
+from tap_mokapen.token_store import RefreshTokenStore
+
+if t.TYPE_CHECKING:
+    from tap_mokapen.config import Settings
+
+logger = logging.getLogger("tap-mokapen")
+
+OrganizationId = int | str
+
+
+class Organizations:
+    """The per-organization resources of one run, created on first use."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        user_agent: str,
+        scope: t.Callable[[], str],
+        tap_state: t.Callable[[], t.Mapping[str, t.Any]],
+        list_organizations: t.Callable[[], t.Iterable[dict[str, t.Any]]],
+    ) -> None:
+        self.settings = settings
+        self.user_agent = user_agent
+        self._scope = scope
+        self._tap_state = tap_state
+        self._list_organizations = list_organizations
+        self._pacers: dict[OrganizationId, RequestPacer] = {}
+        self._authenticators: dict[OrganizationId, MokapenAuthenticator] = {}
+        self._cycles: dict[OrganizationId, str] = {}
+        self.paused: dict[OrganizationId, RunPaused] = {}
+        self.run_started_at = state.now()
+
+    @property
+    def first(self) -> OrganizationId:
+        """The first configured organization: its token lists organizations."""
+        return self.settings.organization_ids[0] if self.settings.organization_ids else ""
+
+    @cached_property
+    def ids(self) -> list[OrganizationId]:
+        """The organizations to extract: configured, plus those listed with all_organizations."""
+        configured = list(self.settings.organization_ids)
+        if not self.settings.all_organizations:
+            return configured
+        found = [org["id"] for org in self._list_organizations() if "id" in org]
+        logger.info("all_organizations: the app reaches organizations %s", found)
+        return list(dict.fromkeys(configured + found))
+
+    @cached_property
+    def limiter(self) -> SlidingWindowLimiter:
+        """One throttle for the whole run: Mokapen limits the client, not the organization."""
+        return SlidingWindowLimiter(
+            self.settings.requests_per_minute, self.settings.rate_limit_window_seconds
+        )
+
+    def pacer(self, org: OrganizationId) -> RequestPacer:
+        """Each organization has its own quota, so its own request count and budget."""
+        if org not in self._pacers:
+            self._pacers[org] = RequestPacer(self.limiter, self.settings.max_requests_per_run)
+        return self._pacers[org]
+
+    def authenticator(self, org: OrganizationId) -> MokapenAuthenticator:
+        """Tokens are bound to an organization: one per organization, shared by streams."""
+        if org not in self._authenticators:
+            settings = self.settings
+            store = None
+            if settings.auth_mode == "refresh_token":
+                store = RefreshTokenStore(
+                    settings.refresh_token_store,
+                    client_id=settings.client_id or "",
+                    organization_id=org,
+                    configured_token=settings.refresh_token or "",
+                )
+            self._authenticators[org] = MokapenAuthenticator(
+                token_url=f"{settings.base_url}/oauth/token",
+                client_id=settings.client_id,
+                client_secret=settings.client_secret,
+                organization_id=org,
+                scope=self._scope(),
+                pacer=self.pacer(org),
+                user_agent=self.user_agent,
+                max_wait_seconds=settings.max_wait_seconds,
+                access_token=settings.access_token,
+                refresh_tokens=store,
+            )
+        return self._authenticators[org]
+
+    def cycle_started_at(self, org: OrganizationId) -> str:
+        """When the organization's sync cycle began: now, or when an unfinished one did."""
+        # Decided once per run, before this run's own checkpoints change the state.
+        if org not in self._cycles:
+            unfinished = state.unfinished_cycle(
+                self._tap_state(), org, owns_unpartitioned=org == self.first
+            )
+            self._cycles[org] = unfinished or self.run_started_at
+        return self._cycles[org]
+
+    def pause(self, org: OrganizationId, reason: RunPaused, where: str, progress: str) -> None:
+        """Stop requesting for this organization: its streams still to run are skipped."""
+        self.paused[org] = reason
+        several = len(self.ids) > 1
+        what = f"Organization {org} paused (the others carry on)" if several else "Run paused"
+        if isinstance(reason, QuotaExhausted):
+            tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+            when = f"The quota resets at {tomorrow.isoformat()}T00:00:00Z (next UTC midnight)"
+        else:
+            when = "The next run continues"
+        logger.warning(
+            "%s: %s after %d requests; synced: %s; %s. %s, resuming from the STATE just emitted.",
+            what,
+            reason.reason,
+            self.pacer(org).requests,
+            progress or "nothing yet",
+            where,
+            when,
+        )

@@ -1,0 +1,155 @@
+"""Every use of a private singer-sdk name, fenced in one module.
+
+The tap keeps to the SDK's public hooks everywhere else. Speed and page-level
+checkpoints need these private names of singer-sdk 0.54 (pinned ``<0.55``):
+
+======================================  ================================================
+name                                    why
+======================================  ================================================
+``Stream._sync_records`` (overridden)   the record loop, with a page as the unit of work:
+                                        one encoder call per page instead of the SDK's
+                                        per-record message, conformance and bookkeeping
+``Stream._write_starting_replication_   the bookmark (or start_date) a partition starts
+value``                                 from, as the SDK's own loop records it
+``Stream._finalize_state``              promote the bookmark candidate at a stream's end
+``Stream._write_state_message``         a STATE after every page, not every 10,000 records
+``StreamStateManager.is_flushed``       marks the state changed, so that STATE is written
+``RESTStream._request``                 send one prepared request (authenticate, send,
+                                        request metric, validate_response)
+``PluginBase._validate_config``         every config problem in one line, naming each
+(overridden)                            setting, never echoing a secret
+======================================  ================================================
+
+``PRIVATE_NAMES`` lists them with the signature each had when this was written;
+tests/test_sdk_contract.py fails with one message naming every one that an SDK
+release changed or removed.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import requests
+from singer_sdk import Tap
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.streams import RESTStream, Stream
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+#: ``module:qualified name`` -> the signature relied on (None: an attribute).
+PRIVATE_NAMES: dict[str, str | None] = {
+    "singer_sdk.streams.core:Stream._sync_records": (
+        "(self, context: 'types.Context | None' = None, *, write_messages: 'bool' = True)"
+        " -> 't.Generator[dict, t.Any, t.Any]'"
+    ),
+    "singer_sdk.streams.core:Stream._write_starting_replication_value": (
+        "(self, context: 'types.Context | None') -> 'None'"
+    ),
+    "singer_sdk.streams.core:Stream._finalize_state": (
+        "(self, state: 'dict | None' = None) -> 'None'"
+    ),
+    "singer_sdk.streams.core:Stream._write_state_message": "(self) -> 'None'",
+    "singer_sdk.streams._state:StreamStateManager.is_flushed": None,
+    "singer_sdk.plugin_base:PluginBase._validate_config": (
+        "(self, *, raise_errors: 'bool' = True) -> 'list[str]'"
+    ),
+    "singer_sdk.streams.rest:RESTStream._request": (
+        "(self, prepared_request: 'requests.PreparedRequest', context: 'Context | None')"
+        " -> 'requests.Response'"
+    ),
+}
+
+
+def write_state(stream: Stream) -> None:
+    """Write a STATE message now, with the stream's state as it stands."""
+    stream.state_manager.is_flushed = False
+    stream._write_state_message()
+
+
+def mark_state_changed(stream: Stream) -> None:
+    """Records were written: the next STATE the SDK considers must go out."""
+    stream.state_manager.is_flushed = False
+
+
+def send(
+    stream: RESTStream, prepared: requests.PreparedRequest, context: Context | None
+) -> requests.Response:
+    """The SDK's own sending of one request: authenticate, send, metric, validate_response."""
+    return stream._request(prepared, context)
+
+
+def writes_lines_directly(stream: Stream) -> bool:
+    """Whether the page-at-a-time loop may write RECORD lines itself.
+
+    Only when the SDK's loop would write each record unchanged: no stream map or
+    alias, no ACTIVATE_VERSION, no record limit (``--test``), no child streams,
+    no ``post_process`` override (the stream shapes whole pages instead).
+    """
+    maps = stream.stream_maps
+    return (
+        len(maps) == 1
+        and isinstance(maps[0], SameRecordTransform)
+        and maps[0].stream_alias == stream.name
+        and not stream.emit_activate_version_messages
+        and stream.ABORT_AT_RECORD_COUNT is None
+        and not stream.child_streams
+        and type(stream).post_process is Stream.post_process
+    )
+
+
+class PageAtATimeSync(Stream):
+    """The SDK's record loop, with a page as the unit of work.
+
+    The stream supplies ``get_pages`` (its pages of typed records, from where the
+    last run stopped) and ``emit_page`` (writes a page's RECORD lines and tracks its
+    bookmark). Anything this loop does not cover falls back to the SDK's own loop,
+    on dicts (``get_records``).
+    """
+
+    def get_pages(self, context: Context | None) -> t.Iterator[list[t.Any]]:
+        raise NotImplementedError
+
+    def emit_page(self, records: list[t.Any], context: Context | None) -> None:
+        raise NotImplementedError
+
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> t.Generator[dict, t.Any, t.Any]:
+        if not (write_messages and self.selected and writes_lines_directly(self)):
+            yield from super()._sync_records(context, write_messages=write_messages)
+            return
+
+        record_counter = self.get_record_counter()
+        timer = self.get_sync_timer()
+        with record_counter, timer:
+            for element in [context] if context is not None else self.partitions or [{}]:
+                record_counter.with_context(element)
+                timer.with_context(element)
+                current = element or None
+                self._write_starting_replication_value(current)
+                for records in self.get_pages(current):
+                    if records:
+                        self.emit_page(records, current)
+                        record_counter.increment(len(records))
+                        yield from records
+                # The tap sets no state_partitioning_keys: a partition is its context.
+                self._finalize_state(self.get_context_state(current))
+        if not context:
+            self._finalize_state(self.stream_state)
+        self._write_state_message()
+
+
+class OneLineConfigErrors(Tap):
+    """The SDK's config validation replaced by the tap's own ``config_problems``."""
+
+    def config_problems(self) -> list[str]:
+        raise NotImplementedError
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        found = self.config_problems()
+        if found and raise_errors:
+            message = f"Invalid {self.name} settings: " + "; ".join(found)
+            raise ConfigValidationError(message, errors=[message])
+        return found

@@ -1,0 +1,132 @@
+"""Step 6 of the data path, the state: bookmarks, page checkpoints, cycles, resume tokens.
+
+This module decides what STATE holds; the request loop (client.py) decides when it
+is written: after the records of every page, and once more at the end of each
+stream. The format of one stream's state, or of one organization's partition of
+it, besides the SDK's own ``replication_key``/``replication_key_value``::
+
+    "resume": {                            # only while a pass over the stream is unfinished
+        "cycle_started_at": "...Z",        # the cycle this pass belongs to
+        "max_seen": "...Z",                # newest replication value emitted so far
+        ...                                # the paginator's resume token (paging.py),
+    },                                     #   e.g. "next_page", "total", "per_page"
+    "cycle_completed": "...Z",             # the last cycle that read the stream to the end
+    "progress_markers": {...}              # the SDK's bookmark candidate, during a run only
+
+A *cycle* is one complete pass over every selected stream, possibly spread over
+several runs when the quota or ``max_requests_per_run`` stops them early. While a
+cycle is unfinished, streams it already completed are skipped, so a small daily
+quota is never spent re-reading them (a stream late in the order would otherwise
+starve). Each organization has cycles of its own. Bookmarks never pass the cycle's
+start, minus a margin for clock skew between Mokapen and this machine: anything
+changed after that is read again by the next cycle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+from tap_mokapen.timestamps import to_rfc3339
+
+RESUME = "resume"
+CYCLE_STARTED_AT = "cycle_started_at"
+MAX_SEEN = "max_seen"
+CYCLE_COMPLETED = "cycle_completed"
+PROGRESS_MARKERS = "progress_markers"
+BOOKMARK_SAFETY_MARGIN = dt.timedelta(minutes=5)
+NOTE = "Bookmark candidates; the run resumes from 'resume', not from these."
+
+StreamState = dict[str, t.Any]
+
+
+def now() -> str:
+    return to_rfc3339(dt.datetime.now(dt.UTC)) or ""
+
+
+def stream_states(tap_state: t.Mapping[str, t.Any]) -> t.Iterator[StreamState]:
+    """Every stream-level and partition-level state dict in a tap state."""
+    for stream_state in tap_state.get("bookmarks", {}).values():
+        yield stream_state
+        yield from stream_state.get("partitions", [])
+
+
+def unfinished_cycle(
+    tap_state: t.Mapping[str, t.Any], organization_id: t.Any, *, owns_unpartitioned: bool
+) -> str | None:
+    """The start of a cycle an earlier run left unfinished for this organization.
+
+    Streams without partitions (organizations) are read with the first
+    organization's token and belong to its cycle.
+    """
+    starts = []
+    for state in stream_states(tap_state):
+        if RESUME not in state or "partitions" in state:
+            continue
+        context = state.get("context")
+        if (context or {}).get("organization_id") == organization_id or (
+            context is None and owns_unpartitioned
+        ):
+            starts.append(state[RESUME][CYCLE_STARTED_AT])
+    return min(starts) if starts else None
+
+
+def completed_in_cycle(state: StreamState, cycle: str) -> bool:
+    return RESUME not in state and state.get(CYCLE_COMPLETED) == cycle
+
+
+def start(state: StreamState, replication_key: str | None) -> dict[str, t.Any] | None:
+    """Prepare a stream's state for reading; returns the paginator's resume token, if any.
+
+    Seeds the SDK's progress markers with the newest value seen before the
+    interruption, so the final bookmark accounts for pages read by earlier runs.
+    """
+    resume = state.get(RESUME)
+    if replication_key:
+        markers: dict[str, t.Any] = {"Note": NOTE}
+        if resume and resume.get(MAX_SEEN):
+            markers["replication_key"] = replication_key
+            markers["replication_key_value"] = resume[MAX_SEEN]
+        state[PROGRESS_MARKERS] = markers
+    if not resume:
+        return None
+    return {k: v for k, v in resume.items() if k not in (CYCLE_STARTED_AT, MAX_SEEN)}
+
+
+def track_bookmark(state: StreamState, replication_key: str, newest: t.Any) -> None:
+    """Raise the bookmark candidate to ``newest`` (a page's largest replication value)."""
+    markers = state.get(PROGRESS_MARKERS)
+    if markers is None or newest is None:
+        return
+    if newest > markers.get("replication_key_value", ""):
+        markers["replication_key"] = replication_key
+        markers["replication_key_value"] = newest
+
+
+def checkpoint(state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str) -> None:
+    """Record that every record before ``position`` (a paginator's token) has been emitted."""
+    max_seen = state.get(PROGRESS_MARKERS, {}).get("replication_key_value")
+    state[RESUME] = {**position, CYCLE_STARTED_AT: cycle, MAX_SEEN: max_seen}
+
+
+def pause(state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str) -> None:
+    """Leave a resumable state: the bookmark stays where it was, the cursor is saved."""
+    checkpoint(state, position, cycle=cycle)
+    # Without markers the SDK's finalization leaves the old bookmark untouched.
+    state.pop(PROGRESS_MARKERS, None)
+
+
+def finish(state: StreamState, *, cycle: str) -> None:
+    """The stream was read to the end: drop the cursor, cap the bookmark candidate."""
+    state.pop(RESUME, None)
+    state[CYCLE_COMPLETED] = cycle
+    markers = state.get(PROGRESS_MARKERS)
+    if markers and markers.get("replication_key_value"):
+        markers["replication_key_value"] = min(
+            markers["replication_key_value"], bookmark_cap(cycle)
+        )
+
+
+def bookmark_cap(cycle_started_at: str) -> str:
+    started = dt.datetime.fromisoformat(cycle_started_at.replace("Z", "+00:00"))
+    return to_rfc3339(started - BOOKMARK_SAFETY_MARGIN) or ""
