@@ -108,7 +108,7 @@ class LaravelPaginator(Paginator):
         if not size:
             return self._page_count, None
         all_pages = None if self.total is None else -(-self.total // size)
-        return self.covered // size, all_pages
+        return -(-self.covered // size), all_pages
 
     def continue_if_empty(self, response: requests.Response) -> bool:
         # An empty page may only mean that deletions moved the end: get_next decides.

@@ -1,0 +1,137 @@
+"""The Laravel paginator's arithmetic, in-process: fake pages, no HTTP, no sandbox."""
+
+from __future__ import annotations
+
+import json
+import math
+import typing as t
+
+import pytest
+import requests
+
+from tap_mokapen.errors import APIError
+from tap_mokapen.pages import PageReader
+from tap_mokapen.paging import LaravelPaginator
+from tap_mokapen.records import RecordType
+
+READER = PageReader(RecordType("things", ["id"]))
+
+
+def answer(body: dict[str, t.Any]) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = json.dumps(body).encode()
+    response.url = "http://127.0.0.1/api/v1/849/things"
+    return response
+
+
+class FakeList:
+    """A Laravel length-aware paginator over a list of ids that may change between pages."""
+
+    def __init__(self, count: int, size: int, **omit: bool) -> None:
+        self.ids = list(range(1, count + 1))
+        self.size = size
+        self.omit = omit
+        self.requests = 0
+
+    def page(self, number: int) -> requests.Response:
+        self.requests += 1
+        last = max(1, math.ceil(len(self.ids) / self.size))
+        start = (number - 1) * self.size
+        body: dict[str, t.Any] = {
+            "current_page": number,
+            "data": [{"id": i} for i in self.ids[start : start + self.size]],
+            "per_page": self.size,
+            "total": len(self.ids),
+            "last_page": last,
+            "next_page_url": f"/things?page={number + 1}" if number < last else None,
+        }
+        for key in self.omit:
+            body.pop(key)
+        return answer(body)
+
+
+def read_all(
+    server: FakeList,
+    paginator: LaravelPaginator | None = None,
+    before_page: t.Callable[[int], None] = lambda _: None,
+) -> tuple[list[int], LaravelPaginator]:
+    paginator = paginator or LaravelPaginator(None, read_page=READER.read)
+    seen: list[int] = []
+    while not paginator.finished:
+        before_page(server.requests)
+        response = server.page(paginator.current_value["page"])
+        seen += [record.id for record in READER.read(response).data]
+        paginator.advance(response)
+    return seen, paginator
+
+
+def test_without_drift_every_page_is_read_once():
+    server = FakeList(95, 10)
+    seen, paginator = read_all(server)
+    assert seen == server.ids
+    assert server.requests == 10
+    assert paginator.drift_rereads == 0
+    assert paginator.pages() == (10, 10)
+
+
+@pytest.mark.parametrize("omit", [("next_page_url",), ("next_page_url", "last_page")])
+def test_missing_paging_hints_fall_back_to_last_page_then_an_empty_page(omit):
+    server = FakeList(30, 10, **dict.fromkeys(omit, True))
+    seen, _ = read_all(server)
+    assert seen == server.ids
+    # Without any hint the end is only known from an empty page.
+    assert server.requests == (4 if "last_page" in omit else 3)
+
+
+def test_deletions_behind_the_reader_are_read_again_not_skipped():
+    server = FakeList(100, 10)
+    survivors = set(server.ids)
+
+    def delete_early_records(requests_so_far: int) -> None:
+        if requests_so_far == 4:  # after pages 1-4: records on page 1 vanish
+            for record_id in (1, 2, 3):
+                server.ids.remove(record_id)
+                survivors.discard(record_id)
+
+    seen, paginator = read_all(server, before_page=delete_early_records)
+    assert survivors <= set(seen)
+    assert paginator.drift_rereads >= 1
+    # One page read again, no more: the tap pays for drift only where it happened.
+    assert server.requests == 11
+
+
+def test_a_resume_position_continues_and_notices_deletions_made_overnight():
+    server = FakeList(100, 10)
+    first = LaravelPaginator(None, read_page=READER.read)
+    for _ in range(3):
+        response = server.page(first.current_value["page"])
+        first.advance(response)
+    position = first.position()
+    assert position == {"next_page": 4, "total": 100, "per_page": 10}
+    assert json.loads(json.dumps(position)) == position  # fit for STATE
+
+    del server.ids[0:5]  # five records on page 1 deleted between runs
+    seen, _ = read_all(server, LaravelPaginator(position, read_page=READER.read))
+    assert set(server.ids[25:]) <= set(seen)  # those that slid onto page 3 included
+
+
+def test_a_server_answering_another_page_is_an_error():
+    paginator = LaravelPaginator({"next_page": 2}, read_page=READER.read)
+    with pytest.raises(APIError, match="returned page 1 when page 2 was asked for"):
+        paginator.advance(answer({"current_page": 1, "data": [{"id": 1}], "total": 50}))
+
+
+def test_the_same_records_twice_are_an_error():
+    paginator = LaravelPaginator(None, read_page=READER.read)
+    body = {"data": [{"id": 1}, {"id": 2}], "next_page_url": "/things?page=2"}
+    paginator.advance(answer(body))
+    with pytest.raises(APIError, match="same records for page 2"):
+        paginator.advance(answer(body))
+
+
+def test_the_page_size_the_server_used_wins():
+    paginator = LaravelPaginator(None, read_page=READER.read)
+    paginator.advance(answer({"data": [{"id": i} for i in range(15)], "total": 40, "last_page": 3}))
+    assert paginator.per_page == 15 and paginator.current_value == {"page": 2}
+    assert paginator.describe_position() == "page 2"

@@ -1,0 +1,74 @@
+"""The private singer-sdk names tap_mokapen/sdk_private.py relies on are still there, unchanged.
+
+When an SDK release renames, removes or re-signs any of them, this fails once,
+naming each one, before any sync can go wrong in a subtler way.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pathlib
+import re
+
+from singer_sdk.streams import Stream
+
+from tap_mokapen import sdk_private
+from tap_mokapen.tap import TapMokapen
+
+
+def changed_private_names() -> list[str]:
+    changed = []
+    for name, signature in sdk_private.PRIVATE_NAMES.items():
+        module_name, qualified = name.split(":")
+        owner_name, attribute = qualified.split(".")
+        owner = getattr(importlib.import_module(module_name), owner_name, None)
+        if owner is None:
+            changed.append(f"{name}: {owner_name} is gone")
+            continue
+        if signature is None:
+            # An instance attribute: set in __init__, so look for it in the source.
+            if f"self.{attribute} =" not in inspect.getsource(owner):
+                changed.append(f"{name}: attribute no longer set")
+            continue
+        found = getattr(owner, attribute, None)
+        if found is None:
+            changed.append(f"{name}: gone")
+        elif str(inspect.signature(found)) != signature:
+            changed.append(f"{name}: now {inspect.signature(found)}, was {signature}")
+    return changed
+
+
+def test_every_private_sdk_name_the_tap_uses_is_unchanged():
+    changed = changed_private_names()
+    assert not changed, (
+        "singer-sdk changed private names that tap_mokapen/sdk_private.py relies on; "
+        "review that module before raising the SDK pin:\n  " + "\n  ".join(changed)
+    )
+
+
+def test_no_module_outside_the_fence_uses_a_private_sdk_name():
+    """The fence holds: private SDK names appear in sdk_private.py only."""
+    private = {name.rsplit(".", 1)[1] for name in sdk_private.PRIVATE_NAMES}
+    offenders = []
+    package = pathlib.Path(sdk_private.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        if path.name == "sdk_private.py":
+            continue
+        text = path.read_text()
+        offenders += [
+            f"{path.name}: {name}"
+            for name in sorted(private)
+            if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text)
+        ]
+    assert not offenders, offenders
+
+
+def test_the_tap_overrides_the_fenced_hooks():
+    # If the override stopped being reached, the fast path would silently vanish.
+    assert TapMokapen.__mro__.index(sdk_private.OneLineConfigErrors) < TapMokapen.__mro__.index(
+        importlib.import_module("singer_sdk").Tap
+    )
+    stream_type = importlib.import_module("tap_mokapen.streams").stream_types()[0]
+    assert stream_type._sync_records is sdk_private.PageAtATimeSync._sync_records
+    assert stream_type._sync_records is not Stream._sync_records
