@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import collections
-import dataclasses
 import datetime as dt
-import json
 import math
 import re
 import threading
@@ -13,7 +11,8 @@ import time
 import typing as t
 from urllib.parse import parse_qs
 
-from mokapen_sandbox.data import Dataset, format_timestamp
+from mokapen_sandbox.admin import admin_reply
+from mokapen_sandbox.data import ENTITIES, Dataset, format_timestamp, required_scope
 from mokapen_sandbox.oauth import (
     IssuedToken,
     OAuthError,
@@ -21,27 +20,16 @@ from mokapen_sandbox.oauth import (
     encrypted_id,
     resolve_organization,
 )
+from mokapen_sandbox.replies import TIMESTAMP_FIELDS, Reply, json_reply
 from mokapen_sandbox.settings import SandboxSettings
 
-ENTITY_PATH = re.compile(r"^/api/v1/(?P<org>[^/]+)/(?P<kind>contacts|tasks)$")
-REQUIRED_SCOPE = {"contacts": "contacts.read", "tasks": "tasks.read"}
-TIMESTAMP_FIELDS = ("created_at", "updated_at", "completed_at")
 LARAVEL_DEFAULT_PAGE = 15
 
 
-@dataclasses.dataclass
-class Reply:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
-    # Transport misbehaviour the HTTP layer carries out: "reset" or a delay.
-    action: str | None = None
-    delay: float = 0.0
-
-
-def json_reply(status: int, payload: t.Any, **kwargs: t.Any) -> Reply:
-    return Reply(status, json.dumps(payload, ensure_ascii=False).encode(), **kwargs)
+def entity_route(names: t.Iterable[str]) -> re.Pattern[str]:
+    """``/api/v1/{org}/<entity>`` for exactly these entities; anything else is a 404."""
+    kinds = "|".join(re.escape(name) for name in names)
+    return re.compile(rf"^/api/v1/(?P<org>[^/]+)/(?P<kind>{kinds})$")
 
 
 class Sandbox:
@@ -54,16 +42,28 @@ class Sandbox:
         with self._lock:
             self.settings = settings
             self.tokens = TokenIssuer()
+            # The registry as it is now: a test that patches ENTITIES before starting a
+            # sandbox gets the new entity's route and datasets, and nothing changes under
+            # a running one.
+            self.entities = dict(ENTITIES)
+            self.entity_path = entity_route(self.entities)
             self.datasets: dict[tuple[int, str], Dataset] = {}
             for org in settings.organizations:
-                for kind, count in (("contacts", settings.contacts), ("tasks", settings.tasks)):
-                    self.datasets[org, kind] = Dataset(kind, settings.seed, org, count)
+                for kind, entity in self.entities.items():
+                    count = settings.count_for(kind)
+                    self.datasets[org, kind] = Dataset(kind, settings.seed, org, count, entity.make)
             self.api_requests = 0
             self.quota_used: collections.Counter[int] = collections.Counter()
             self.window: dict[str, collections.deque[float]] = {}
             self.stats: collections.Counter[str] = collections.Counter()
             self.pages_served: collections.Counter[tuple[int, str]] = collections.Counter()
             self.first_request_at = self.last_request_at = 0.0
+
+    def new_day(self) -> None:
+        """A new UTC day: the daily quota and the cut-off counter start again."""
+        with self._lock:
+            self.quota_used.clear()
+            self.api_requests = 0
 
     # -- limits ---------------------------------------------------------------
 
@@ -121,7 +121,7 @@ class Sandbox:
             if path == "/oauth/token" and method == "POST":
                 return self._token(body)
             if path.startswith("/_sandbox/"):
-                return self._admin(method, path, query, body)
+                return admin_reply(self, method, path, query, body)
             if path.startswith("/api/"):
                 return self._api(method, path, query, headers)
             return json_reply(404, {"message": "Not Found"})
@@ -176,7 +176,7 @@ class Sandbox:
             return json_reply(405, {"message": "Method Not Allowed"})
         if path == "/api/v1/organizations":
             reply = self._organizations(params)
-        elif match := ENTITY_PATH.match(path):
+        elif match := self.entity_path.match(path):
             reply = self._entities(token, match["org"], match["kind"], path, params)
         else:
             reply = json_reply(404, {"message": "Not Found"})
@@ -213,7 +213,7 @@ class Sandbox:
         if org != token.organization_id:
             message = "This token is not authorized for this organization."
             return json_reply(403, {"message": message})
-        scope = REQUIRED_SCOPE[kind]
+        scope = required_scope(kind)
         if scope not in token.scopes:
             return json_reply(403, {"message": "Missing required scopes", "required": [scope]})
         dataset = self.datasets[org, kind]
@@ -286,71 +286,3 @@ class Sandbox:
             row["custom_fields"] = {"source": "sandbox", "score": row["id"] % 10}
             row["legacy_ref"] = f"LEG-{row['id']:06d}"
         return row
-
-    # -- admin (not part of Mokapen; never counted against limits) -------------
-
-    def _admin(self, method: str, path: str, query: str, body: bytes) -> Reply:
-        payload = json.loads(body or b"{}") if method == "POST" else {}
-        params = {k: v[0] for k, v in parse_qs(query).items()}
-        if path == "/_sandbox/reset" and method == "POST":
-            self.reset(SandboxSettings.from_dict(payload))
-            return json_reply(200, {"ok": True})
-        if path == "/_sandbox/update" and method == "POST":
-            # Change switches, keeping the data, tokens and counters.
-            merged = {**dataclasses.asdict(self.settings), **payload}
-            self.settings = SandboxSettings.from_dict(merged)
-            return json_reply(200, {"ok": True})
-        if path == "/_sandbox/new-day" and method == "POST":
-            # A new UTC day: the daily quota and the cut-off counter start again.
-            with self._lock:
-                self.quota_used.clear()
-                self.api_requests = 0
-            return json_reply(200, {"ok": True})
-        if path == "/_sandbox/tokens":
-            # For tests that check no token ever reaches the tap's output.
-            return json_reply(200, sorted(self.tokens.access_tokens))
-        if path == "/_sandbox/stats":
-            return json_reply(
-                200,
-                {
-                    **self.stats,
-                    "tokens_issued": self.tokens.issued,
-                    "first_request_at": self.first_request_at,
-                    "last_request_at": self.last_request_at,
-                    "quota_used": {str(k): v for k, v in self.quota_used.items()},
-                    "pages_served": {f"{o}/{k}": n for (o, k), n in self.pages_served.items()},
-                },
-            )
-        if path == "/_sandbox/records":
-            org = int(params.get("org") or next(iter(self.settings.organizations)))
-            rows = self.datasets[org, params.get("stream", "contacts")].all_records()
-            return json_reply(
-                200,
-                [
-                    {
-                        **row,
-                        **{
-                            f: row[f].isoformat()
-                            for f in TIMESTAMP_FIELDS
-                            if isinstance(row.get(f), dt.datetime)
-                        },
-                    }
-                    for row in rows
-                ],
-            )
-        if path == "/_sandbox/mutate" and method == "POST":
-            dataset = self.datasets[int(payload.pop("org")), payload.pop("stream")]
-            return json_reply(200, dataset.mutate(**payload))
-        if path == "/_sandbox/revoke" and method == "POST":
-            self.tokens.revoke_all()
-            return json_reply(200, {"ok": True})
-        if path == "/_sandbox/dashboard-token" and method == "POST":
-            org = int(payload.get("org", next(iter(self.settings.organizations))))
-            scopes = payload.get("scopes", self.settings.enabled_scopes)
-            token = self.tokens.dashboard_token(org, scopes, self.settings)
-            return json_reply(200, {"access_token": token})
-        if path == "/_sandbox/refresh-token" and method == "POST":
-            org = int(payload.get("org", next(iter(self.settings.organizations))))
-            scopes = payload.get("scopes", self.settings.enabled_scopes)
-            return json_reply(200, {"refresh_token": self.tokens.grant_refresh_token(org, scopes)})
-        return json_reply(404, {"message": "Unknown sandbox admin call"})

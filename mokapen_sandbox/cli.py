@@ -7,39 +7,82 @@ import contextlib
 import json
 import signal
 import sys
+import typing as t
 
+from mokapen_sandbox.data import ENTITIES
 from mokapen_sandbox.server import SandboxServer
-from mokapen_sandbox.settings import SandboxSettings
+from mokapen_sandbox.settings import COUNT_FIELDS, SandboxSettings, describe_switches
+
+# One place for the defaults and meanings the dedicated flags share with SandboxSettings.
+SWITCHES = {name: (default, meaning) for name, default, meaning in describe_switches()}
+
+
+def _record_count(text: str) -> tuple[str, int]:
+    """``NAME=N`` of ``--records``, checked against the entity registry."""
+    name, sep, number = text.partition("=")
+    if not sep or not number.strip().isdigit():
+        msg = f"expected NAME=N, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    if name not in ENTITIES:
+        msg = f"no entity {name!r} (entities: {', '.join(ENTITIES)})"
+        raise argparse.ArgumentTypeError(msg)
+    if name in COUNT_FIELDS:
+        msg = f"use --{name} {number.strip()}"
+        raise argparse.ArgumentTypeError(msg)
+    return name, int(number)
+
+
+def switches_epilog() -> str:
+    """Every SandboxSettings switch with its meaning and default, from the dataclass."""
+    rows = describe_switches()
+    width = max(len(name) for name, _, _ in rows)
+    lines = [
+        f"  {name:<{width}}  {meaning} [default: {json.dumps(default)}]"
+        for name, default, meaning in rows
+    ]
+    return (
+        "switches (set with --settings '{\"name\": value, ...}' or POST /_sandbox/reset):\n"
+        + "\n".join(lines)
+        + f"\n\nentities (GET /api/v1/{{org}}/<entity>, scope <entity>.read): {', '.join(ENTITIES)}"
+    )
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, kind: t.Callable[[str], t.Any]) -> None:
+    """A flag for one switch, with the switch's own default and meaning."""
+    default, meaning = SWITCHES[name]
+    flag = "--" + name.replace("_", "-")
+    # argparse %-formats help strings.
+    parser.add_argument(flag, type=kind, default=default, help=meaning.replace("%", "%%"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mokapen-sandbox",
         description="A local Mokapen API server (loopback only) for tap-mokapen.",
+        epilog=switches_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument("--contacts", type=int, default=500)
-    parser.add_argument("--tasks", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=1)
+    _flag(parser, "contacts", int)
+    _flag(parser, "tasks", int)
     parser.add_argument(
-        "--rate-limit",
-        type=int,
-        default=0,
-        help="requests per --rate-window per client (0: no throttle)",
+        "--records",
+        type=_record_count,
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="records per organization of another entity (repeatable)",
     )
-    parser.add_argument("--rate-window", type=float, default=60.0, help="seconds")
-    parser.add_argument(
-        "--daily-quota",
-        type=int,
-        default=None,
-        help="API requests per organization before 'Quota exceeded'",
-    )
+    _flag(parser, "seed", int)
+    _flag(parser, "rate_limit", int)
+    _flag(parser, "rate_window", float)
+    _flag(parser, "daily_quota", int)
     parser.add_argument(
         "--settings",
         type=json.loads,
         default={},
-        help="any other switch, as a JSON object (see SandboxSettings)",
+        help="any other switch, as a JSON object (all listed below); wins over the flags",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser.parse_args(argv)
@@ -54,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             "seed": args.seed,
             "contacts": args.contacts,
             "tasks": args.tasks,
+            "counts": dict(args.records),
             "rate_limit": args.rate_limit,
             "rate_window": args.rate_window,
             "daily_quota": args.daily_quota,

@@ -3,13 +3,20 @@
 Records are generated from ``(seed, organization, id)`` on demand rather than kept in
 memory, so a million-contact sandbox starts instantly and costs almost no RAM. Only
 records that were changed, inserted or deleted after start are stored.
+
+``ENTITIES`` is the one list of organization-scoped entities: the routes, required
+scopes, default scopes, record counts and admin calls are all derived from it, so a
+new entity is one line there, e.g.
+``"companies": Entity(make_generic({"name": "Company {id}", "tier": ["a", "b", None]}))``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import typing as t
+import zlib
 
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 SPAN_SECONDS = 600 * 86400
@@ -146,10 +153,70 @@ def make_task(seed: int, org: int, record_id: int) -> dict[str, t.Any]:
     }
 
 
-MAKERS: dict[str, t.Callable[[int, int, int], dict[str, t.Any]]] = {
-    "contacts": make_contact,
-    "tasks": make_task,
+Maker = t.Callable[[int, int, int], dict[str, t.Any]]
+# What make_generic accepts for one field: choices (None among them makes it nullable),
+# an int range, or a format string with {id}, {org} and {n} (a seeded 0-999999 number).
+FieldSpec = list[t.Any] | tuple[t.Any, ...] | range | str
+# Dataset adds these itself; a generic field of the same name would be overwritten.
+RESERVED_FIELDS = frozenset({"id", "created_at", "updated_at"})
+
+
+def make_generic(fields: t.Mapping[str, FieldSpec], *, salt: str = "") -> Maker:
+    """A record maker for an entity that needs nothing bespoke, from a spec per field.
+
+    Each field draws from its own hash of (seed, org, id, field name), so adding or
+    reordering fields never changes the values of the others. The field's salt comes
+    from crc32, not hash(): str hashes differ between processes, and the tests compare
+    records across the sandbox process and themselves. ``salt`` sets apart two entities
+    that share field names.
+    """
+    reserved = sorted(RESERVED_FIELDS & set(fields))
+    if reserved:
+        msg = f"make_generic: {', '.join(reserved)} are set by the sandbox itself"
+        raise ValueError(msg)
+    specs: list[tuple[str, int, FieldSpec]] = []
+    for name, spec in fields.items():
+        if not isinstance(spec, list | tuple | range | str) or (
+            not isinstance(spec, str) and len(spec) == 0
+        ):
+            msg = f"make_generic: field {name!r} needs choices, a range or a format string"
+            raise TypeError(msg)
+        specs.append((name, zlib.crc32(f"{salt}/{name}".encode()), spec))
+
+    def make(seed: int, org: int, record_id: int) -> dict[str, t.Any]:
+        record: dict[str, t.Any] = {"id": record_id}
+        for name, field_salt, spec in specs:
+            h = _mix(seed, org, record_id, field_salt)
+            if isinstance(spec, str):
+                record[name] = spec.format(id=record_id, org=org, n=h % 1_000_000)
+            else:
+                record[name] = spec[h % len(spec)]
+        return record
+
+    return make
+
+
+@dataclasses.dataclass(frozen=True)
+class Entity:
+    """An organization-scoped entity, served at ``GET /api/v1/{org}/<name>``.
+
+    Reading it needs the scope ``<name>.read``; ``default_count`` records are made per
+    organization unless the settings ask for another number.
+    """
+
+    make: Maker
+    default_count: int = 100
+
+
+# contacts and tasks keep bespoke makers: the tests pin their exact seeded output.
+ENTITIES: dict[str, Entity] = {
+    "contacts": Entity(make_contact, default_count=500),
+    "tasks": Entity(make_task, default_count=200),
 }
+
+
+def required_scope(kind: str) -> str:
+    return f"{kind}.read"
 
 
 class Dataset:
@@ -158,8 +225,9 @@ class Dataset:
     Thread-safe: the server's handler threads read pages while tests mutate records.
     """
 
-    def __init__(self, kind: str, seed: int, org: int, count: int) -> None:
+    def __init__(self, kind: str, seed: int, org: int, count: int, make: Maker) -> None:
         self.kind = kind
+        self._make = make
         self.seed = seed
         self.org = org
         self._ids: list[int] = list(range(1, count + 1))
@@ -175,7 +243,7 @@ class Dataset:
         changed = self._changed.get(record_id)
         if changed is not None:
             return dict(changed)
-        record = MAKERS[self.kind](self.seed, self.org, record_id)
+        record = self._make(self.seed, self.org, record_id)
         created, updated = seeded_times(self.seed, self.org, record_id)
         record["created_at"], record["updated_at"] = created, updated
         if record.get("completed_at") == "__completed__":
@@ -216,13 +284,18 @@ class Dataset:
                 record_id = self._ids[_mix(self.seed, self._mutations, 5) % len(self._ids)]
                 record = self._record(record_id)
                 record["updated_at"] = now
-                record["description"] = f"Edited at {now.isoformat()} (change {self._mutations})"
+                # A visible edit where the entity has a description (contacts and tasks
+                # always do); elsewhere the new updated_at alone marks the change.
+                if "description" in record:
+                    record["description"] = (
+                        f"Edited at {now.isoformat()} (change {self._mutations})"
+                    )
                 self._changed[record_id] = record
                 done["updated"].append(record_id)
             for _ in range(insert):
                 record_id = self._next_id
                 self._next_id += 1
-                record = MAKERS[self.kind](self.seed, self.org, record_id)
+                record = self._make(self.seed, self.org, record_id)
                 record["created_at"] = record["updated_at"] = now
                 if record.get("completed_at") == "__completed__":
                     record["completed_at"] = now

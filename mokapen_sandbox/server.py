@@ -13,7 +13,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from mokapen_sandbox.app import Reply, Sandbox
+from mokapen_sandbox.app import Sandbox
+from mokapen_sandbox.replies import Reply
 from mokapen_sandbox.settings import SandboxSettings
 
 REASONS = {

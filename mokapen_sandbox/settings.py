@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import typing as t
+from dataclasses import field
+
+from mokapen_sandbox.data import ENTITIES, required_scope
 
 DEMO_CLIENT_ID = "sandbox-client"
 DEMO_CLIENT_SECRET = "sandbox-secret-do-not-use-in-production"  # noqa: S105
@@ -36,47 +39,155 @@ class Fault:
         return self.at <= index < self.at + self.times
 
 
+# The entities with a switch of their own, kept for existing clients; any other entity's
+# count goes in ``counts``.
+COUNT_FIELDS = ("contacts", "tasks")
+# Scopes the demo app holds beyond every entity's "<name>.read": a write scope, so tests
+# can check the tap asks only for what it reads.
+EXTRA_SCOPES = ("tasks.write",)
+
+
+def meaning(text: str) -> dict[str, str]:
+    """Field metadata: the switch's one-line meaning, listed by ``mokapen-sandbox --help``."""
+    return {"meaning": text}
+
+
+def default_scopes() -> list[str]:
+    # Read from ENTITIES at construction time (not import), so a registry patched in a
+    # test is granted too.
+    return [required_scope(kind) for kind in ENTITIES] + list(EXTRA_SCOPES)
+
+
 @dataclasses.dataclass
 class SandboxSettings:
-    seed: int = 1
-    contacts: int = 500
-    tasks: int = 200
-    organizations: dict[int, str] = dataclasses.field(
-        default_factory=lambda: dict(DEFAULT_ORGANIZATIONS)
+    seed: int = field(
+        default=1, metadata=meaning("seed of the generated records (same seed, same records)")
     )
-    client_id: str = DEMO_CLIENT_ID
-    client_secret: str = DEMO_CLIENT_SECRET
-    enabled_scopes: list[str] = dataclasses.field(
-        default_factory=lambda: ["contacts.read", "tasks.read", "tasks.write"]
+    contacts: int = field(
+        default=ENTITIES["contacts"].default_count, metadata=meaning("contacts per organization")
     )
-    token_ttl: int = 31_536_000
-    rotate_refresh_tokens: bool = True
+    tasks: int = field(
+        default=ENTITIES["tasks"].default_count, metadata=meaning("tasks per organization")
+    )
+    counts: dict[str, int] = field(
+        default_factory=dict,
+        metadata=meaning(
+            "records per organization of any other entity, {name: n}; "
+            "one not named gets its registry default_count"
+        ),
+    )
+    organizations: dict[int, str] = field(
+        default_factory=lambda: dict(DEFAULT_ORGANIZATIONS),
+        metadata=meaning("organizations the app is installed in, {id: name}"),
+    )
+    client_id: str = field(
+        default=DEMO_CLIENT_ID, metadata=meaning("the demo app's OAuth client id")
+    )
+    client_secret: str = field(
+        default=DEMO_CLIENT_SECRET, metadata=meaning("the demo app's OAuth client secret")
+    )
+    enabled_scopes: list[str] = field(
+        default_factory=default_scopes,
+        metadata=meaning(
+            "scopes the demo app may request (by default every <entity>.read, plus "
+            + ", ".join(EXTRA_SCOPES)
+            + ")"
+        ),
+    )
+    token_ttl: int = field(
+        default=31_536_000, metadata=meaning("access token lifetime, in seconds")
+    )
+    rotate_refresh_tokens: bool = field(
+        default=True,
+        metadata=meaning("answer a refresh_token grant with a new refresh token, voiding the old"),
+    )
 
-    # Limits. rate_limit requests per rate_window seconds per client (0: off).
-    rate_limit: int = 0
-    rate_window: float = 60.0
-    retry_after_in: t.Literal["body", "header", "both"] = "body"
-    daily_quota: int | None = None
-    quota_by_org: dict[int, int] = dataclasses.field(default_factory=dict)
-    # Answer every API request after this many with "quota exceeded" (None: off).
-    quota_cutoff_after: int | None = None
+    # Limits.
+    rate_limit: int = field(
+        default=0, metadata=meaning("requests per rate_window per client (0: no throttle)")
+    )
+    rate_window: float = field(
+        default=60.0, metadata=meaning("the throttle's sliding window, in seconds")
+    )
+    retry_after_in: t.Literal["body", "header", "both"] = field(
+        default="body",
+        metadata=meaning("where a throttle 429 says how long to wait: body, header or both"),
+    )
+    daily_quota: int | None = field(
+        default=None,
+        metadata=meaning("API requests per organization and day before 'Quota exceeded'"),
+    )
+    quota_by_org: dict[int, int] = field(
+        default_factory=dict, metadata=meaning("daily_quota for some organizations, {id: n}")
+    )
+    quota_cutoff_after: int | None = field(
+        default=None,
+        metadata=meaning("answer every API request after this many with 'Quota exceeded'"),
+    )
 
     # Paginator variations (shared/mokapen-api.md section 6).
-    envelope: bool = False
-    ignore_per_page: bool = False
-    max_per_page: int = 1000
-    omit_next_page_url: bool = False
-    omit_last_page: bool = False
-    repeat_first_page: bool = False
-    timestamp_style: t.Literal["iso", "plain", "mixed"] = "iso"
-    extra_fields: bool = False
+    envelope: bool = field(
+        default=False, metadata=meaning("wrap each page in {status: true, data: page}")
+    )
+    ignore_per_page: bool = field(
+        default=False, metadata=meaning("ignore per_page, always 15 a page")
+    )
+    max_per_page: int = field(default=1000, metadata=meaning("the largest per_page honoured"))
+    omit_next_page_url: bool = field(
+        default=False, metadata=meaning("leave next_page_url out of pages")
+    )
+    omit_last_page: bool = field(
+        default=False,
+        metadata=meaning("leave last_page, last_page_url, total and next_page_url out of pages"),
+    )
+    repeat_first_page: bool = field(
+        default=False, metadata=meaning("answer every page request with page 1")
+    )
+    timestamp_style: t.Literal["iso", "plain", "mixed"] = field(
+        default="iso",
+        metadata=meaning("timestamps as iso (with micros and Z), plain (zone-less) or mixed"),
+    )
+    extra_fields: bool = field(
+        default=False, metadata=meaning("add fields the schemas do not know to records")
+    )
 
     # Faults and drift.
-    faults: list[Fault] = dataclasses.field(default_factory=list)
+    faults: list[Fault] = field(
+        default_factory=list,
+        metadata=meaning(
+            "API requests that misbehave, [{at, kind, times, seconds}]; kinds: 500, 503, "
+            "html502, truncated, reset, slow, revoke, expire, throttle, quota (see Fault)"
+        ),
+    )
     # Mutations applied to a dataset before every drift_every-th page request after
     # its first page (1: before every page, the worst case).
-    drift: dict[str, int] = dataclasses.field(default_factory=dict)
-    drift_every: int = 1
+    drift: dict[str, int] = field(
+        default_factory=dict,
+        metadata=meaning(
+            "changes made to a dataset between page requests, {update, delete, insert}"
+        ),
+    )
+    drift_every: int = field(
+        default=1, metadata=meaning("apply drift before every n-th page request")
+    )
+
+    def __post_init__(self) -> None:
+        # Checked here, not at the first request for that entity, so a bad reset fails
+        # at once and says why.
+        unknown = sorted(set(self.counts) - set(ENTITIES))
+        if unknown:
+            msg = f"counts: no such entity: {', '.join(unknown)} (known: {', '.join(ENTITIES)})"
+            raise ValueError(msg)
+        own = sorted(set(self.counts) & set(COUNT_FIELDS))
+        if own:
+            msg = f"counts: set {', '.join(own)} with its own switch"
+            raise ValueError(msg)
+
+    def count_for(self, kind: str) -> int:
+        """Records per organization of one entity."""
+        if kind in COUNT_FIELDS:
+            return getattr(self, kind)
+        return self.counts.get(kind, ENTITIES[kind].default_count)
 
     @classmethod
     def from_dict(cls, values: dict[str, t.Any]) -> SandboxSettings:
@@ -90,6 +201,8 @@ class SandboxSettings:
             values["organizations"] = {int(k): v for k, v in values["organizations"].items()}
         if "quota_by_org" in values:
             values["quota_by_org"] = {int(k): v for k, v in values["quota_by_org"].items()}
+        if "counts" in values:
+            values["counts"] = {str(k): int(v) for k, v in values["counts"].items()}
         if "faults" in values:
             values["faults"] = [Fault(**f) for f in values["faults"]]
         return cls(**values)
@@ -99,3 +212,22 @@ class SandboxSettings:
 
     def fault_at(self, index: int) -> Fault | None:
         return next((f for f in self.faults if f.covers(index)), None)
+
+
+def describe_switches() -> list[tuple[str, t.Any, str]]:
+    """(name, default, meaning) of every switch, for ``mokapen-sandbox --help``."""
+    rows = []
+    for switch in dataclasses.fields(SandboxSettings):
+        if switch.default_factory is not dataclasses.MISSING:
+            default = switch.default_factory()
+        else:
+            default = switch.default
+        rows.append((switch.name, default, switch.metadata["meaning"]))
+    return rows
+
+
+# Fail at import, not in --help, when a switch is added without its meaning.
+_undocumented = [f.name for f in dataclasses.fields(SandboxSettings) if "meaning" not in f.metadata]
+if _undocumented:
+    msg = f"SandboxSettings: give {', '.join(_undocumented)} metadata=meaning(...)"
+    raise TypeError(msg)
