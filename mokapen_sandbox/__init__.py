@@ -1,4 +1,4 @@
-"""A local Mokapen API server implementing shared/mokapen-api.md, for tests and benchmarks."""
+"""A local Mokapen API server implementing docs/mokapen-api.md, for tests and benchmarks."""
 
 from mokapen_sandbox.server import SandboxServer
 from mokapen_sandbox.settings import (

@@ -125,7 +125,7 @@ class SandboxSettings:
         metadata=meaning("answer every API request after this many with 'Quota exceeded'"),
     )
 
-    # Paginator variations (shared/mokapen-api.md section 6).
+    # Paginator variations (docs/mokapen-api.md).
     envelope: bool = field(
         default=False, metadata=meaning("wrap each page in {status: true, data: page}")
     )

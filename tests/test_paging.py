@@ -1,4 +1,4 @@
-"""Every paginator variation of shared/mokapen-api.md section 6, over real HTTP."""
+"""Every paginator variation of docs/mokapen-api.md, over real HTTP."""
 
 from __future__ import annotations
 
