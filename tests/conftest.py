@@ -1,4 +1,5 @@
-"""One sandbox process for the whole test session, reset to its defaults before each test."""
+"""One sandbox process for the whole test session, started by the first test that needs it
+and reset to its defaults before each test; unit tests run without it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.postgres import PostgresServer
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def sandbox_process() -> t.Iterator[Sandbox]:
     sandbox = Sandbox(SANDBOX_PORT)
     yield sandbox

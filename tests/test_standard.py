@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from mokapen_sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
 from tap_mokapen.tap import TapMokapen
 from tests.helpers import SANDBOX_URL
+
+# The standard tests talk to the sandbox from the class-scoped runner fixture on.
+pytestmark = pytest.mark.usefixtures("sandbox_process")
 
 TestTapMokapen = get_tap_test_class(
     TapMokapen,

@@ -1,0 +1,72 @@
+"""The state functions, in-process: resume tokens, cycles and bookmark candidates."""
+
+from __future__ import annotations
+
+import json
+
+from tap_mokapen import state
+
+CYCLE = "2026-11-28T10:00:00.000000Z"
+
+
+def test_a_checkpoint_keeps_the_paginator_token_opaque_and_resumes_from_it():
+    partition: dict = {"context": {"organization_id": 849}}
+    assert state.start(partition, "updated_at") is None
+    state.track_bookmark(partition, "updated_at", "2025-01-02T00:00:00.000000Z")
+    token = {"cursor": "eyJpZCI6NDJ9", "anything": [1, 2]}  # a shape state.py knows nothing of
+    state.checkpoint(partition, token, cycle=CYCLE)
+
+    stored = json.loads(json.dumps(partition))  # as a target stores it
+    assert stored["resume"]["max_seen"] == "2025-01-02T00:00:00.000000Z"
+    assert state.start(stored, "updated_at") == token
+    # The newest value seen before the interruption seeds the next run's candidate.
+    assert stored["progress_markers"]["replication_key_value"] == "2025-01-02T00:00:00.000000Z"
+
+
+def test_the_bookmark_candidate_only_moves_forward():
+    partition: dict = {}
+    state.start(partition, "updated_at")
+    for value in ("2025-03-01", "2025-01-01", None, "2025-02-01"):
+        state.track_bookmark(partition, "updated_at", value)
+    assert partition["progress_markers"]["replication_key_value"] == "2025-03-01"
+
+
+def test_a_pause_saves_the_cursor_and_leaves_the_bookmark_alone():
+    partition: dict = {"replication_key_value": "2024-12-31T00:00:00.000000Z"}
+    state.start(partition, "updated_at")
+    state.track_bookmark(partition, "updated_at", "2025-06-01T00:00:00.000000Z")
+    state.pause(partition, {"next_page": 4}, cycle=CYCLE)
+    assert partition["resume"]["next_page"] == 4
+    assert "progress_markers" not in partition  # the SDK then keeps the old bookmark
+    assert partition["replication_key_value"] == "2024-12-31T00:00:00.000000Z"
+
+
+def test_finishing_drops_the_cursor_and_caps_the_bookmark_at_the_cycle_start():
+    partition: dict = {"resume": {"next_page": 3, "cycle_started_at": CYCLE}}
+    state.start(partition, "updated_at")
+    state.track_bookmark(partition, "updated_at", "2099-01-01T00:00:00.000000Z")  # server clock
+    state.finish(partition, cycle=CYCLE)
+    assert "resume" not in partition
+    assert state.completed_in_cycle(partition, CYCLE)
+    assert not state.completed_in_cycle(partition, "2026-11-29T10:00:00.000000Z")
+    assert partition["progress_markers"]["replication_key_value"] == ("2026-11-28T09:55:00.000000Z")
+
+
+def test_an_unfinished_cycle_belongs_to_its_organization():
+    tap_state = {
+        "bookmarks": {
+            "contacts": {
+                "partitions": [
+                    {"context": {"organization_id": 849}, "resume": {"cycle_started_at": CYCLE}},
+                    {"context": {"organization_id": 850}, "cycle_completed": CYCLE},
+                ]
+            },
+            "organizations": {"resume": {"cycle_started_at": "2026-11-27T00:00:00.000000Z"}},
+        }
+    }
+    assert state.unfinished_cycle(tap_state, 849, owns_unpartitioned=False) == CYCLE
+    assert state.unfinished_cycle(tap_state, 850, owns_unpartitioned=False) is None
+    # Unpartitioned streams belong to the first organization's cycle.
+    assert state.unfinished_cycle(tap_state, 849, owns_unpartitioned=True) == (
+        "2026-11-27T00:00:00.000000Z"
+    )
