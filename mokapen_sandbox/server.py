@@ -91,7 +91,8 @@ class SandboxServer:
     ) -> None:
         self.sandbox = Sandbox(settings or SandboxSettings())
         self._server = _Server((host, port), self.sandbox, verbose=verbose)
-        self.host, self.port = self._server.server_address[:2]
+        host_bound, self.port = self._server.server_address[:2]
+        self.host = str(host_bound)
         self.url = f"http://{self.host}:{self.port}"
         self.sandbox.base_url = self.url
         self._thread: threading.Thread | None = None

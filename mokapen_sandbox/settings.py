@@ -186,7 +186,7 @@ class SandboxSettings:
     def count_for(self, kind: str) -> int:
         """Records per organization of one entity."""
         if kind in COUNT_FIELDS:
-            return getattr(self, kind)
+            return int(getattr(self, kind))
         return self.counts.get(kind, ENTITIES[kind].default_count)
 
     @classmethod

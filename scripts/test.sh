@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import typing as t
 from functools import cached_property
+from urllib.parse import urlsplit
 
 import requests
 from singer_sdk.exceptions import RetriableAPIError
@@ -184,7 +185,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
                 )
                 raise errors.AuthenticationError(msg) from None
             except errors.RETRIABLE_ERRORS as exc:
-                path = requests.utils.urlparse(prepared_request.url or "").path
+                path = urlsplit(prepared_request.url or "").path
                 what = "" if isinstance(exc, RetriableAPIError) else f"GET {path} failed: "
                 raise errors.gave_up(exc, what, max_wait) from None
 
@@ -309,13 +310,14 @@ class OrganizationScopedStream(MokapenStream):
     are dropped here. The scope it needs is ``<stream name>.read``.
     """
 
-    primary_keys: t.ClassVar[tuple[str, ...]] = ("organization_id", "id")  # type: ignore[misc]
-    replication_key: t.ClassVar[str | None] = "updated_at"  # type: ignore[misc]
+    primary_keys = ("organization_id", "id")
+    replication_key = "updated_at"
 
     def __init_subclass__(cls, **kwargs: t.Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.path = f"/{{organization_id}}/{cls.name}"
-        cls.scope = f"{cls.name}.read"
+        if name := vars(cls).get("name"):
+            cls.path = f"/{{organization_id}}/{name}"
+            cls.scope = f"{name}.read"
 
     def __init__(self, tap: TapMokapen) -> None:
         super().__init__(tap)

@@ -310,7 +310,7 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     return found
 
 
-def _is_int(value: t.Any) -> bool:
+def _is_int(value: t.Any) -> t.TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -306,7 +306,7 @@ def retrying(
     *,
     wait_gen: t.Callable[[], t.Generator[float, t.Any, None]],
     max_wait_seconds: float,
-    on_retry: t.Callable[[dict[str, t.Any]], None],
+    on_retry: t.Callable[[t.Any], None],
     jitter: t.Callable[[float], float] | None = backoff.random_jitter,
 ) -> Send:
     """``send`` retried on every retriable fault, for at most ``max_wait_seconds``."""

@@ -33,7 +33,7 @@ def singer_output() -> t.BinaryIO:
     if isinstance(out, io.BufferedWriter):
         return out
     if _buffered is None or _buffered.raw is not out:
-        _buffered = io.BufferedWriter(out, buffer_size=BUFFER_BYTES)  # type: ignore[arg-type]
+        _buffered = io.BufferedWriter(out, buffer_size=BUFFER_BYTES)
         atexit.register(_flush_at_exit, _buffered)
     return _buffered
 

@@ -54,7 +54,7 @@ def estimate(tap: TapMokapen) -> list[StreamCost]:
     for stream in t.cast("list[MokapenStream]", list(tap.streams.values())):
         if not stream.selected:
             continue
-        contexts = stream.partitions or [None]
+        contexts: list[dict | None] = list(stream.partitions or []) or [None]
         for context in contexts:
             page = first_page(stream, context)
             total = page.total if isinstance(page.total, int) else None

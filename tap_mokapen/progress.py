@@ -22,6 +22,7 @@ class Progress:
         self.logger = logger
         self.interval = interval_seconds
         self.stats: collections.Counter[str] = collections.Counter()
+        self.seconds = 0.0
         self._started = self._last_line = time.monotonic()
 
     def begin(self) -> None:
@@ -54,7 +55,7 @@ class Progress:
 
     def end(self, paginator: Paginator | None) -> None:
         stats = self.stats
-        stats["seconds"] += time.monotonic() - self._started
+        self.seconds += time.monotonic() - self._started
         if paginator:
             stats["drift_rereads"] += paginator.drift_rereads
         self.logger.info(
@@ -67,5 +68,5 @@ class Progress:
             stats["retries"],
             stats["http_429"],
             stats["drift_rereads"],
-            stats["seconds"],
+            self.seconds,
         )

@@ -41,7 +41,7 @@ class RecordType:
     @staticmethod
     def to_dict(record: msgspec.Struct) -> dict[str, t.Any]:
         """The record as the SDK's own record path expects it: a dict of the fields sent."""
-        return msgspec.to_builtins(record)
+        return t.cast(dict[str, t.Any], msgspec.to_builtins(record))
 
     def newest(self, records: list[t.Any], field: str) -> t.Any:
         """The largest value of a field over a page (None when no record has one)."""

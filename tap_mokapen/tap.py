@@ -67,7 +67,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         """The scope setting, else the scopes of the selected streams (Mokapen: ask no more)."""
         if self.settings.scope:
             return self.settings.scope
-        streams = list(self.streams.values())
+        streams = t.cast("list[MokapenStream]", list(self.streams.values()))
         needed = [s.scope for s in streams if s.selected and s.scope]
         return " ".join(needed or [s.scope for s in streams if s.scope])
 

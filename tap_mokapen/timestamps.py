@@ -28,10 +28,11 @@ def to_rfc3339(value: str | dt.datetime | None) -> str | None:
             return f"{value[:10]}T{value[11:]}.000000Z"
         import pendulum
 
-        moment = pendulum.parse(value, tz="UTC", strict=False)
-        if not isinstance(moment, dt.datetime):
+        parsed = pendulum.parse(value, tz="UTC", strict=False)
+        if not isinstance(parsed, dt.datetime):
             msg = f"not a timestamp: {value!r}"
             raise ValueError(msg)
+        moment: dt.datetime = parsed
     else:
         moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC).strftime(CANONICAL_FORMAT)
