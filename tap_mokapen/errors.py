@@ -210,7 +210,7 @@ def _forbidden(
 ) -> str:
     message = api_message(response).lower()
     if "organization" in message:
-        return wrong_organization(describe(response), organization_id)
+        return organization_refused(describe(response), organization_id)
     if "scope" in message:
         body = json_body(response)
         required = body.get("required") if isinstance(body, dict) else None
@@ -222,10 +222,11 @@ def _forbidden(
     return describe(response)
 
 
-def wrong_organization(what: str, organization_id: int | str) -> str:
+def organization_refused(what: str, organization_id: int | str) -> str:
+    """Mokapen refused the organization (token request or API call): the setting to fix."""
     return (
-        f"{what}. The token is bound to another organization than {organization_id}: "
-        "check the organization_id setting."
+        f"{what.rstrip('.')}. Mokapen does not accept organization {organization_id} for these "
+        "credentials: check the organization_id setting."
     )
 
 
@@ -258,7 +259,7 @@ def judge_token_answer(
     if error == "invalid_scope":
         raise ConfigError(f"{refused} Fix the scope setting.")
     if "organization" in message.lower():
-        raise ConfigError(f"{refused} Check the organization_id setting.")
+        raise ConfigError(organization_refused(refused, organization_id))
     raise AuthenticationError(refused)
 
 
