@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import typing as t
 
 import click
 
 from tap_mokapen import sdk_private
-from tap_mokapen.errors import MokapenError
 
 if t.TYPE_CHECKING:
     from tap_mokapen.client import MokapenStream
     from tap_mokapen.pages import Page
     from tap_mokapen.tap import TapMokapen
-
-logger = logging.getLogger("tap-mokapen")
 
 #: Daily request quota per organization of each Mokapen plan.
 PLANS = {"Free": 200, "Small Team": 2_000, "Medium": 8_000, "Large": 20_000}
@@ -118,25 +114,8 @@ def run(tap: TapMokapen, output_format: str) -> str:
     return json.dumps(summary, indent=2) if output_format == "json" else render(summary)
 
 
-def option(tap_class: type[TapMokapen]) -> click.Option:
-    """``--plan`` for the tap's command line: print the cost plan, then exit."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-        if not value:
-            return
-        config = ctx.params.get("config")
-        try:
-            tap = tap_class(
-                config=config.config if config else {},
-                parse_env_config=bool(config and config.parse_env),
-                validate_config=True,
-            )
-            print(run(tap, value))
-        except MokapenError as exc:
-            logger.error("%s", exc)
-            ctx.exit(1)
-        ctx.exit()
-
+def option() -> click.Option:
+    """``--plan`` for the tap's command line; TapMokapen.invoke runs it."""
     return click.Option(
         ["--plan"],
         is_flag=False,
@@ -144,7 +123,5 @@ def option(tap_class: type[TapMokapen]) -> click.Option:
         default=None,
         type=click.Choice(["table", "json"]),
         help="Print the records, requests, time and quota a sync will cost "
-        "(one request per stream), then exit. --plan=json for JSON.",
-        callback=callback,
-        expose_value=False,
+        "(one request per selected stream), then exit. --plan=json for JSON.",
     )

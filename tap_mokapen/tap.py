@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import typing as t
@@ -93,15 +94,29 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     @classmethod
     def get_singer_command(cls) -> click.Command:
         command = super().get_singer_command()
-        command.params.append(plan.option(cls))
+        command.params.append(plan.option())
         return command
 
     @override
     @classmethod
-    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
-        """The SDK's command, with a MokapenError as one line and exit code 1."""
+    def invoke(cls, *, plan: str | None = None, **kwargs: t.Any) -> None:
+        """The SDK's command (or ``--plan``), with a MokapenError as one line and exit 1."""
         try:
-            super().invoke(*args, **kwargs)
+            if plan:
+                cls.print_plan(plan, config=kwargs.get("config"), catalog=kwargs.get("catalog"))
+            else:
+                super().invoke(**kwargs)
         except MokapenError as exc:
             cls.logger.error("%s", exc)
             sys.exit(1)
+
+    @classmethod
+    def print_plan(cls, output_format: str, *, config: t.Any, catalog: t.IO[str] | None) -> None:
+        """``--plan``: what a sync of the selected streams costs, for one request per stream."""
+        tap = cls(
+            config=config.config if config else {},
+            catalog=json.load(catalog) if catalog else None,
+            parse_env_config=bool(config and config.parse_env),
+            validate_config=True,
+        )
+        print(plan.run(tap, output_format))

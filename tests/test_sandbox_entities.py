@@ -19,8 +19,8 @@ from mokapen_sandbox.data import Dataset, Entity, make_contact, make_generic, ma
 from mokapen_sandbox.server import SandboxServer
 from mokapen_sandbox.settings import SandboxSettings
 
-COMPANY_FIELDS = {
-    "name": "Company {id} of {org}",
+GIZMO_FIELDS = {
+    "name": "Gizmo {id} of {org}",
     "industry": ["retail", "software", "logistics", None],
     "employees": range(1, 5000),
     "vat_number": "IT{n:06d}",
@@ -28,15 +28,15 @@ COMPANY_FIELDS = {
 
 
 @pytest.fixture
-def companies(monkeypatch: pytest.MonkeyPatch) -> Entity:
+def gizmos(monkeypatch: pytest.MonkeyPatch) -> Entity:
     """The one line a new entity takes, added for this test only."""
-    entity = Entity(make_generic(COMPANY_FIELDS), default_count=37)
-    monkeypatch.setitem(data.ENTITIES, "companies", entity)
+    entity = Entity(make_generic(GIZMO_FIELDS), default_count=37)
+    monkeypatch.setitem(data.ENTITIES, "gizmos", entity)
     return entity
 
 
 @pytest.fixture
-def server(companies: Entity) -> t.Iterator[SandboxServer]:
+def server(gizmos: Entity) -> t.Iterator[SandboxServer]:
     with SandboxServer(SandboxSettings()) as running:
         yield running
 
@@ -66,7 +66,7 @@ def admin(url: str, call: str, payload: dict[str, t.Any] | None = None) -> reque
 
 
 def page_through(url: str, access_token: str, per_page: int = 10) -> list[dict[str, t.Any]]:
-    path = f"/api/v1/{DEMO_ORGANIZATION_ID}/companies"
+    path = f"/api/v1/{DEMO_ORGANIZATION_ID}/gizmos"
     rows, page = [], 1
     while True:
         answer = get(url, path, access_token, page=page, per_page=per_page)
@@ -80,33 +80,33 @@ def page_through(url: str, access_token: str, per_page: int = 10) -> list[dict[s
 
 def test_one_registry_line_serves_a_new_entity(server):
     url = server.url
-    read = token(url, "companies.read")
+    read = token(url, "gizmos.read")
     rows = page_through(url, read)
     assert [row["id"] for row in rows] == list(range(1, 38))
     first = rows[0]
-    assert first["name"] == f"Company 1 of {DEMO_ORGANIZATION_ID}"
-    assert first["industry"] in COMPANY_FIELDS["industry"]
+    assert first["name"] == f"Gizmo 1 of {DEMO_ORGANIZATION_ID}"
+    assert first["industry"] in GIZMO_FIELDS["industry"]
     assert 1 <= first["employees"] < 5000
     assert first["vat_number"].startswith("IT")
     assert {"created_at", "updated_at"} <= set(first)
 
     # The admin view of the same dataset: the same records, timestamps aside.
-    truth = admin(url, f"records?stream=companies&org={DEMO_ORGANIZATION_ID}").json()
+    truth = admin(url, f"records?stream=gizmos&org={DEMO_ORGANIZATION_ID}").json()
     assert [row["id"] for row in truth] == [row["id"] for row in rows]
     assert [row["name"] for row in truth] == [row["name"] for row in rows]
 
     # Every organization gets one, and the demo app is granted the new read scope.
-    other = admin(url, "records?stream=companies&org=850").json()
-    assert other[0]["name"] == "Company 1 of 850"
+    other = admin(url, "records?stream=gizmos&org=850").json()
+    assert other[0]["name"] == "Gizmo 1 of 850"
     dashboard = admin(url, "dashboard-token", {}).json()["access_token"]
-    assert get(url, f"/api/v1/{DEMO_ORGANIZATION_ID}/companies", dashboard).status_code == 200
+    assert get(url, f"/api/v1/{DEMO_ORGANIZATION_ID}/gizmos", dashboard).status_code == 200
 
 
 def test_the_new_entity_needs_its_read_scope(server):
     contacts_only = token(server.url, "contacts.read")
-    answer = get(server.url, f"/api/v1/{DEMO_ORGANIZATION_ID}/companies", contacts_only)
+    answer = get(server.url, f"/api/v1/{DEMO_ORGANIZATION_ID}/gizmos", contacts_only)
     assert answer.status_code == 403
-    assert answer.json() == {"message": "Missing required scopes", "required": ["companies.read"]}
+    assert answer.json() == {"message": "Missing required scopes", "required": ["gizmos.read"]}
     # ...and the existing entities still answer as before.
     contacts = get(server.url, f"/api/v1/{DEMO_ORGANIZATION_ID}/contacts", contacts_only)
     assert contacts.status_code == 200
@@ -118,30 +118,30 @@ def test_mutate_drift_and_counts_reach_the_new_entity(server):
     changed = admin(
         url,
         "mutate",
-        {"stream": "companies", "org": DEMO_ORGANIZATION_ID, "delete": 2, "insert": 1, "update": 1},
+        {"stream": "gizmos", "org": DEMO_ORGANIZATION_ID, "delete": 2, "insert": 1, "update": 1},
     ).json()
     assert len(changed["deleted"]) == 2
     assert changed["inserted"] == [38]
-    truth = admin(url, "records?stream=companies").json()
+    truth = admin(url, "records?stream=gizmos").json()
     assert len(truth) == 36
     # An entity without a description is edited through updated_at alone.
     assert "description" not in truth[0]
 
-    assert admin(url, "reset", {"counts": {"companies": 25}, "drift": {"delete": 1}}).ok
-    read = token(url, "companies.read")
-    path = f"/api/v1/{DEMO_ORGANIZATION_ID}/companies"
+    assert admin(url, "reset", {"counts": {"gizmos": 25}, "drift": {"delete": 1}}).ok
+    read = token(url, "gizmos.read")
+    path = f"/api/v1/{DEMO_ORGANIZATION_ID}/gizmos"
     assert get(url, path, read, page=1, per_page=10).json()["total"] == 25
     assert get(url, path, read, page=2, per_page=10).json()["total"] == 24
 
     # The dedicated switches are untouched by counts.
     assert admin(url, "reset", {"contacts": 1234, "tasks": 345}).ok
-    both = token(url, "contacts.read tasks.read companies.read")
+    both = token(url, "contacts.read tasks.read gizmos.read")
     org = DEMO_ORGANIZATION_ID
     totals = {
         kind: get(url, f"/api/v1/{org}/{kind}", both).json()["total"]
-        for kind in ("contacts", "tasks", "companies")
+        for kind in ("contacts", "tasks", "gizmos")
     }
-    assert totals == {"contacts": 1234, "tasks": 345, "companies": 37}
+    assert totals == {"contacts": 1234, "tasks": 345, "gizmos": 37}
 
 
 def test_bad_counts_and_unknown_streams_are_refused_clearly(server):
@@ -156,16 +156,16 @@ def test_bad_counts_and_unknown_streams_are_refused_clearly(server):
 def test_without_the_registry_line_there_is_no_such_route():
     with SandboxServer(SandboxSettings()) as running:
         read = token(running.url, "contacts.read")
-        answer = get(running.url, f"/api/v1/{DEMO_ORGANIZATION_ID}/companies", read)
+        answer = get(running.url, f"/api/v1/{DEMO_ORGANIZATION_ID}/gizmos", read)
         assert answer.status_code == 404
-        assert "companies.read" not in SandboxSettings().enabled_scopes
+        assert "gizmos.read" not in SandboxSettings().enabled_scopes
 
 
 def test_generic_records_are_seeded_and_checked():
-    make = make_generic(COMPANY_FIELDS)
+    make = make_generic(GIZMO_FIELDS)
     assert make(1, 849, 5) == make(1, 849, 5)
     assert [make(1, 849, i) for i in range(1, 50)] != [make(2, 849, i) for i in range(1, 50)]
-    salted = make_generic(COMPANY_FIELDS, salt="suppliers")
+    salted = make_generic(GIZMO_FIELDS, salt="suppliers")
     assert [make(1, 849, i) for i in range(1, 50)] != [salted(1, 849, i) for i in range(1, 50)]
     with pytest.raises(ValueError, match="id"):
         make_generic({"id": range(3)})
@@ -186,7 +186,7 @@ def test_contacts_and_tasks_are_byte_identical_to_before():
     assert digest.hexdigest() == "ebb4ccd12387819e6129fc8fff8bb52328c8cca21f93e530a65d845be01dd77b"
 
 
-def test_help_lists_every_switch(capsys, companies):
+def test_help_lists_every_switch(capsys, gizmos):
     with pytest.raises(SystemExit):
         cli.parse_args(["--help"])
     out = capsys.readouterr().out
@@ -194,15 +194,15 @@ def test_help_lists_every_switch(capsys, companies):
     for switch in dataclasses.fields(SandboxSettings):
         assert switch.name in listed, f"{switch.name} missing from mokapen-sandbox --help"
         assert switch.metadata["meaning"] in out.replace("\n", " ")
-    assert "companies" in out.splitlines()[-1]
+    assert "gizmos" in out.splitlines()[-1]
 
 
-def test_records_flag(companies, capsys):
-    args = cli.parse_args(["--records", "companies=12", "--contacts", "3"])
-    assert dict(args.records) == {"companies": 12}
+def test_records_flag(gizmos, capsys):
+    args = cli.parse_args(["--records", "gizmos=12", "--contacts", "3"])
+    assert dict(args.records) == {"gizmos": 12}
     assert args.contacts == 3
     assert args.tasks == 200
-    for wrong in ("companies", "invoices=3", "contacts=3", "companies=x"):
+    for wrong in ("gizmos", "invoices=3", "contacts=3", "gizmos=x"):
         with pytest.raises(SystemExit):
             cli.parse_args(["--records", wrong])
     assert "--contacts 3" in capsys.readouterr().err
