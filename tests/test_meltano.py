@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import MELTANO
+from tests.helpers import MELTANO, TESTED_STREAMS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import plugin_definition
@@ -94,7 +94,9 @@ def test_a_quota_cut_off_meltano_run_is_completed_by_the_next(meltano, sandbox):
     for stream in ("contacts", "tasks"):
         landed = set(meltano.jsonl_ids(stream, "first")) | set(meltano.jsonl_ids(stream, "second"))
         assert landed == {r["id"] for r in sandbox.records(stream)}
-    assert sum(sandbox.stats()["pages_served"].values()) == 8
+    # No page of the streams counted here was read twice (others may be added later).
+    pages = sandbox.stats()["pages_served"]
+    assert sum(n for key, n in pages.items() if key.split("/")[1] in TESTED_STREAMS) == 8
 
 
 def test_meltano_run_to_postgres_lands_the_rows_and_then_the_changes(meltano, sandbox, postgres):
