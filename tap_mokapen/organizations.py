@@ -42,7 +42,7 @@ class Organizations:
         self.settings = settings
         self.user_agent = user_agent
         self._scope = scope
-        self._tap_state = tap_state
+        self._current_state = tap_state
         self._list_organizations = list_organizations
         self._pacers: dict[OrganizationId, RequestPacer] = {}
         self._authenticators: dict[OrganizationId, MokapenAuthenticator] = {}
@@ -109,7 +109,7 @@ class Organizations:
         # Decided once per run, before this run's own checkpoints change the state.
         if org not in self._cycles:
             unfinished = state.unfinished_cycle(
-                self._tap_state(), org, owns_unpartitioned=org == self.first
+                self._current_state(), org, owns_unpartitioned=org == self.first
             )
             self._cycles[org] = unfinished or self.run_started_at
         return self._cycles[org]

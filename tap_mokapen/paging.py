@@ -106,7 +106,7 @@ class LaravelPaginator(Paginator):
     def pages(self) -> tuple[int, int | None]:
         size = self.per_page
         if not size:
-            return self._page_count, None
+            return self.count, None
         all_pages = None if self.total is None else -(-self.total // size)
         return -(-self.covered // size), all_pages
 
