@@ -121,7 +121,8 @@ class MokapenAuthenticator(OAuthAuthenticator):
             request()
         except errors.RETRIABLE_ERRORS as exc:
             what = f"Could not get an access token from {self.auth_endpoint}: "
-            raise errors.gave_up(exc, what, self.max_wait_seconds) from None
+            error = errors.AuthenticationError
+            raise errors.gave_up(exc, what, self.max_wait_seconds, error) from None
 
     def _request_token(self) -> None:
         requested_at = dt.datetime.now(dt.UTC)

@@ -3,10 +3,11 @@
 ``MokapenStream.get_pages`` is a stream's whole journey for one organization:
 the resume point from state.py, then for each request the pacer's slot
 (limits.py), the token (auth.py), the verdict on the answer (errors.py), the page
-(pages.py), its records shaped (records.py) and written (output.py), the
-paginator advanced (paging.py) and a STATE written. Where STATE is written can be
-read off ``get_pages`` and ``request_pages``: after each page, at a pause and
-at the stream's end.
+(pages.py) with its records shaped (records.py), the paginator advanced
+(paging.py), the records written (output.py, by the consumer of ``get_pages``)
+and only then a STATE written, in ``get_pages``. A pause leaves its resume token
+in the state there too; that STATE, like the one at the stream's end, is written
+when the stream's sync ends (sdk_private.PageAtATimeSync).
 """
 
 from __future__ import annotations
@@ -296,10 +297,13 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         """A page's RECORD lines, then its newest replication value as bookmark candidate."""
         output.write_records(self.name, records, self._time_extracted)
         sdk_private.mark_state_changed(self)
-        key = self.replication_key
-        if key:
-            newest = self.record_type.newest(records, key)
-            state.track_bookmark(self.get_context_state(context), key, newest)
+        if self.replication_key:
+            self.track_bookmark(self.record_type.newest(records, self.replication_key), context)
+
+    def track_bookmark(self, newest: t.Any, context: Context | None) -> None:
+        """Raise the bookmark candidate of the context's state to ``newest`` (state.py)."""
+        if self.replication_key:
+            state.track_bookmark(self.get_context_state(context), self.replication_key, newest)
 
 
 class OrganizationScopedStream(MokapenStream):

@@ -24,7 +24,6 @@ never a query string, a header, a token or a secret.
 from __future__ import annotations
 
 import email.utils
-import logging
 import re
 import time
 import typing as t
@@ -34,8 +33,6 @@ import backoff
 import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
-
-logger = logging.getLogger("tap-mokapen")
 
 #: The longest single wait between retries of a failing (non-throttled) request.
 MAX_BACKOFF_SECONDS = 60.0
@@ -322,9 +319,14 @@ def retrying(
     )(send)
 
 
-def gave_up(exception: Exception, what: str, max_wait_seconds: float) -> MokapenError:
+def gave_up(
+    exception: Exception,
+    what: str,
+    max_wait_seconds: float,
+    error: type[MokapenError] = APIError,
+) -> MokapenError:
     """The error for a fault that outlasted ``max_wait_seconds``."""
     cause = exception if isinstance(exception, RetriableAPIError) else type(exception).__name__
-    return APIError(
+    return error(
         f"{what}{cause} (still failing after retrying for max_wait_seconds={max_wait_seconds:g})"
     )

@@ -5,10 +5,11 @@ shape Mokapen may answer with is one implementation. Today there is one, the
 Laravel length-aware paginator, which pages by number and is drift-safe.
 
 The loop asks ``current_value`` for the next request's query parameters, sends
-the request, emits the page's records, then hands the answer to ``advance``. Once
-the answer is handed over, ``position()`` is what STATE stores to resume at the
-next request: a small JSON object that only the paginator reads (state.py keeps it
-opaque), so a new shape brings its own resume token without a change of format.
+the request and hands the answer to ``advance``, which decides the next request
+(or ``finished``); only after the page's records are written does it store
+``position()`` in STATE, to resume at that next request. The position is a
+small JSON object that only the paginator reads (state.py keeps it opaque), so a
+new shape brings its own resume token without a change of format.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ class Paginator(BaseAPIPaginator[Params], abc.ABC):
     """What the request loop needs of any paging scheme.
 
     ``current_value`` holds the query parameters of the next request (besides
-    ``per_page``); ``advance(response)`` takes the answer just emitted and decides
-    the next request or ``finished``.
+    ``per_page``); ``advance(response)`` takes the answer to it and decides the
+    next request or ``finished``. ``advance`` must not write anything: the loop
+    checkpoints ``position()`` once the page's records are out.
     """
 
     #: Pages read a second time to stay safe from paging drift.

@@ -110,7 +110,10 @@ def render(summary: dict[str, t.Any]) -> str:
 
 
 def run(tap: TapMokapen, output_format: str) -> str:
-    summary = report(tap, estimate(tap))
+    costs = estimate(tap)
+    if not costs:
+        return "No stream is selected: a sync would make no request."
+    summary = report(tap, costs)
     return json.dumps(summary, indent=2) if output_format == "json" else render(summary)
 
 

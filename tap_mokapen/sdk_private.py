@@ -9,6 +9,9 @@ name                                    why
 ``Stream._sync_records`` (overridden)   the record loop, with a page as the unit of work:
                                         one encoder call per page instead of the SDK's
                                         per-record message, conformance and bookkeeping
+``Stream._increment_stream_state``       the bookmark candidate in the SDK's own loop:
+(overridden)                            the SDK's fails on a record without the
+                                        replication key, which the tap keeps
 ``Stream._write_starting_replication_   the bookmark (or start_date) a partition starts
 value``                                 from, as the SDK's own loop records it
 ``Stream._finalize_state``              promote the bookmark candidate at a stream's end
@@ -43,6 +46,9 @@ PRIVATE_NAMES: dict[str, str | None] = {
     "singer_sdk.streams.core:Stream._sync_records": (
         "(self, context: 'types.Context | None' = None, *, write_messages: 'bool' = True)"
         " -> 't.Generator[dict, t.Any, t.Any]'"
+    ),
+    "singer_sdk.streams.core:Stream._increment_stream_state": (
+        "(self, latest_record: 'types.Record', *, context: 'types.Context | None' = None) -> 'None'"
     ),
     "singer_sdk.streams.core:Stream._write_starting_replication_value": (
         "(self, context: 'types.Context | None') -> 'None'"
@@ -96,6 +102,8 @@ def writes_lines_directly(stream: Stream) -> bool:
         and stream.ABORT_AT_RECORD_COUNT is None
         and not stream.child_streams
         and type(stream).post_process is Stream.post_process
+        # The loop below finalizes each context as its own state partition.
+        and not stream.state_partitioning_keys
     )
 
 
@@ -113,6 +121,16 @@ class PageAtATimeSync(Stream):
 
     def emit_page(self, records: list[t.Any], context: Context | None) -> None:
         raise NotImplementedError
+
+    def track_bookmark(self, newest: t.Any, context: Context | None) -> None:
+        raise NotImplementedError
+
+    def _increment_stream_state(
+        self, latest_record: dict[str, t.Any], *, context: Context | None = None
+    ) -> None:
+        """The SDK's loop, one record at a time: a record without the key is kept."""
+        if self.replication_key:
+            self.track_bookmark(latest_record.get(self.replication_key), context)
 
     def _sync_records(
         self, context: Context | None = None, *, write_messages: bool = True

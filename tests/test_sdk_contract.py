@@ -13,7 +13,7 @@ import re
 
 from singer_sdk.streams import Stream
 
-from tap_mokapen import sdk_private
+from tap_mokapen import sdk_private, state
 from tap_mokapen.tap import TapMokapen
 
 
@@ -87,3 +87,20 @@ def test_the_tap_overrides_the_fenced_hooks():
     stream_type = importlib.import_module("tap_mokapen.streams").stream_types()[0]
     assert stream_type._sync_records is sdk_private.PageAtATimeSync._sync_records
     assert stream_type._sync_records is not Stream._sync_records
+
+
+def test_the_sdks_own_loop_keeps_records_without_a_replication_value():
+    """With stream maps the SDK's loop runs; a record lacking updated_at must not break it."""
+    tap = TapMokapen(
+        config={"stream_maps": {"contacts": {"email": None}}, "organization_id": 849},
+        validate_config=False,
+    )
+    stream = tap.streams["contacts"]
+    assert not sdk_private.writes_lines_directly(stream)
+    context = {"organization_id": 849}
+    partition = stream.get_context_state(context)
+    state.start(partition, "updated_at")
+    newest = "2025-01-01T00:00:00.000000Z"
+    for record in ({"id": 1}, {"id": 2, "updated_at": None}, {"id": 3, "updated_at": newest}):
+        stream._increment_stream_state(record, context=context)
+    assert partition["progress_markers"]["replication_key_value"] == newest

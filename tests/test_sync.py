@@ -100,7 +100,7 @@ def test_progress_lines_report_records_pages_requests_and_time_left(sandbox):
 
 
 def test_a_stream_map_takes_the_sdks_record_path_with_the_same_records(sandbox):
-    """Stream maps turn the page-at-a-time path off (page_sync.py): same records, same state."""
+    """Stream maps turn the page-at-a-time path off (sdk_private.py): same records, same state."""
     fast = run_tap(sandbox.config())
     mapped = run_tap(sandbox.config(stream_maps={"contacts": {"email": None}}))
 
