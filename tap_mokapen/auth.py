@@ -56,6 +56,8 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.pacer = pacer
         self.max_wait_seconds = max_wait_seconds
         self.organization_name: str | None = None
+        #: The organization the token is bound to, by the token answer (None: not said).
+        self.token_organization_id: int | None = None
         self.refresh_tokens = refresh_tokens
         self.dashboard_token = access_token
         # A session of our own: retries are errors.py's, not urllib3's.
@@ -154,6 +156,8 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.expires_in = int(body["expires_in"]) if body.get("expires_in") else None
         self.last_refreshed = requested_at
         self.organization_name = body.get("organization_name")
+        said = str(body.get("organization_id", ""))
+        self.token_organization_id = int(said) if said.isdigit() else None
         rotated = body.get("refresh_token")
         if self.refresh_tokens and rotated and rotated != self.refresh_tokens.current():
             # The old refresh token may be dead already: keep the new one before anything else.

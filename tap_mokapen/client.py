@@ -26,10 +26,10 @@ from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
 from tap_mokapen import errors, output, sdk_private, state
-from tap_mokapen.pages import Page, PageReader
-from tap_mokapen.paging import LaravelPaginator, Paginator
+from tap_mokapen.intake import RecordIntake
+from tap_mokapen.pages import Page
+from tap_mokapen.paging import ListPaginator, Paginator
 from tap_mokapen.progress import Progress
-from tap_mokapen.records import RecordType
 from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:
@@ -112,7 +112,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     @override
     def get_new_paginator(self) -> Paginator:
         """A paginator starting where the last run stopped (or at the first page)."""
-        self._paginator = LaravelPaginator(self._resume_position, read_page=self.read_page)
+        self._paginator = ListPaginator(self._resume_position, read_page=self.read_page)
         return self._paginator
 
     @override
@@ -210,33 +210,44 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     # -- pages, records and state -----------------------------------------------
 
     @cached_property
-    def record_type(self) -> RecordType:
-        # The schema's selected fields, in the schema's order: all a record keeps.
-        mask = self.mask
-        fields = [f for f in self.schema["properties"] if mask[("properties", f)]]
-        return RecordType(self.name, fields)
-
-    @cached_property
-    def page_reader(self) -> PageReader:
-        return PageReader(self.record_type)
+    def intake(self) -> RecordIntake:
+        """The stream's record type, schema and rejections (built once the catalog is read)."""
+        properties = self.schema["properties"]
+        tap = self.mokapen_tap
+        return RecordIntake(
+            self.name,
+            self.schema,
+            key_properties=self.primary_keys or (),
+            replication_key=self.replication_key,
+            timestamp_fields=self.timestamp_fields,
+            deselected=[f for f in properties if not self.mask.get(("properties", f), True)],
+            # The SDK's own record loop (stream maps...) only knows the catalog's schema.
+            frozen=tap.settings.freeze_schema or not sdk_private.writes_lines_directly(self),
+            rejections=tap.rejections,
+            write_schema=tap.write_message,
+            stats=self.stats,
+        )
 
     def read_page(self, response: requests.Response) -> Page:
-        return self.page_reader.read(response)
+        return self.intake.read(response)
 
     def get_pages(self, context: Context | None) -> t.Iterator[list[t.Any]]:
         """The stream's pages for one organization, from where the last run stopped.
 
         Every page's records are written (by the consumer of this generator) before
-        its STATE; a pause and the stream's end leave a STATE too.
+        its STATE. A pause keeps the resume point; a failure that retrying cannot fix
+        ends this stream only (the tap carries on with the others and exits 1).
         """
         tap = self.mokapen_tap
-        org = self.organization_id = (context or {}).get("organization_id", tap.organizations.first)
+        org = (context or {}).get("organization_id", tap.organizations.first)
+        org = self.organization_id = tap.organizations.numeric(org)
         stream_state = self.get_context_state(context)
         cycle = tap.organizations.cycle_started_at(org)
-        paused = org in tap.organizations.paused
-        if paused or state.completed_in_cycle(stream_state, cycle):
-            why = "its requests are paused" if paused else "already synced in this cycle"
-            self.logger.info("Skipping '%s' for organization %s: %s", self.name, org, why)
+        skip = tap.organizations.why_skip(org)
+        if not skip and state.completed_in_cycle(stream_state, cycle):
+            skip = "already synced in this cycle"
+        if skip:
+            self.logger.info("Skipping '%s' for organization %s: %s", self.name, org, skip)
             return
         self._resume_position = state.start(stream_state, self.replication_key)
         self.progress.begin()
@@ -253,6 +264,10 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             state.pause(stream_state, position, cycle=cycle)
             where = paginator.describe_position() if paginator else "the first page"
             tap.pause(exc, self, f"'{self.name}' stops before {where}")
+        except errors.MokapenError as exc:
+            paginator = self._paginator
+            state.fail(stream_state, paginator.position() if paginator else {}, cycle=cycle)
+            tap.stream_failed(self, exc)
         else:
             state.finish(stream_state, cycle=cycle)
             self.stats["completed"] = 1
@@ -260,7 +275,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             self.progress.end(self._paginator)
 
     def request_pages(self, context: Context | None) -> t.Iterator[tuple[list[t.Any], Paginator]]:
-        """Each page's shaped records, with the paginator already advanced past the page."""
+        """Each page's records fit to emit, with the paginator already advanced past the page."""
         paginator = self.get_new_paginator()
         if self._resume_position:
             self.logger.info("Resuming '%s' at %s", self.name, paginator.describe_position())
@@ -269,27 +284,32 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             request_counter.with_context(context)
             while not paginator.finished:
                 prepared_request = self.prepare(context, paginator.current_value)
+                where = (
+                    f"{urlsplit(prepared_request.url or '').path} {paginator.describe_position()}"
+                )
                 response = send(prepared_request, context)
                 request_counter.increment()
                 self.update_sync_costs(prepared_request, response, context)
                 # Records of a page share the moment they were extracted.
                 self._time_extracted = to_rfc3339(dt.datetime.now(dt.UTC)) or ""
-                records = self.read_page(response).data
-                self.stats["records"] += len(records)
-                records = self.shape_page(records, context)
+                page = self.read_page(response)
+                self.stats["records"] += page.size
+                records = self.intake.take(
+                    page, partition=context, where=where, organization_id=self.organization_id
+                )
+                records = self.newer_only(records, context)
                 paginator.advance(response)  # an empty page too: the paginator decides
                 self.progress.page_done(paginator)
                 yield records, paginator
 
-    def shape_page(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
-        """What post_process would do for each record, once for the page (records.py)."""
-        self.record_type.shape(records, timestamp_fields=self.timestamp_fields, partition=context)
+    def newer_only(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
+        """The records to emit of a page (all of them, unless a stream filters)."""
         return records
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Records as dicts, for the SDK's own record loop (see sdk_private.py)."""
-        to_dict = self.record_type.to_dict
+        to_dict = self.intake.record_type.to_dict
         for page in self.get_pages(context):
             yield from map(to_dict, page)
 
@@ -298,7 +318,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         output.write_records(self.name, records, self._time_extracted)
         sdk_private.mark_state_changed(self)
         if self.replication_key:
-            self.track_bookmark(self.record_type.newest(records, self.replication_key), context)
+            newest = self.intake.record_type.newest(records, self.replication_key)
+            self.track_bookmark(newest, context)
 
     def track_bookmark(self, newest: t.Any, context: Context | None) -> None:
         """Raise the bookmark candidate of the context's state to ``newest`` (state.py)."""
@@ -339,11 +360,11 @@ class OrganizationScopedStream(MokapenStream):
             self._bookmarks[key] = to_rfc3339(start) if start else None
         return self._bookmarks[key]
 
-    def shape_page(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
-        records = super().shape_page(records, context)
+    @override
+    def newer_only(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
         bookmark = self._bookmark(context)
         if not bookmark or not self.replication_key:
             return records
-        kept = self.record_type.not_older_than(records, self.replication_key, bookmark)
+        kept = self.intake.record_type.not_older_than(records, self.replication_key, bookmark)
         self.stats["older_than_bookmark"] += len(records) - len(kept)
         return kept

@@ -111,6 +111,22 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("start_date", th.DateTimeType, "The earliest updated_at to extract on a first run."),
     Setting(
+        "freeze_schema",
+        th.BooleanType,
+        "Keep each stream's schema as shipped: fields the API adds are left out (and "
+        "logged) rather than added to the schema, and a record with a value of another "
+        "type than declared is rejected rather than widening the type.",
+        default=False,
+    ),
+    Setting(
+        "strict_records",
+        th.BooleanType,
+        "Fail the stream on the first record that breaks its contract (no integer id, "
+        "an updated_at that is not a timestamp) instead of sending it to the "
+        "rejected_records stream.",
+        default=False,
+    ),
+    Setting(
         "page_size",
         th.IntegerType,
         "Records per page, sent as per_page; the tap follows the page size the server "
@@ -200,6 +216,8 @@ class Settings:
     max_wait_seconds: float
     max_requests_per_run: int | None
     progress_log_seconds: float
+    freeze_schema: bool
+    strict_records: bool
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
@@ -225,6 +243,8 @@ class Settings:
             max_wait_seconds=float(value("max_wait_seconds")),
             max_requests_per_run=value("max_requests_per_run"),
             progress_log_seconds=float(value("progress_log_seconds")),
+            freeze_schema=bool(value("freeze_schema")),
+            strict_records=bool(value("strict_records")),
         )
 
     @property

@@ -15,7 +15,7 @@ from functools import cached_property
 
 from tap_mokapen import state
 from tap_mokapen.auth import MokapenAuthenticator
-from tap_mokapen.errors import QuotaExhausted, RunPaused
+from tap_mokapen.errors import ConfigError, MokapenError, QuotaExhausted, RunPaused
 from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
 from tap_mokapen.token_store import RefreshTokenStore
 
@@ -47,23 +47,57 @@ class Organizations:
         self._pacers: dict[OrganizationId, RequestPacer] = {}
         self._authenticators: dict[OrganizationId, MokapenAuthenticator] = {}
         self._cycles: dict[OrganizationId, str] = {}
+        self._numeric: dict[OrganizationId, OrganizationId] = {}
+        self._spelling: dict[OrganizationId, OrganizationId] = {}
         self.paused: dict[OrganizationId, RunPaused] = {}
+        self.refused: dict[OrganizationId, MokapenError] = {}
         self.run_started_at = state.now()
 
     @property
     def first(self) -> OrganizationId:
-        """The first configured organization: its token lists organizations."""
+        """The first configured organization, as configured: its token lists organizations."""
         return self.settings.organization_ids[0] if self.settings.organization_ids else ""
 
     @cached_property
     def ids(self) -> list[OrganizationId]:
-        """The organizations to extract: configured, plus those listed with all_organizations."""
-        configured = list(self.settings.organization_ids)
+        """The organizations to extract, by numeric id: configured, plus listed ones."""
+        configured = [self.numeric(org) for org in self.settings.organization_ids]
         if not self.settings.all_organizations:
             return configured
         found = [org["id"] for org in self._list_organizations() if "id" in org]
         logger.info("all_organizations: the app reaches organizations %s", found)
         return list(dict.fromkeys(configured + found))
+
+    def numeric(self, org: OrganizationId) -> OrganizationId:
+        """The numeric id of an organization configured by its encrypted id.
+
+        Records carry one spelling of their organization, the number, so joins and
+        upserts work the same whichever spelling the config uses. The token answer
+        says it (no extra request); a dashboard token asks the organizations list.
+        """
+        if isinstance(org, int) or org in self._numeric or not org:
+            return self._numeric.get(org, org)
+        auth = self.authenticator(org)
+        auth.ensure_token()
+        found = auth.token_organization_id
+        if found is None:
+            listed = self._list_organizations()
+            found = next(
+                (o["id"] for o in listed if org in (o.get("encrypted_id"), o.get("id"))), None
+            )
+        if not isinstance(found, int):
+            msg = (
+                f"organization_id {org!r}: Mokapen did not say which numeric organization "
+                "it is; configure the numeric id instead"
+            )
+            raise ConfigError(msg)
+        logger.info("Organization %s is organization %d", org, found)
+        self._numeric[org] = found
+        # One token and one quota per organization, whichever spelling is used.
+        self._authenticators.setdefault(found, auth)
+        self._pacers.setdefault(found, self.pacer(org))
+        self._spelling[found] = org
+        return found
 
     @cached_property
     def limiter(self) -> SlidingWindowLimiter:
@@ -82,19 +116,20 @@ class Organizations:
         """Tokens are bound to an organization: one per organization, shared by streams."""
         if org not in self._authenticators:
             settings = self.settings
+            configured = self._spelling.get(org, org)
             store = None
             if settings.auth_mode == "refresh_token":
                 store = RefreshTokenStore(
                     settings.refresh_token_store,
                     client_id=settings.client_id or "",
-                    organization_id=org,
+                    organization_id=configured,
                     configured_token=settings.refresh_token or "",
                 )
             self._authenticators[org] = MokapenAuthenticator(
                 token_url=f"{settings.base_url}/oauth/token",
                 client_id=settings.client_id,
                 client_secret=settings.client_secret,
-                organization_id=org,
+                organization_id=configured,
                 scope=self._scope(),
                 pacer=self.pacer(org),
                 user_agent=self.user_agent,
@@ -104,12 +139,20 @@ class Organizations:
             )
         return self._authenticators[org]
 
+    def why_skip(self, org: OrganizationId) -> str | None:
+        """Why the organization's streams are not read any more this run, if they are not."""
+        if org in self.paused:
+            return "its requests are paused"
+        if org in self.refused:
+            return "its credentials were refused"
+        return None
+
     def cycle_started_at(self, org: OrganizationId) -> str:
         """When the organization's sync cycle began: now, or when an unfinished one did."""
         # Decided once per run, before this run's own checkpoints change the state.
         if org not in self._cycles:
             unfinished = state.unfinished_cycle(
-                self._current_state(), org, owns_unpartitioned=org == self.first
+                self._current_state(), org, owns_unpartitioned=org == self.numeric(self.first)
             )
             self._cycles[org] = unfinished or self.run_started_at
         return self._cycles[org]

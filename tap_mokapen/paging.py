@@ -1,15 +1,23 @@
 """Step 4 of the data path, paging: which request comes next, and where to resume.
 
-``Paginator`` is the contract the request loop (client.py) relies on; each list
-shape Mokapen may answer with is one implementation. Today there is one, the
-Laravel length-aware paginator, which pages by number and is drift-safe.
+``Paginator`` is the contract the request loop (client.py) relies on. The loop
+asks ``current_value`` for the next request's query parameters, sends the request
+and hands the answer to ``advance``, which decides the next request (or
+``finished``); only after the page's records are written does the loop store
+``position()`` in STATE, to resume at that next request. The position is a small
+JSON object that only the paginator reads (state.py keeps it opaque).
 
-The loop asks ``current_value`` for the next request's query parameters, sends
-the request and hands the answer to ``advance``, which decides the next request
-(or ``finished``); only after the page's records are written does it store
-``position()`` in STATE, to resume at that next request. The position is a
-small JSON object that only the paginator reads (state.py keeps it opaque), so a
-new shape brings its own resume token without a change of format.
+``ListPaginator`` is the one the streams use: the first answer tells which list
+shape the endpoint speaks (pages.py), and it pages by that shape's rules:
+
+* page numbers (length_aware, simple, resource): drift-safe, see PageNumbers;
+* a cursor: ``cursor=<next_cursor>`` until it is null; deletions shift nothing;
+* a plain list: the first answer is the whole list.
+
+Paging always ends, and ends cheaply: an empty page ends a stream; a pass may not
+spend more than ``budget(expected)`` requests, where ``expected`` is the number of
+pages the answers announce; a cursor or page seen twice is an error. A server
+that breaks these rules stops the stream with an error naming the endpoint.
 """
 
 from __future__ import annotations
@@ -33,14 +41,17 @@ logger = logging.getLogger("tap-mokapen")
 Params = dict[str, t.Any]
 
 
-class Paginator(BaseAPIPaginator[Params], abc.ABC):
-    """What the request loop needs of any paging scheme.
+def budget(expected_pages: int) -> int:
+    """Requests one pass may spend: the announced pages, plus room for drift re-reads.
 
-    ``current_value`` holds the query parameters of the next request (besides
-    ``per_page``); ``advance(response)`` takes the answer to it and decides the
-    next request or ``finished``. ``advance`` must not write anything: the loop
-    checkpoints ``position()`` once the page's records are out.
+    Re-reading after deletions costs at most one page per deletion seen; the worst
+    case measured (3 deletions before every page) took 2.7 times the pages.
     """
+    return 3 * expected_pages + 10
+
+
+class Paginator(BaseAPIPaginator[Params], abc.ABC):
+    """What the request loop needs of any paging scheme."""
 
     #: Pages read a second time to stay safe from paging drift.
     drift_rereads: int = 0
@@ -58,15 +69,156 @@ class Paginator(BaseAPIPaginator[Params], abc.ABC):
         """Pages surely read so far, and the number of pages in all when known."""
 
 
-class LaravelPaginator(Paginator):
+class ListPaginator(Paginator):
+    """Pages by the rules of whichever list shape the endpoint answers with."""
+
+    def __init__(
+        self,
+        position: t.Mapping[str, t.Any] | None,
+        *,
+        read_page: t.Callable[[requests.Response], Page],
+    ) -> None:
+        position = dict(position or {})
+        shape = position.pop("shape", "page_numbers")
+        self.scheme: Scheme = (
+            Cursor(position)
+            if shape == "cursor" and position.get("cursor")
+            else PageNumbers(position)
+        )
+        super().__init__(start_value=self.scheme.first())
+        self._read_page = read_page
+        self._requests = 0
+
+    @property
+    def drift_rereads(self) -> int:  # type: ignore[override]
+        return getattr(self.scheme, "drift_rereads", 0)
+
+    def position(self) -> dict[str, t.Any]:
+        return {"shape": self.scheme.name, **self.scheme.position()}
+
+    def describe_position(self) -> str:
+        return self.scheme.describe()
+
+    def pages(self) -> tuple[int, int | None]:
+        return self.scheme.pages(self.count)
+
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        return True  # the scheme decides: an empty page may follow deletions
+
+    def get_next(self, response: requests.Response) -> Params | None:
+        page = self._read_page(response)
+        path = urlsplit(response.url).path
+        if self._requests == 0:
+            self.scheme = self.scheme.for_shape(page)
+        self._requests += 1
+        following = self.scheme.next(page, self.current_value, path)
+        expected = self.scheme.expected_pages()
+        if following is not None and expected is not None and self._requests >= budget(expected):
+            msg = (
+                f"{path} kept announcing pages: stopped after {self._requests} requests, "
+                f"{expected} pages expected ({self.scheme.describe_trouble()})"
+            )
+            raise APIError(msg)
+        return following
+
+
+class Scheme(abc.ABC):
+    """One list shape's paging rules."""
+
+    name: t.ClassVar[str]
+
+    @abc.abstractmethod
+    def first(self) -> Params: ...
+
+    @abc.abstractmethod
+    def next(self, page: Page, requested: Params, path: str) -> Params | None: ...
+
+    @abc.abstractmethod
+    def position(self) -> dict[str, t.Any]: ...
+
+    def for_shape(self, page: Page) -> Scheme:
+        """The scheme the first answer calls for."""
+        if page.shape == "cursor":
+            return Cursor({})
+        if page.shape == "list":
+            return WholeList()
+        return self
+
+    def describe(self) -> str:
+        return "the first page"
+
+    def pages(self, count: int) -> tuple[int, int | None]:
+        return count, None
+
+    def expected_pages(self) -> int | None:
+        return None
+
+    def describe_trouble(self) -> str:
+        return "the answers never ended"
+
+
+class WholeList(Scheme):
+    """A list that is not paged: the first answer holds every record."""
+
+    name = "list"
+
+    def first(self) -> Params:
+        return {"page": 1}
+
+    def next(self, page: Page, requested: Params, path: str) -> Params | None:
+        return None
+
+    def position(self) -> dict[str, t.Any]:
+        return {}
+
+    def for_shape(self, page: Page) -> Scheme:
+        return self
+
+
+class Cursor(Scheme):
+    """``cursor=<next_cursor>`` until it is null: a snapshot-safe order, no drift."""
+
+    name = "cursor"
+
+    def __init__(self, position: t.Mapping[str, t.Any]) -> None:
+        self.cursor: str | None = position.get("cursor")
+        self._seen: set[str] = set()
+
+    def first(self) -> Params:
+        return {"cursor": self.cursor} if self.cursor else {"page": 1}
+
+    def for_shape(self, page: Page) -> Scheme:
+        return self  # resumed at a cursor: the shape is known
+
+    def next(self, page: Page, requested: Params, path: str) -> Params | None:
+        cursor = page.next_cursor
+        if not cursor or not page.size:
+            return None
+        cursor = str(cursor)
+        if cursor in self._seen or cursor == requested.get("cursor"):
+            msg = f"{path} returned the cursor {cursor[:40]!r} a second time"
+            raise APIError(msg)
+        self._seen.add(cursor)
+        self.cursor = cursor
+        return {"cursor": cursor}
+
+    def position(self) -> dict[str, t.Any]:
+        return {"cursor": self.cursor}
+
+    def describe(self) -> str:
+        return f"cursor {self.cursor[:24]}..." if self.cursor else "the first page"
+
+
+class PageNumbers(Scheme):
     """Page numbers, led by what the server actually returned, safe against paging drift.
 
     Whether there is a next page comes from ``next_page_url`` when the server sends
-    one, else from ``current_page < last_page``, else from the page not being empty.
-    The page size is whatever the server used (``per_page`` may be ignored).
+    one, else from ``current_page < last_page``, else from the page not being empty;
+    an empty page always ends the list unless records are owed before it. The page
+    size is whatever the server used (``per_page`` may be ignored).
 
     Paging by number is not a snapshot: when records are deleted, later records slide
-    forward and one can slip past the page boundary unread. The paginator keeps
+    forward and one can slip past the page boundary unread. The scheme keeps
     ``covered``, the length of the prefix of the list known to be read. Each time
     ``total`` falls by d, ``covered`` falls by d too (the deletions may all have been
     before it), and the next page asked for is the one holding position ``covered``.
@@ -77,59 +229,59 @@ class LaravelPaginator(Paginator):
     as last seen, so drift across runs is noticed too).
     """
 
-    def __init__(
-        self,
-        position: t.Mapping[str, t.Any] | None,
-        *,
-        read_page: t.Callable[[requests.Response], Page],
-    ) -> None:
-        position = position or {}
-        start_page = position.get("next_page") or 1
-        super().__init__(start_value={"page": start_page})
-        self._read_page = read_page
+    name = "page_numbers"
+
+    def __init__(self, position: t.Mapping[str, t.Any]) -> None:
+        self.next_page = int(position.get("next_page") or 1)
         self.total: int | None = position.get("total")
         self.per_page: int | None = position.get("per_page")
-        self.covered = (start_page - 1) * (self.per_page or 0)
+        self.covered = (self.next_page - 1) * (self.per_page or 0)
+        self.drift_rereads = 0
         self._ahead: tuple[int, int] | None = None  # a range read beyond ``covered``
-        self._highest_page = start_page - 1
+        self._highest_page = self.next_page - 1
         self._last_ids: tuple[t.Any, ...] | None = None
         self._warned_no_total = False
+        self._announced: int | None = None
+        self._totals_fell = 0
 
-    @property
-    def next_page(self) -> int:
-        return int(self.current_value["page"])
+    def first(self) -> Params:
+        return {"page": self.next_page}
 
     def position(self) -> dict[str, t.Any]:
         return {"next_page": self.next_page, "total": self.total, "per_page": self.per_page}
 
-    def describe_position(self) -> str:
+    def describe(self) -> str:
         return f"page {self.next_page}"
 
-    def pages(self) -> tuple[int, int | None]:
+    def pages(self, count: int) -> tuple[int, int | None]:
         size = self.per_page
         if not size:
-            return self.count, None
+            return count, None
         all_pages = None if self.total is None else -(-self.total // size)
         return -(-self.covered // size), all_pages
 
-    def continue_if_empty(self, response: requests.Response) -> bool:
-        # An empty page may only mean that deletions moved the end: get_next decides.
-        return True
+    def expected_pages(self) -> int | None:
+        return self._announced
 
-    def get_next(self, response: requests.Response) -> Params | None:
-        body = self._read_page(response)
-        requested = self.next_page
-        self._check_not_repeated(body, requested, response)
-        data = body.data
-        if isinstance(body.per_page, int) and body.per_page > 0:
-            self.per_page = body.per_page
+    def describe_trouble(self) -> str:
+        if self._totals_fell:
+            return f"its total fell {self._totals_fell} times, each a re-read"
+        return "it announced more pages than it holds"
+
+    def next(self, page: Page, requested: Params, path: str) -> Params | None:
+        number = int(requested.get("page") or 1)
+        self._check_not_repeated(page, number, path)
+        data = page.records
+        if isinstance(page.per_page, int) and page.per_page > 0:
+            self.per_page = page.per_page
         elif data:
             self.per_page = max(self.per_page or 0, len(data))
         size = self.per_page or len(data) or 1
-        is_last = not self._has_next(body, requested)
-        self._account_for_deletions(body)
+        is_last = not data or not _has_next(page, number)
+        self._account_for_deletions(page)
+        self._note_announced(page, size)
 
-        start = (requested - 1) * size
+        start = (number - 1) * size
         end = start + (len(data) if is_last else size)
         if start <= self.covered:
             self.covered = max(self.covered, end)
@@ -138,35 +290,37 @@ class LaravelPaginator(Paginator):
                 self._ahead = None
         else:
             self._ahead = (start, end)
-        self._highest_page = max(self._highest_page, requested)
+        self._highest_page = max(self._highest_page, number)
 
         if is_last and start <= self.covered:
             return None  # read to the end without a gap (a range read ahead is past it)
-        next_page = self.covered // size + 1
-        if next_page <= self._highest_page:
+        self.next_page = self.covered // size + 1
+        if self.next_page <= self._highest_page:
             self.drift_rereads += 1
-        return {"page": next_page}
+        return {"page": self.next_page}
 
-    @staticmethod
-    def _has_next(body: Page, requested: int) -> bool:
-        if body.next_page_url is not UNSET:
-            return bool(body.next_page_url)
-        current = requested if body.current_page is None else body.current_page
-        if isinstance(body.last_page, int) and isinstance(current, int):
-            return current < body.last_page
-        return bool(body.data)
+    def _note_announced(self, page: Page, size: int) -> None:
+        """The pages the list holds by the answers' own account (``total``, else ``last_page``)."""
+        announced = None
+        if isinstance(self.total, int):
+            announced = -(-self.total // size)
+        elif isinstance(page.last_page, int) and 0 < page.last_page < 10**7:
+            announced = page.last_page
+        if announced is not None:
+            self._announced = max(self._announced or 0, announced, 1)
 
-    def _account_for_deletions(self, body: Page) -> None:
-        total = body.total
-        if not isinstance(total, int):
+    def _account_for_deletions(self, page: Page) -> None:
+        total = page.total
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
             if not self._warned_no_total:
-                logger.warning("The API sends no 'total': paging drift cannot be detected")
+                logger.warning("The API sends no usable 'total': paging drift cannot be detected")
                 self._warned_no_total = True
             return
         previous, self.total = self.total, total
         if previous is None or total >= previous:
             return
         deleted = previous - total
+        self._totals_fell += 1
         self.covered = max(0, self.covered - deleted)
         if self._ahead:
             self._ahead = (self._ahead[0], self._ahead[1] - deleted)
@@ -178,15 +332,27 @@ class LaravelPaginator(Paginator):
             self.covered,
         )
 
-    def _check_not_repeated(self, body: Page, requested: int, response: requests.Response) -> None:
+    def _check_not_repeated(self, page: Page, requested: int, path: str) -> None:
         """A server that ignores ``page`` would otherwise be read forever."""
-        current = body.current_page
-        path = urlsplit(response.url).path
+        current = page.current_page
         if isinstance(current, int) and current != requested:
             msg = f"{path} returned page {current} when page {requested} was asked for"
             raise APIError(msg)
-        ids = tuple(getattr(record, "id", None) for record in body.data)
+        ids = tuple(_record_id(record) for record in page.records)
         if ids and ids == self._last_ids and any(i is not None and i is not UNSET for i in ids):
             msg = f"{path} returned the same records for page {requested} as for the page before"
             raise APIError(msg)
         self._last_ids = ids
+
+
+def _has_next(page: Page, requested: int) -> bool:
+    if page.next_page_url is not UNSET:
+        return bool(page.next_page_url)
+    current = requested if page.current_page is None else page.current_page
+    if isinstance(page.last_page, int) and isinstance(current, int):
+        return current < page.last_page
+    return bool(page.records)
+
+
+def _record_id(record: t.Any) -> t.Any:
+    return record.get("id") if isinstance(record, dict) else getattr(record, "id", None)

@@ -8,6 +8,7 @@ it, besides the SDK's own ``replication_key``/``replication_key_value``::
     "resume": {                            # only while a pass over the stream is unfinished
         "cycle_started_at": "...Z",        # the cycle this pass belongs to
         "max_seen": "...Z",                # newest replication value emitted so far
+        "failed": true,                    # the pass failed: it resumes, its cycle goes on
         ...                                # the paginator's resume token (paging.py),
     },                                     #   e.g. "next_page", "total", "per_page"
     "cycle_completed": "...Z",             # the last cycle that read the stream to the end
@@ -32,6 +33,7 @@ from tap_mokapen.timestamps import to_rfc3339
 RESUME = "resume"
 CYCLE_STARTED_AT = "cycle_started_at"
 MAX_SEEN = "max_seen"
+FAILED = "failed"
 CYCLE_COMPLETED = "cycle_completed"
 PROGRESS_MARKERS = "progress_markers"
 BOOKMARK_SAFETY_MARGIN = dt.timedelta(minutes=5)
@@ -61,7 +63,7 @@ def unfinished_cycle(
     """
     starts = []
     for state in stream_states(tap_state):
-        if RESUME not in state or "partitions" in state:
+        if RESUME not in state or "partitions" in state or state[RESUME].get(FAILED):
             continue
         context = state.get("context")
         if (context or {}).get("organization_id") == organization_id or (
@@ -90,7 +92,7 @@ def start(state: StreamState, replication_key: str | None) -> dict[str, t.Any] |
         state[PROGRESS_MARKERS] = markers
     if not resume:
         return None
-    return {k: v for k, v in resume.items() if k not in (CYCLE_STARTED_AT, MAX_SEEN)}
+    return {k: v for k, v in resume.items() if k not in (CYCLE_STARTED_AT, MAX_SEEN, FAILED)}
 
 
 def track_bookmark(state: StreamState, replication_key: str, newest: t.Any) -> None:
@@ -106,7 +108,8 @@ def track_bookmark(state: StreamState, replication_key: str, newest: t.Any) -> N
 def checkpoint(state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str) -> None:
     """Record that every record before ``position`` (a paginator's token) has been emitted."""
     max_seen = state.get(PROGRESS_MARKERS, {}).get("replication_key_value")
-    state[RESUME] = {**position, CYCLE_STARTED_AT: cycle, MAX_SEEN: max_seen}
+    started = pass_started(state, cycle)
+    state[RESUME] = {**position, CYCLE_STARTED_AT: started, MAX_SEEN: max_seen}
 
 
 def pause(state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str) -> None:
@@ -118,13 +121,36 @@ def pause(state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str) ->
 
 def finish(state: StreamState, *, cycle: str) -> None:
     """The stream was read to the end: drop the cursor, cap the bookmark candidate."""
+    started = pass_started(state, cycle)
     state.pop(RESUME, None)
     state[CYCLE_COMPLETED] = cycle
     markers = state.get(PROGRESS_MARKERS)
     if markers and markers.get("replication_key_value"):
         markers["replication_key_value"] = min(
-            markers["replication_key_value"], bookmark_cap(cycle)
+            markers["replication_key_value"], bookmark_cap(started)
         )
+
+
+def fail(state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str) -> None:
+    """The stream failed this run: it resumes where it stopped, its cycle does not wait.
+
+    The resume point is kept (marked ``failed``) and the bookmark stays where it was.
+    A failed pass does not hold its organization's cycle open: the next run starts
+    a new cycle, so the other streams are read again even while this one keeps
+    failing, and this one resumes its own pass.
+    """
+    pause(state, position, cycle=cycle)
+    state[RESUME][FAILED] = True
+
+
+def pass_started(state: StreamState, cycle: str) -> str:
+    """When the pass over this stream that a resume point continues began (else ``cycle``).
+
+    Its bookmark may not pass that moment: records changed on pages read back then
+    are read again by the next pass.
+    """
+    started = state.get(RESUME, {}).get(CYCLE_STARTED_AT)
+    return min(started, cycle) if isinstance(started, str) and started else cycle
 
 
 def bookmark_cap(cycle_started_at: str) -> str:

@@ -14,13 +14,15 @@ from singer_sdk import Tap
 from typing_extensions import override
 
 from tap_mokapen import config, plan, sdk_private
-from tap_mokapen.errors import MokapenError, RunPaused
+from tap_mokapen.client import MokapenStream
+from tap_mokapen.errors import AuthenticationError, MokapenError, RunPaused
 from tap_mokapen.organizations import Organizations
 from tap_mokapen.output import BufferedMsgSpecWriter
+from tap_mokapen.rejected import RejectedRecordsStream, Rejections
 from tap_mokapen.streams import stream_types
 
 if t.TYPE_CHECKING:
-    from tap_mokapen.client import MokapenStream
+    from singer_sdk import Stream
 
 try:
     __version__ = version("tap-mokapen")
@@ -43,8 +45,22 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         return config.problems(self.config)
 
     @override
-    def discover_streams(self) -> list[MokapenStream]:
-        return [stream_type(tap=self) for stream_type in stream_types()]
+    def discover_streams(self) -> list[Stream]:
+        streams: list[Stream] = [stream_type(tap=self) for stream_type in stream_types()]
+        # Last: the SDK's end-of-sync call on it ends the run (RejectedRecordsStream).
+        return [*streams, RejectedRecordsStream(self)]
+
+    @cached_property
+    def rejections(self) -> Rejections:
+        return Rejections(self, strict=self.settings.strict_records)
+
+    @cached_property
+    def failures(self) -> list[str]:
+        """The streams that failed this run, each in a few words."""
+        return []
+
+    def mokapen_streams(self) -> list[MokapenStream]:
+        return [s for s in self.streams.values() if isinstance(s, MokapenStream)]
 
     @cached_property
     def settings(self) -> config.Settings:
@@ -68,22 +84,49 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         """The scope setting, else the scopes of the selected streams (Mokapen: ask no more)."""
         if self.settings.scope:
             return self.settings.scope
-        streams = t.cast("list[MokapenStream]", list(self.streams.values()))
+        streams = self.mokapen_streams()
         needed = [s.scope for s in streams if s.selected and s.scope]
         return " ".join(needed or [s.scope for s in streams if s.scope])
 
     def _list_organizations(self) -> t.Iterator[dict[str, t.Any]]:
         stream = self.streams["organizations"]
-        to_dict = stream.record_type.to_dict  # type: ignore[attr-defined]
-        for records, _ in stream.request_pages(None):  # type: ignore[attr-defined]
-            yield from map(to_dict, records)
+        assert isinstance(stream, MokapenStream)  # noqa: S101 - discover_streams made it
+        for records, _ in stream.request_pages(None):
+            yield from map(stream.intake.record_type.to_dict, records)
+
+    def stream_failed(self, stream: MokapenStream, error: MokapenError) -> None:
+        """One stream failed for a reason retrying cannot fix: say so and go on."""
+        org = stream.organization_id
+        if isinstance(error, AuthenticationError):
+            self.organizations.refused[org] = error
+        self.failures.append(f"'{stream.name}' of organization {org}")
+        self.logger.error(
+            "'%s' failed for organization %s: %s. Carrying on with the other streams; "
+            "the run will exit 1.",
+            stream.name,
+            org,
+            error,
+        )
+
+    def end_of_run(self) -> None:
+        """After every stream: the rejections, and one line on what failed and what completed."""
+        for name, count in self.rejections.counts.items():
+            self.logger.warning("%d %s record(s) rejected (see rejected_records)", count, name)
+        if self.failures:
+            done = [s.name for s in self.mokapen_streams() if s.stats["completed"]]
+            msg = (
+                f"{len(self.failures)} stream(s) failed: {', '.join(self.failures)}; "
+                f"completed: {', '.join(done) or 'none'}. The emitted STATE resumes every "
+                "stream without a gap."
+            )
+            raise MokapenError(msg)
 
     def pause(self, reason: RunPaused, stream: MokapenStream, where: str) -> None:
         """Stop requesting for the stream's organization, saying how far the run got."""
         progress = ", ".join(
             f"{s.name} {s.stats['records']} records"
             + (" (complete)" if s.stats["completed"] else "")
-            for s in t.cast("list[MokapenStream]", list(self.streams.values()))
+            for s in self.mokapen_streams()
             if s.stats["records"] or s.stats["completed"]
         )
         self.organizations.pause(stream.organization_id, reason, where, progress)

@@ -115,8 +115,10 @@ def test_each_tap_instance_has_its_own_token_and_credentials(sandbox):
     bad = TapMokapen(config=sandbox.config(client_secret="another-wrong-secret"))
     org = DEMO_ORGANIZATION_ID
     assert bad.organizations.authenticator(org) is not good.organizations.authenticator(org)
-    with pytest.raises(AuthenticationError):
-        list(bad.streams["organizations"].get_records(None))
+    # The refusal ends that stream (and the organization's others), not the process.
+    assert list(bad.streams["organizations"].get_records(None)) == []
+    assert isinstance(bad.organizations.refused[org], AuthenticationError)
+    assert bad.failures == [f"'organizations' of organization {org}"]
     assert good.streams["contacts"].authenticator is good.streams["tasks"].authenticator
 
 

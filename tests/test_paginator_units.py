@@ -11,10 +11,10 @@ import requests
 
 from tap_mokapen.errors import APIError
 from tap_mokapen.pages import PageReader
-from tap_mokapen.paging import LaravelPaginator
+from tap_mokapen.paging import ListPaginator
 from tap_mokapen.records import RecordType
 
-READER = PageReader(RecordType("things", ["id"]))
+READER = PageReader(RecordType("things", {"id": {"type": "integer"}}, required=["id"]))
 
 
 def answer(body: dict[str, t.Any]) -> requests.Response:
@@ -53,10 +53,10 @@ class FakeList:
 
 def read_all(
     server: FakeList,
-    paginator: LaravelPaginator | None = None,
+    paginator: ListPaginator | None = None,
     before_page: t.Callable[[int], None] = lambda _: None,
-) -> tuple[list[int], LaravelPaginator]:
-    paginator = paginator or LaravelPaginator(None, read_page=READER.read)
+) -> tuple[list[int], ListPaginator]:
+    paginator = paginator or ListPaginator(None, read_page=READER.read)
     seen: list[int] = []
     while not paginator.finished:
         before_page(server.requests)
@@ -103,27 +103,27 @@ def test_deletions_behind_the_reader_are_read_again_not_skipped():
 
 def test_a_resume_position_continues_and_notices_deletions_made_overnight():
     server = FakeList(100, 10)
-    first = LaravelPaginator(None, read_page=READER.read)
+    first = ListPaginator(None, read_page=READER.read)
     for _ in range(3):
         response = server.page(first.current_value["page"])
         first.advance(response)
     position = first.position()
-    assert position == {"next_page": 4, "total": 100, "per_page": 10}
+    assert position == {"shape": "page_numbers", "next_page": 4, "total": 100, "per_page": 10}
     assert json.loads(json.dumps(position)) == position  # fit for STATE
 
     del server.ids[0:5]  # five records on page 1 deleted between runs
-    seen, _ = read_all(server, LaravelPaginator(position, read_page=READER.read))
+    seen, _ = read_all(server, ListPaginator(position, read_page=READER.read))
     assert set(server.ids[25:]) <= set(seen)  # those that slid onto page 3 included
 
 
 def test_a_server_answering_another_page_is_an_error():
-    paginator = LaravelPaginator({"next_page": 2}, read_page=READER.read)
+    paginator = ListPaginator({"next_page": 2}, read_page=READER.read)
     with pytest.raises(APIError, match="returned page 1 when page 2 was asked for"):
         paginator.advance(answer({"current_page": 1, "data": [{"id": 1}], "total": 50}))
 
 
 def test_the_same_records_twice_are_an_error():
-    paginator = LaravelPaginator(None, read_page=READER.read)
+    paginator = ListPaginator(None, read_page=READER.read)
     body = {"data": [{"id": 1}, {"id": 2}], "next_page_url": "/things?page=2"}
     paginator.advance(answer(body))
     with pytest.raises(APIError, match="same records for page 2"):
@@ -131,7 +131,7 @@ def test_the_same_records_twice_are_an_error():
 
 
 def test_the_page_size_the_server_used_wins():
-    paginator = LaravelPaginator(None, read_page=READER.read)
+    paginator = ListPaginator(None, read_page=READER.read)
     paginator.advance(answer({"data": [{"id": i} for i in range(15)], "total": 40, "last_page": 3}))
-    assert paginator.per_page == 15 and paginator.current_value == {"page": 2}
+    assert paginator.scheme.per_page == 15 and paginator.current_value == {"page": 2}
     assert paginator.describe_position() == "page 2"

@@ -1,0 +1,142 @@
+"""Step 5 of the data path, continued: a stream's schema learns what the API really sends.
+
+Every field list in ``schemas/`` is a guess (docs/mokapen-api.md). A field the
+schema does not name is still the user's data, so when one appears the schema
+grows a nullable property for it, typed from the values seen, and the stream
+emits a new SCHEMA before the first record that carries it. A value of another
+type than declared widens the property's type the same way (``company_id``:
+integer, then also string) instead of breaking the loader. Each change is
+logged once per stream. With ``freeze_schema`` the schema never changes: a new
+field is left out (with the same log line) and a record whose value does not
+fit its declared type is rejected instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import typing as t
+
+from tap_mokapen.records import json_types
+
+logger = logging.getLogger("tap-mokapen")
+
+#: What each JSON type is called in a schema, by the Python type msgspec decodes it to.
+_JSON_TYPE = {
+    type(None): "null",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    dict: "object",
+    list: "array",
+}
+#: Types a value of the key's type also fits (an integer is a JSON number).
+_ALSO_FITS = {"integer": ("number",)}
+
+
+def json_type(value: t.Any) -> str:
+    return _JSON_TYPE.get(type(value), "string")
+
+
+def fits(value: t.Any, types: t.Sequence[str]) -> bool:
+    kind = json_type(value)
+    return kind in types or any(other in types for other in _ALSO_FITS.get(kind, ()))
+
+
+class SchemaEvolution:
+    """One stream's current schema, grown from the records it meets."""
+
+    def __init__(
+        self,
+        stream: str,
+        schema: t.Mapping[str, t.Any],
+        *,
+        frozen: bool,
+        fixed: t.Iterable[str] = (),
+    ) -> None:
+        self.stream = stream
+        self.schema = copy.deepcopy(dict(schema))
+        self.frozen = frozen
+        #: Fields whose type is the stream's contract (keys): never widened.
+        self.fixed = set(fixed)
+        #: New fields a frozen schema leaves out.
+        self.left_out: set[str] = set()
+
+    @property
+    def properties(self) -> dict[str, t.Any]:
+        return t.cast(dict[str, t.Any], self.schema.setdefault("properties", {}))
+
+    def misfit(self, record: dict[str, t.Any]) -> str | None:
+        """Why a frozen schema cannot take this record (a value of another type), if so."""
+        for name, value in record.items():
+            schema = self.properties.get(name)
+            types = json_types(schema) if schema is not None else []
+            if types and name not in self.left_out and not fits(value, types):
+                return f"{name} is {json_type(value)}, the frozen schema says {'/'.join(types)}"
+        return None
+
+    def learn(self, records: t.Iterable[dict[str, t.Any]]) -> bool:
+        """Grow the schema for these records' fields and types; True when it changed."""
+        seen: dict[str, set[str]] = {}
+        for record in records:
+            for name, value in record.items():
+                seen.setdefault(name, set()).add(json_type(value))
+        changed = False
+        for name, kinds in seen.items():
+            schema = self.properties.get(name)
+            if schema is None:
+                changed |= self._add(name, kinds)
+            elif name not in self.fixed and name not in self.left_out:
+                changed |= self._widen(name, schema, kinds)
+        return changed
+
+    def _add(self, name: str, kinds: set[str]) -> bool:
+        if name in self.left_out:
+            return False
+        described = "/".join(sorted(kinds - {"null"}) or ["null"])
+        if self.frozen:
+            self.left_out.add(name)
+            logger.warning(
+                "new field %s (%s) in %s: left out, the schema is frozen (freeze_schema)",
+                name,
+                described,
+                self.stream,
+            )
+            return False
+        self.properties[name] = {"type": _ordered(kinds | {"null"})}
+        logger.warning("new field %s (%s) in %s", name, described, self.stream)
+        return True
+
+    def _widen(self, name: str, schema: dict[str, t.Any], kinds: set[str]) -> bool:
+        declared = json_types(schema)
+        if not declared or len(declared) != len(schema.get("type", [])):
+            return False  # a schema the tap does not check: anything fits already
+        missing = {k for k in kinds if not fits(_SAMPLE[k], declared)}
+        if not missing or self.frozen:
+            return False
+        schema["type"] = _ordered(set(declared) | missing)
+        logger.warning(
+            "field %s in %s is now also %s (was %s)",
+            name,
+            self.stream,
+            "/".join(sorted(missing)),
+            "/".join(declared),
+        )
+        return True
+
+
+_SAMPLE: dict[str, t.Any] = {
+    "null": None,
+    "boolean": True,
+    "integer": 1,
+    "number": 1.5,
+    "string": "",
+    "object": {},
+    "array": [],
+}
+_ORDER = ["integer", "number", "boolean", "string", "object", "array", "null"]
+
+
+def _ordered(kinds: set[str]) -> list[str]:
+    return [k for k in _ORDER if k in kinds]

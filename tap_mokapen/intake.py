@@ -1,0 +1,149 @@
+"""Step 5 of the data path, for one stream: from a page to the records it may emit.
+
+``RecordIntake.take`` turns a page into the records a stream emits: the fast
+path's typed records as they are; the careful path's raw records sorted out one
+by one (the contract checked, the schema grown for new fields and types, the rest
+converted to typed records); then shaped (records.py). Whatever cannot be
+emitted goes to the rejected records (rejected.py), never silently away.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+import msgspec
+from singer_sdk.singerlib import SchemaMessage
+
+from tap_mokapen.evolution import SchemaEvolution, json_type
+from tap_mokapen.pages import MAX_DEPTH, TOO_DEEP, Page, PageReader
+from tap_mokapen.records import UNSET, RecordType, Rejected
+
+if t.TYPE_CHECKING:
+    import collections
+
+    import requests
+
+    from tap_mokapen.rejected import Rejections
+
+logger = logging.getLogger("tap-mokapen")
+_TOO_DEEP = msgspec.json.encode(TOO_DEEP)
+
+
+class RecordIntake:
+    """One stream's record type, schema and rejections, and the page-to-records step."""
+
+    def __init__(
+        self,
+        stream: str,
+        schema: t.Mapping[str, t.Any],
+        *,
+        key_properties: t.Sequence[str],
+        replication_key: str | None,
+        timestamp_fields: t.Sequence[str],
+        deselected: t.Iterable[str],
+        frozen: bool,
+        rejections: Rejections,
+        write_schema: t.Callable[[SchemaMessage], None],
+        stats: collections.Counter[str],
+    ) -> None:
+        self.stream = stream
+        self.key_properties = list(key_properties)
+        self.replication_key = replication_key
+        self.timestamp_fields = timestamp_fields
+        self.deselected = set(deselected)
+        self.rejections = rejections
+        self.write_schema = write_schema
+        self.stats = stats
+        self.id_required = "id" in self.key_properties
+        self.evolution = SchemaEvolution(
+            stream, schema, frozen=frozen, fixed=[*self.key_properties, replication_key or ""]
+        )
+        self.record_type = self._record_type()
+        self.reader = PageReader(self.record_type)
+
+    def _record_type(self) -> RecordType:
+        return RecordType(
+            self.stream,
+            self.evolution.properties,
+            required=["id"] if self.id_required else [],
+            dropped=self.deselected | self.evolution.left_out,
+        )
+
+    def read(self, response: requests.Response) -> Page:
+        return self.reader.read(response)
+
+    def take(
+        self,
+        page: Page,
+        *,
+        partition: t.Mapping[str, t.Any] | None,
+        where: str,
+        organization_id: t.Any,
+    ) -> list[t.Any]:
+        """The page's records fit to emit, shaped; the others rejected."""
+        if page.repaired_utf8:
+            self.stats["utf8_repaired"] += page.repaired_utf8
+            logger.warning(
+                "%s: %d invalid UTF-8 sequence(s) replaced by U+FFFD", where, page.repaired_utf8
+            )
+        rejected: list[Rejected] = []
+        if page.raw is None:
+            records = page.data
+        else:
+            records, rejected = self._sort_out(page.raw)
+        self.record_type.drop_fields(records)
+        rejected += self.record_type.shape(
+            records, timestamp_fields=self.timestamp_fields, partition=partition
+        )
+        if rejected:
+            self.stats["rejected"] += len(rejected)
+            self.rejections.write(self.stream, organization_id, rejected, where)
+        return records
+
+    def _sort_out(self, raw: list[t.Any]) -> tuple[list[t.Any], list[Rejected]]:
+        """Raw records, one by one: contract, schema growth, then typed."""
+        good: list[dict[str, t.Any]] = []
+        rejected: list[Rejected] = []
+        for record in raw:
+            reason = self.contract_problem(record)
+            if reason:
+                rejected.append(Rejected(record, reason))
+            else:
+                good.append(record)
+        if self.evolution.learn(good):
+            self.record_type = self._record_type()
+            self.reader.use(self.record_type)
+            self.write_schema(
+                SchemaMessage(
+                    self.stream,
+                    self.evolution.schema,
+                    self.key_properties,
+                    [self.replication_key] if self.replication_key else None,
+                )
+            )
+        typed = []
+        for record in good:
+            try:
+                typed.append(msgspec.convert(record, self.record_type.struct))
+            except msgspec.ValidationError as exc:  # only a frozen schema gets here
+                rejected.append(Rejected(record, str(exc)))
+        return typed, rejected
+
+    def contract_problem(self, record: t.Any) -> str | None:
+        """Why a record cannot be emitted under its stream's contract, if it cannot."""
+        if not isinstance(record, dict):
+            return f"the record is {json_type(record)}, not a JSON object"
+        if self.id_required:
+            if "id" not in record:
+                return "the record has no id"
+            if json_type(record["id"]) != "integer":
+                return f"id is {json_type(record['id'])}, not an integer"
+        key = self.replication_key
+        if key and record.get(key, UNSET) not in (UNSET, None) and not isinstance(record[key], str):
+            return f"{key} is {json_type(record[key])}, not a timestamp"
+        if _TOO_DEEP in msgspec.json.encode(record):
+            return f"a value is nested deeper than {MAX_DEPTH} levels"
+        if self.evolution.frozen:
+            return self.evolution.misfit(record)
+        return None

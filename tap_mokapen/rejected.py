@@ -1,0 +1,137 @@
+"""Rejected records: what the API sent that cannot be emitted under its stream's contract.
+
+A record without an integer ``id``, with an ``updated_at`` that is not a
+timestamp, nested absurdly deep, or (with ``freeze_schema``) with a value its
+frozen schema cannot hold, is neither emitted as it is (it would break the
+stream's SCHEMA, and a strict loader with it) nor dropped. It goes, as text and
+with the reason, to the ``rejected_records`` stream, which lands in the warehouse
+beside the good data; the run goes on. ``strict_records`` turns a rejection into
+a clean failure of the stream instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import hashlib
+import logging
+import typing as t
+
+import msgspec
+from singer_sdk import Stream
+from singer_sdk.singerlib import SchemaMessage
+
+from tap_mokapen import output
+from tap_mokapen.errors import APIError
+from tap_mokapen.timestamps import to_rfc3339
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_mokapen.records import Rejected
+    from tap_mokapen.tap import TapMokapen
+
+logger = logging.getLogger("tap-mokapen")
+
+NAME = "rejected_records"
+#: A rejected record longer than this is kept cut, with a note that it was.
+MAX_TEXT = 1 << 20
+SCHEMA: dict[str, t.Any] = {
+    "type": "object",
+    "properties": {
+        "stream": {"type": "string"},
+        "fingerprint": {"type": "string"},
+        "organization_id": {"type": ["integer", "null"]},
+        "record": {"type": "string"},
+        "reason": {"type": "string"},
+        "page": {"type": "string"},
+        "rejected_at": {"type": "string", "format": "date-time"},
+    },
+    "required": ["stream", "fingerprint", "record", "reason"],
+}
+
+
+class RejectedRecordsStream(Stream):
+    """The records other streams could not emit; written by those streams as they go.
+
+    The tap discovers it last. The SDK calls ``log_sync_costs`` on every stream once
+    all have synced, so its call here is where the run ends (``TapMokapen.end_of_run``).
+    """
+
+    name = NAME
+    primary_keys = ("stream", "fingerprint")
+    replication_key = None
+    schema = SCHEMA
+
+    def __init__(self, tap: TapMokapen) -> None:
+        super().__init__(tap=tap)
+        self.mokapen_tap = tap
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        return iter(())
+
+    def log_sync_costs(self) -> None:
+        super().log_sync_costs()
+        self.mokapen_tap.end_of_run()
+
+
+class Rejections:
+    """Writes rejected records as they are met and counts them per stream."""
+
+    def __init__(self, tap: TapMokapen, *, strict: bool) -> None:
+        self.tap = tap
+        self.strict = strict
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._schema_written = False
+
+    @property
+    def selected(self) -> bool:
+        stream = self.tap.streams.get(NAME)
+        return bool(stream and stream.selected)
+
+    def write(
+        self, stream: str, organization_id: t.Any, rejected: list[Rejected], where: str
+    ) -> None:
+        if not rejected:
+            return
+        if self.strict:
+            first = rejected[0]
+            msg = (
+                f"{where}: a {stream} record was rejected ({first.reason}) and "
+                f"strict_records is on; {len(rejected)} on this page"
+            )
+            raise APIError(msg)
+        self.counts[stream] += len(rejected)
+        now = to_rfc3339(dt.datetime.now(dt.UTC)) or ""
+        rows = [self._row(stream, organization_id, r, where, now) for r in rejected]
+        reasons = collections.Counter(r.reason for r in rejected)
+        logger.warning(
+            "Rejected %d %s record(s) from %s: %s%s",
+            len(rejected),
+            stream,
+            where,
+            "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common()),
+            "" if self.selected else " (rejected_records is not selected: they are not kept)",
+        )
+        if not self.selected:
+            return
+        if not self._schema_written:
+            self.tap.write_message(SchemaMessage(NAME, SCHEMA, ["stream", "fingerprint"]))
+            self._schema_written = True
+        output.write_records(NAME, rows, now)
+
+    @staticmethod
+    def _row(stream: str, org: t.Any, rejected: Rejected, where: str, now: str) -> dict:
+        text = msgspec.json.encode(rejected.record).decode()
+        fingerprint = hashlib.sha256(f"{stream}\0{org}\0{text}".encode()).hexdigest()[:32]
+        if len(text) > MAX_TEXT:
+            text = text[:MAX_TEXT] + f"... (cut at {MAX_TEXT} of {len(text)} characters)"
+        return {
+            "stream": stream,
+            "fingerprint": fingerprint,
+            "organization_id": org if isinstance(org, int) else None,
+            "record": text,
+            "reason": rejected.reason,
+            "page": where,
+            "rejected_at": now,
+        }
