@@ -63,9 +63,10 @@ class RecordIntake:
         self.reader = PageReader(self.record_type)
 
     def _record_type(self) -> RecordType:
+        left_out: dict[str, t.Any] = {name: {} for name in self.evolution.left_out}
         return RecordType(
             self.stream,
-            self.evolution.properties,
+            {**self.evolution.properties, **left_out},
             required=["id"] if self.id_required else [],
             dropped=self.deselected | self.evolution.left_out,
         )
@@ -111,9 +112,12 @@ class RecordIntake:
                 rejected.append(Rejected(record, reason))
             else:
                 good.append(record)
-        if self.evolution.learn(good):
+        left_out = len(self.evolution.left_out)
+        grew = self.evolution.learn(good)
+        if grew or len(self.evolution.left_out) != left_out:
             self.record_type = self._record_type()
             self.reader.use(self.record_type)
+        if grew:
             self.write_schema(
                 SchemaMessage(
                     self.stream,

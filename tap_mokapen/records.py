@@ -173,7 +173,8 @@ def _normalize_timestamps(records: list[t.Any], attr: str, field: str) -> list[R
             setattr(record, attr, to_rfc3339(value))
         except (ValueError, TypeError, OverflowError):
             bad.append(index)
-    rejected = [Rejected(records[i], f"{field} is not a timestamp") for i in bad]
+    to_dict = RecordType.to_dict
+    rejected = [Rejected(to_dict(records[i]), f"{field} is not a timestamp") for i in bad]
     for index in reversed(bad):
         del records[index]
     return rejected

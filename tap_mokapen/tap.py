@@ -90,7 +90,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
 
     def _list_organizations(self) -> t.Iterator[dict[str, t.Any]]:
         stream = self.streams["organizations"]
-        assert isinstance(stream, MokapenStream)  # noqa: S101 - discover_streams made it
+        assert isinstance(stream, MokapenStream)  # discover_streams made it
         for records, _ in stream.request_pages(None):
             yield from map(stream.intake.record_type.to_dict, records)
 

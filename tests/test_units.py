@@ -101,7 +101,7 @@ def _response(body: bytes, path: str = "/api/v1/849/contacts") -> requests.Respo
 
 def test_page_reader_keeps_the_schema_fields_as_sent():
     reader = PageReader(
-        RecordType("things", dict.fromkeys(["id", "from", "e-mail", "updated_at"], {}))
+        RecordType("things", {name: {} for name in ["id", "from", "e-mail", "updated_at"]})
     )
     body = b'{"total": 2, "data": [{"id": 1, "from": "a", "e-mail": null}, {"id": 2}]}'
     page = reader.read(_response(body))

@@ -1,0 +1,167 @@
+"""Reading answers of every list shape, and sorting out their records, in-process."""
+
+from __future__ import annotations
+
+import collections
+import json
+import typing as t
+
+import pytest
+import requests
+
+from tap_mokapen.intake import RecordIntake
+from tap_mokapen.pages import PageReader, cut_too_deep
+from tap_mokapen.records import RecordType
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "organization_id": {"type": "integer"},
+        "name": {"type": ["string", "null"]},
+        "company_id": {"type": ["integer", "null"]},
+        "updated_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+RECORDS = [{"id": 1, "name": "a"}, {"id": 2, "name": None}]
+
+
+def answer(body: t.Any) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response.url = "http://127.0.0.1/api/v1/849/contacts"
+    return response
+
+
+SHAPES = {
+    "length_aware": (
+        {"current_page": 1, "data": RECORDS, "last_page": 3, "total": 5},
+        "length_aware",
+    ),
+    "simple": ({"current_page": 1, "data": RECORDS, "next_page_url": "x?page=2"}, "simple"),
+    "cursor": ({"data": RECORDS, "next_cursor": "eyJpZCI6Mn0", "per_page": 2}, "cursor"),
+    "resource": (
+        {"data": RECORDS, "links": {"next": "x?page=2"}, "meta": {"current_page": 1, "total": 5}},
+        "resource",
+    ),
+    "data list": ({"data": RECORDS}, "list"),
+    "array": (RECORDS, "list"),
+    "enveloped paginator": (
+        {"status": True, "data": {"current_page": 1, "data": RECORDS, "total": 2}},
+        "length_aware",
+    ),
+    "enveloped array": ({"status": True, "data": RECORDS}, "list"),
+}
+
+
+@pytest.mark.parametrize(("body", "shape"), SHAPES.values(), ids=SHAPES.keys())
+def test_every_shape_is_recognised_and_read_typed(body, shape):
+    reader = PageReader(RecordType("contacts", SCHEMA["properties"], required=["id"]))
+    page = reader.read(answer(body))
+    assert page.shape == shape
+    assert page.raw is None  # good records of any shape take the fast path
+    assert [RecordType.to_dict(r) for r in page.data] == RECORDS
+
+
+def test_resource_collections_page_by_their_meta():
+    reader = PageReader(RecordType("contacts", SCHEMA["properties"], required=["id"]))
+    page = reader.read(answer(SHAPES["resource"][0]))
+    assert (page.current_page, page.total, page.next_page_url) == (1, 5, "x?page=2")
+
+
+def test_invalid_utf8_is_repaired_and_counted():
+    reader = PageReader(RecordType("contacts", SCHEMA["properties"], required=["id"]))
+    page = reader.read(answer(b'{"data": [{"id": 1, "name": "ab\xff\xfecd"}]}'))
+    assert page.repaired_utf8 == 2
+    assert page.raw == [{"id": 1, "name": "ab\ufffd\ufffdcd"}]
+
+
+def test_absurd_nesting_is_cut_out_without_recursion():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = b'{"data": [{"id": 1, "custom": ' + deep + b'}, {"id": 2, "name": "ok"}]}'
+    assert len(cut_too_deep(body)) < 1000
+    reader = PageReader(RecordType("contacts", SCHEMA["properties"], required=["id"]))
+    page = reader.read(answer(body))
+    assert page.raw is not None and page.raw[1] == {"id": 2, "name": "ok"}
+
+
+class FakeRejections:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, t.Any, str]] = []
+
+    def write(self, stream, organization_id, rejected, where) -> None:
+        self.rows += [(stream, r.record, r.reason) for r in rejected]
+
+
+def intake(*, frozen: bool = False) -> tuple[RecordIntake, FakeRejections, list]:
+    rejections, schemas = FakeRejections(), []
+    return (
+        RecordIntake(
+            "contacts",
+            SCHEMA,
+            key_properties=["organization_id", "id"],
+            replication_key="updated_at",
+            timestamp_fields=["updated_at"],
+            deselected=[],
+            frozen=frozen,
+            rejections=rejections,  # type: ignore[arg-type]
+            write_schema=schemas.append,
+            stats=collections.Counter(),
+        ),
+        rejections,
+        schemas,
+    )
+
+
+BROKEN = [
+    {"id": 1, "name": "good", "updated_at": "2025-03-01 10:15:00"},
+    {"name": "no id"},
+    {"id": "abc", "name": "string id"},
+    {"id": 4, "updated_at": "not a date"},
+    {"id": 5, "updated_at": 1700000000},
+    7,
+    {"id": 8, "company_id": "C-12", "custom_fields": {"a": 1}, "tags": ["x"]},
+]
+
+
+def test_broken_records_are_rejected_and_the_good_ones_kept():
+    taker, rejections, schemas = intake()
+    page = taker.read(answer({"current_page": 1, "data": BROKEN, "total": 7}))
+    records = taker.take(
+        page, partition={"organization_id": 849}, where="page 1", organization_id=849
+    )
+
+    emitted = [RecordType.to_dict(r) for r in records]
+    assert [r["id"] for r in emitted] == [1, 8]
+    assert emitted[0]["updated_at"] == "2025-03-01T10:15:00.000000Z"
+    assert all(r["organization_id"] == 849 for r in emitted)
+    reasons = {json.dumps(record): reason for _, record, reason in rejections.rows}
+    assert reasons == {
+        json.dumps({"name": "no id"}): "the record has no id",
+        json.dumps({"id": "abc", "name": "string id"}): "id is string, not an integer",
+        json.dumps({"id": 4, "updated_at": "not a date"}): "updated_at is not a timestamp",
+        json.dumps({"id": 5, "updated_at": 1700000000}): "updated_at is integer, not a timestamp",
+        "7": "the record is integer, not a JSON object",
+    }
+    # One new SCHEMA, with the new fields and company_id widened; records fit it.
+    (schema,) = schemas
+    properties = schema.schema["properties"]
+    assert properties["custom_fields"] == {"type": ["object", "null"]}
+    assert properties["tags"] == {"type": ["array", "null"]}
+    assert properties["company_id"]["type"] == ["integer", "string", "null"]
+    assert emitted[1]["custom_fields"] == {"a": 1}
+
+    # Once learned, the next page with the same fields takes the fast path again.
+    again = taker.read(answer({"current_page": 2, "data": [BROKEN[-1]], "total": 7}))
+    assert again.raw is None
+
+
+def test_a_frozen_schema_leaves_new_fields_out_and_rejects_misfits():
+    taker, rejections, schemas = intake(frozen=True)
+    page = taker.read(answer({"data": [BROKEN[-1], {"id": 9, "custom_fields": {}}]}))
+    records = taker.take(page, partition=None, where="page 1", organization_id=849)
+    assert schemas == []
+    assert [RecordType.to_dict(r) for r in records] == [{"id": 9}]
+    ((_, _, reason),) = rejections.rows
+    assert reason == "company_id is string, the frozen schema says integer/null"
