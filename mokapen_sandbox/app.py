@@ -22,7 +22,16 @@ from mokapen_sandbox.oauth import (
 )
 from mokapen_sandbox.replies import TIMESTAMP_FIELDS, Reply, json_reply
 from mokapen_sandbox.settings import SandboxSettings
-from mokapen_sandbox.shapes import ListRequest, Render, RowList, Source, list_body, list_request
+from mokapen_sandbox.shapes import (
+    CursorError,
+    ListRequest,
+    Render,
+    RowList,
+    Source,
+    cursor_error_body,
+    list_body,
+    list_request,
+)
 
 
 def entity_route(names: t.Iterable[str]) -> re.Pattern[str]:
@@ -204,9 +213,13 @@ class Sandbox:
             {"id": org, "name": name, "plan": "sandbox", "encrypted_id": encrypted_id(org)}
             for org, name in sorted(self.settings.organizations.items())
         ]
-        request = list_request(self._url(path), params, self.settings)
-        # Organizations are served as they are: no timestamps or extra fields.
-        return self._list_reply(RowList(rows), request, render=list)
+        shape = self.settings.shape_for("organizations")
+        try:
+            request = list_request(shape, self._url(path), params, self.settings)
+        except CursorError:
+            return json_reply(400, cursor_error_body())
+        # Organizations are served as they are: no timestamps, extra fields or breakage.
+        return self._list_reply(shape, RowList(rows), request, render=list)
 
     def _entities(
         self, token: IssuedToken, org_ref: str, kind: str, path: str, params: dict[str, str]
@@ -221,16 +234,24 @@ class Sandbox:
         if scope not in token.scopes:
             return json_reply(403, {"message": "Missing required scopes", "required": [scope]})
         dataset = self.datasets[org, kind]
+        shape = self.settings.shape_for(kind)
         self.pages_served[org, kind] += 1
         number = self.pages_served[org, kind]
-        request = list_request(self._url(path), params, self.settings)
-        if request.page > 1 and self.settings.drift and number % self.settings.drift_every == 0:
+        try:
+            request = list_request(shape, self._url(path), params, self.settings)
+        except CursorError:
+            return json_reply(400, cursor_error_body())
+        # Drift strikes before pages after the first, whatever says which page that is.
+        later_page = request.page > 1 or request.cursor is not None
+        if later_page and self.settings.drift and number % self.settings.drift_every == 0:
             dataset.mutate(**self.settings.drift)
-        return self._list_reply(dataset, request, render=self._render)
+        return self._list_reply(shape, dataset, request, render=self._render)
 
-    def _list_reply(self, source: Source, request: ListRequest, *, render: Render) -> Reply:
-        """A list body, in the envelope if switched on."""
-        body: t.Any = list_body(source, request, render)
+    def _list_reply(
+        self, shape: str, source: Source, request: ListRequest, *, render: Render
+    ) -> Reply:
+        """A list body in its shape, in the envelope if switched on."""
+        body = list_body(shape, source, request, render)
         if self.settings.envelope:
             body = {"status": True, "data": body}
         return json_reply(200, body)

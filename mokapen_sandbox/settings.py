@@ -12,6 +12,7 @@ import typing as t
 from dataclasses import field
 
 from mokapen_sandbox.data import ENTITIES, required_scope
+from mokapen_sandbox.shapes import LIST_SHAPES
 
 DEMO_CLIENT_ID = "sandbox-client"
 DEMO_CLIENT_SECRET = "sandbox-secret-do-not-use-in-production"  # noqa: S105
@@ -150,6 +151,14 @@ class SandboxSettings:
     extra_fields: bool = field(
         default=False, metadata=meaning("add fields the schemas do not know to records")
     )
+    # Laravel's other list bodies (docs/mokapen-api.md, part 2), per list or for all.
+    list_shape: str | dict[str, str] = field(
+        default="length_aware",
+        metadata=meaning(
+            "list body shape, one for every list or {entity or organizations: shape}: "
+            + ", ".join(LIST_SHAPES)
+        ),
+    )
 
     # Faults and drift.
     faults: list[Fault] = field(
@@ -182,6 +191,30 @@ class SandboxSettings:
         if own:
             msg = f"counts: set {', '.join(own)} with its own switch"
             raise ValueError(msg)
+        self._check_list_shape()
+
+    def _check_list_shape(self) -> None:
+        shapes = self.list_shape if isinstance(self.list_shape, dict) else {"": self.list_shape}
+        lists = ["organizations", *ENTITIES]
+        unknown_lists = sorted(set(shapes) - set(lists) - {""})
+        if unknown_lists:
+            msg = (
+                f"list_shape: no such list: {', '.join(unknown_lists)} (lists: {', '.join(lists)})"
+            )
+            raise ValueError(msg)
+        wrong = sorted({str(shape) for shape in shapes.values()} - set(LIST_SHAPES))
+        if wrong:
+            msg = (
+                f"list_shape: unknown shape(s) {', '.join(wrong)} "
+                f"(shapes: {', '.join(LIST_SHAPES)})"
+            )
+            raise ValueError(msg)
+
+    def shape_for(self, kind: str) -> str:
+        """The list shape of one entity's list, or of the organizations list."""
+        if isinstance(self.list_shape, dict):
+            return self.list_shape.get(kind, "length_aware")
+        return self.list_shape
 
     def count_for(self, kind: str) -> int:
         """Records per organization of one entity."""
