@@ -237,8 +237,11 @@ class Sandbox:
         shape = self.settings.shape_for(kind)
         self.pages_served[org, kind] += 1
         number = self.pages_served[org, kind]
+        fault = self.settings.paginator_fault
         try:
-            request = list_request(shape, self._url(path), params, self.settings)
+            request = list_request(
+                shape, self._url(path), params, self.settings, fault=fault, number=number
+            )
         except CursorError:
             return json_reply(400, cursor_error_body())
         # Drift strikes before pages after the first, whatever says which page that is.

@@ -12,7 +12,7 @@ import typing as t
 from dataclasses import field
 
 from mokapen_sandbox.data import ENTITIES, required_scope
-from mokapen_sandbox.shapes import LIST_SHAPES
+from mokapen_sandbox.shapes import LIST_SHAPES, PAGINATOR_FAULTS
 
 DEMO_CLIENT_ID = "sandbox-client"
 DEMO_CLIENT_SECRET = "sandbox-secret-do-not-use-in-production"  # noqa: S105
@@ -159,6 +159,13 @@ class SandboxSettings:
             + ", ".join(LIST_SHAPES)
         ),
     )
+    paginator_fault: str | None = field(
+        default=None,
+        metadata=meaning(
+            "a length-aware paginator that misbehaves on entity lists: "
+            + ", ".join(PAGINATOR_FAULTS)
+        ),
+    )
 
     # Faults and drift.
     faults: list[Fault] = field(
@@ -192,6 +199,12 @@ class SandboxSettings:
             msg = f"counts: set {', '.join(own)} with its own switch"
             raise ValueError(msg)
         self._check_list_shape()
+        if self.paginator_fault is not None and self.paginator_fault not in PAGINATOR_FAULTS:
+            msg = (
+                f"paginator_fault: unknown fault {self.paginator_fault!r} "
+                f"(faults: {', '.join(PAGINATOR_FAULTS)})"
+            )
+            raise ValueError(msg)
 
     def _check_list_shape(self) -> None:
         shapes = self.list_shape if isinstance(self.list_shape, dict) else {"": self.list_shape}

@@ -1,4 +1,4 @@
-"""The list bodies a Laravel service may answer.
+"""The list bodies a Laravel service may answer, and paginators that misbehave.
 
 docs/mokapen-api.md (part 2) guesses that Mokapen pages with Laravel's length-aware
 paginator, but a real endpoint may use any of Laravel's other list shapes. Each shape
@@ -31,7 +31,16 @@ Render = t.Callable[[list[Row]], list[Row]]
 LIST_SHAPES = ("length_aware", "simple", "cursor", "resource", "data_list", "array")
 # Shapes that answer every request with the whole list, whatever page is asked.
 UNPAGED_SHAPES = frozenset({"data_list", "array"})
+PAGINATOR_FAULTS = (
+    "next_page_url_never_null",
+    "huge_last_page",
+    "endless_empty_pages",
+    "total_flapping",
+)
 LARAVEL_DEFAULT_PAGE = 15
+HUGE_LAST_PAGE = 1_000_000_000
+# How far total_flapping's false total drops: as if 50 records had been deleted.
+FLAP_DROP = 50
 
 _CURSOR_TEXT = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -131,6 +140,10 @@ class ListRequest:
     page: int
     per_page: int
     cursor: Cursor | None = None
+    # A paginator fault, for length_aware bodies of organization-scoped entities only.
+    fault: str | None = None
+    # This request's number among the dataset's list requests (total_flapping's beat).
+    request_number: int = 1
     omit_next_page_url: bool = False
     omit_last_page: bool = False
 
@@ -140,6 +153,9 @@ def list_request(
     url: str,
     params: dict[str, str],
     settings: SandboxSettings,
+    *,
+    fault: str | None = None,
+    number: int = 1,
 ) -> ListRequest:
     """One list request's paging under the switches; a bad cursor raises CursorError.
 
@@ -161,6 +177,8 @@ def list_request(
         page=page,
         per_page=per_page,
         cursor=cursor,
+        fault=fault,
+        request_number=number,
         omit_next_page_url=settings.omit_next_page_url,
         omit_last_page=settings.omit_last_page,
     )
@@ -189,10 +207,19 @@ def _window(source: Source, request: ListRequest) -> tuple[list[Row], int, int |
 
 
 def _length_aware(source: Source, request: ListRequest, render: Render) -> Row:
-    """Laravel's LengthAwarePaginator (the default body), with the switched-on omissions."""
+    """Laravel's LengthAwarePaginator (the default body), with the omissions and faults."""
     rows, total, first, last = _window(source, request)
-    page, url = request.page, request.url
+    page, url, fault = request.page, request.url, request.fault
     last_page = max(1, math.ceil(total / request.per_page))
+    shown_total: int | None = total
+    if fault == "huge_last_page":
+        last_page, shown_total = HUGE_LAST_PAGE, None
+    elif fault == "endless_empty_pages":
+        # Always one more page to come, so a client trusting last_page never stops.
+        last_page = page + 1
+    elif fault == "total_flapping" and request.request_number % 2 == 0:
+        shown_total = max(0, total - FLAP_DROP)
+    has_next = page < last_page or fault == "next_page_url_never_null"
     body: Row = {
         "current_page": page,
         "data": render(rows),
@@ -200,17 +227,20 @@ def _length_aware(source: Source, request: ListRequest, render: Render) -> Row:
         "from": first,
         "last_page": last_page,
         "last_page_url": f"{url}?page={last_page}",
-        "next_page_url": f"{url}?page={page + 1}" if page < last_page else None,
+        "next_page_url": f"{url}?page={page + 1}" if has_next else None,
         "path": url,
         "per_page": request.per_page,
         "prev_page_url": f"{url}?page={page - 1}" if page > 1 else None,
         "to": last,
-        "total": total,
+        "total": shown_total,
     }
+    if shown_total is None:
+        del body["total"]
     if request.omit_next_page_url or request.omit_last_page:
         del body["next_page_url"]
     if request.omit_last_page:
-        del body["last_page"], body["last_page_url"], body["total"]
+        del body["last_page"], body["last_page_url"]
+        body.pop("total", None)
     return body
 
 
