@@ -270,6 +270,9 @@ class Sandbox:
             if isinstance(value, dt.datetime):
                 row[field] = format_timestamp(value, style, row["id"])
         if self.settings.extra_fields:
+            # One unknown field of each JSON type: object, string, array, number.
             row["custom_fields"] = {"source": "sandbox", "score": row["id"] % 10}
             row["legacy_ref"] = f"LEG-{row['id']:06d}"
+            row["tags"] = ["sandbox", f"group-{row['id'] % 3}"]
+            row["score"] = row["id"] % 100 / 8
         return row

@@ -149,7 +149,11 @@ class SandboxSettings:
         metadata=meaning("timestamps as iso (with micros and Z), plain (zone-less) or mixed"),
     )
     extra_fields: bool = field(
-        default=False, metadata=meaning("add fields the schemas do not know to records")
+        default=False,
+        metadata=meaning(
+            "add fields the schemas do not know to records: custom_fields (object), "
+            "legacy_ref (string), tags (list of strings), score (float)"
+        ),
     )
     # Laravel's other list bodies (docs/mokapen-api.md, part 2), per list or for all.
     list_shape: str | dict[str, str] = field(
