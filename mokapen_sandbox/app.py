@@ -12,6 +12,7 @@ import typing as t
 from urllib.parse import parse_qs
 
 from mokapen_sandbox.admin import admin_reply
+from mokapen_sandbox.breakage import bad_kind, break_record, finish_body
 from mokapen_sandbox.data import ENTITIES, Dataset, format_timestamp, required_scope
 from mokapen_sandbox.oauth import (
     IssuedToken,
@@ -253,15 +254,24 @@ class Sandbox:
     def _list_reply(
         self, shape: str, source: Source, request: ListRequest, *, render: Render
     ) -> Reply:
-        """A list body in its shape, in the envelope if switched on."""
+        """A list body in its shape, in the envelope if switched on, bad bytes put in."""
         body = list_body(shape, source, request, render)
         if self.settings.envelope:
             body = {"status": True, "data": body}
-        return json_reply(200, body)
+        reply = json_reply(200, body)
+        if self.settings.bad_records:
+            reply.body = finish_body(reply.body)
+        return reply
 
     def _render(self, rows: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-        """Entity records as served."""
-        return [self._serialize(row) for row in rows]
+        """Entity records as served: serialized, then broken where bad_records says."""
+        spec = self.settings.bad_records
+        for row in rows:
+            kind = bad_kind(spec, row["id"])
+            self._serialize(row)
+            if kind is not None:
+                break_record(row, kind)
+        return rows
 
     def _serialize(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
         style = self.settings.timestamp_style

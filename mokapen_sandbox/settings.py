@@ -11,6 +11,7 @@ import dataclasses
 import typing as t
 from dataclasses import field
 
+from mokapen_sandbox.breakage import BAD_KINDS, check_spec
 from mokapen_sandbox.data import ENTITIES, required_scope
 from mokapen_sandbox.shapes import LIST_SHAPES, PAGINATOR_FAULTS
 
@@ -170,6 +171,13 @@ class SandboxSettings:
             + ", ".join(PAGINATOR_FAULTS)
         ),
     )
+    bad_records: dict[str, t.Any] | None = field(
+        default=None,
+        metadata=meaning(
+            "serve the entity record whose id is a multiple of every broken, "
+            '{"every": N, "kinds": [...]}, kinds taken in turn: ' + ", ".join(BAD_KINDS)
+        ),
+    )
 
     # Faults and drift.
     faults: list[Fault] = field(
@@ -209,6 +217,7 @@ class SandboxSettings:
                 f"(faults: {', '.join(PAGINATOR_FAULTS)})"
             )
             raise ValueError(msg)
+        check_spec(self.bad_records)
 
     def _check_list_shape(self) -> None:
         shapes = self.list_shape if isinstance(self.list_shape, dict) else {"": self.list_shape}
