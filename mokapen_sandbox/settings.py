@@ -174,8 +174,8 @@ class SandboxSettings:
     bad_records: dict[str, t.Any] | None = field(
         default=None,
         metadata=meaning(
-            "serve the entity record whose id is a multiple of every broken, "
-            '{"every": N, "kinds": [...]}, kinds taken in turn: ' + ", ".join(BAD_KINDS)
+            'broken entity records, {"every": N, "kinds": [...]}: each one whose id is a '
+            "multiple of N, the kinds in turn: " + ", ".join(BAD_KINDS)
         ),
     )
 
