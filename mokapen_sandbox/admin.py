@@ -1,7 +1,8 @@
 """The sandbox's own ``/_sandbox/`` calls: not part of Mokapen, never counted against limits.
 
 Tests and the benchmark use them to reset switches, read the truth behind the API
-(records, tokens, stats) and change records while the tap pages through them.
+(records, the records served broken, tokens, stats) and change records while the tap
+pages through them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import typing as t
 from urllib.parse import parse_qs
 
+from mokapen_sandbox.breakage import bad_list
 from mokapen_sandbox.data import Dataset
 from mokapen_sandbox.replies import TIMESTAMP_FIELDS, Reply, json_reply
 from mokapen_sandbox.settings import SandboxSettings
@@ -56,6 +58,13 @@ def _route(
         if isinstance(dataset, Reply):
             return dataset
         return json_reply(200, [_plain(row) for row in dataset.all_records()])
+    if path == "/_sandbox/bad-records":
+        # Which records the API serves broken (bad_records), by their original ids; the
+        # records call above keeps serving them intact.
+        dataset = _dataset(sandbox, params.get("org"), params.get("stream", "contacts"))
+        if isinstance(dataset, Reply):
+            return dataset
+        return json_reply(200, bad_list(settings.bad_records, dataset.ids()))
     if path == "/_sandbox/mutate" and method == "POST":
         dataset = _dataset(sandbox, payload.pop("org", None), payload.pop("stream", "contacts"))
         if isinstance(dataset, Reply):

@@ -12,6 +12,7 @@ import typing as t
 from urllib.parse import parse_qs
 
 from mokapen_sandbox.admin import admin_reply
+from mokapen_sandbox.breakage import bad_kind, break_record, finish_body
 from mokapen_sandbox.data import ENTITIES, Dataset, format_timestamp, required_scope
 from mokapen_sandbox.oauth import (
     IssuedToken,
@@ -22,8 +23,16 @@ from mokapen_sandbox.oauth import (
 )
 from mokapen_sandbox.replies import TIMESTAMP_FIELDS, Reply, json_reply
 from mokapen_sandbox.settings import SandboxSettings
-
-LARAVEL_DEFAULT_PAGE = 15
+from mokapen_sandbox.shapes import (
+    CursorError,
+    ListRequest,
+    Render,
+    RowList,
+    Source,
+    cursor_error_body,
+    list_body,
+    list_request,
+)
 
 
 def entity_route(names: t.Iterable[str]) -> re.Pattern[str]:
@@ -175,7 +184,7 @@ class Sandbox:
         if method != "GET":
             return json_reply(405, {"message": "Method Not Allowed"})
         if path == "/api/v1/organizations":
-            reply = self._organizations(params)
+            reply = self._organizations(path, params)
         elif match := self.entity_path.match(path):
             reply = self._entities(token, match["org"], match["kind"], path, params)
         else:
@@ -196,13 +205,22 @@ class Sandbox:
         status = int(kind) if kind.isdigit() else 500
         return json_reply(status, {"message": "Server Error"})
 
-    def _organizations(self, params: dict[str, str]) -> Reply:
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def _organizations(self, path: str, params: dict[str, str]) -> Reply:
         self.pages_served[0, "organizations"] += 1
         rows = [
             {"id": org, "name": name, "plan": "sandbox", "encrypted_id": encrypted_id(org)}
             for org, name in sorted(self.settings.organizations.items())
         ]
-        return self._paginate(rows, len(rows), "/api/v1/organizations", params, serialize=False)
+        shape = self.settings.shape_for("organizations")
+        try:
+            request = list_request(shape, self._url(path), params, self.settings)
+        except CursorError:
+            return json_reply(400, cursor_error_body())
+        # Organizations are served as they are: no timestamps, extra fields or breakage.
+        return self._list_reply(shape, RowList(rows), request, render=list)
 
     def _entities(
         self, token: IssuedToken, org_ref: str, kind: str, path: str, params: dict[str, str]
@@ -217,64 +235,43 @@ class Sandbox:
         if scope not in token.scopes:
             return json_reply(403, {"message": "Missing required scopes", "required": [scope]})
         dataset = self.datasets[org, kind]
-        page, per_page = self._page_params(params)
+        shape = self.settings.shape_for(kind)
         self.pages_served[org, kind] += 1
-        if (
-            page > 1
-            and self.settings.drift
-            and (self.pages_served[org, kind] % self.settings.drift_every == 0)
-        ):
+        number = self.pages_served[org, kind]
+        fault = self.settings.paginator_fault
+        try:
+            request = list_request(
+                shape, self._url(path), params, self.settings, fault=fault, number=number
+            )
+        except CursorError:
+            return json_reply(400, cursor_error_body())
+        # Drift strikes before pages after the first, whatever says which page that is.
+        later_page = request.page > 1 or request.cursor is not None
+        if later_page and self.settings.drift and number % self.settings.drift_every == 0:
             dataset.mutate(**self.settings.drift)
-        rows, total = dataset.page((page - 1) * per_page, per_page)
-        return self._paginate(rows, total, path, params, preloaded=(page, per_page))
+        return self._list_reply(shape, dataset, request, render=self._render)
 
-    def _page_params(self, params: dict[str, str]) -> tuple[int, int]:
-        page = 1 if self.settings.repeat_first_page else max(1, int(params.get("page") or 1))
-        per_page = LARAVEL_DEFAULT_PAGE
-        if not self.settings.ignore_per_page and params.get("per_page"):
-            per_page = min(max(1, int(params["per_page"])), self.settings.max_per_page)
-        return page, per_page
-
-    def _paginate(
-        self,
-        rows: list[dict[str, t.Any]],
-        total: int,
-        path: str,
-        params: dict[str, str],
-        *,
-        serialize: bool = True,
-        preloaded: tuple[int, int] | None = None,
+    def _list_reply(
+        self, shape: str, source: Source, request: ListRequest, *, render: Render
     ) -> Reply:
-        """A Laravel LengthAwarePaginator body, with the switched-on variations."""
-        page, per_page = preloaded or self._page_params(params)
-        if preloaded is None:
-            rows = rows[(page - 1) * per_page : page * per_page]
-        if serialize:
-            rows = [self._serialize(row) for row in rows]
-        last_page = max(1, math.ceil(total / per_page))
-        url = f"{self.base_url}{path}"
-        first = (page - 1) * per_page + 1
-        body: dict[str, t.Any] = {
-            "current_page": page,
-            "data": rows,
-            "first_page_url": f"{url}?page=1",
-            "from": first if rows else None,
-            "last_page": last_page,
-            "last_page_url": f"{url}?page={last_page}",
-            "next_page_url": f"{url}?page={page + 1}" if page < last_page else None,
-            "path": url,
-            "per_page": per_page,
-            "prev_page_url": f"{url}?page={page - 1}" if page > 1 else None,
-            "to": first + len(rows) - 1 if rows else None,
-            "total": total,
-        }
-        if self.settings.omit_next_page_url or self.settings.omit_last_page:
-            del body["next_page_url"]
-        if self.settings.omit_last_page:
-            del body["last_page"], body["last_page_url"], body["total"]
+        """A list body in its shape, in the envelope if switched on, bad bytes put in."""
+        body = list_body(shape, source, request, render)
         if self.settings.envelope:
             body = {"status": True, "data": body}
-        return json_reply(200, body)
+        reply = json_reply(200, body)
+        if self.settings.bad_records:
+            reply.body = finish_body(reply.body)
+        return reply
+
+    def _render(self, rows: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        """Entity records as served: serialized, then broken where bad_records says."""
+        spec = self.settings.bad_records
+        for row in rows:
+            kind = bad_kind(spec, row["id"])
+            self._serialize(row)
+            if kind is not None:
+                break_record(row, kind)
+        return rows
 
     def _serialize(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
         style = self.settings.timestamp_style
@@ -283,6 +280,9 @@ class Sandbox:
             if isinstance(value, dt.datetime):
                 row[field] = format_timestamp(value, style, row["id"])
         if self.settings.extra_fields:
+            # One unknown field of each JSON type: object, string, array, number.
             row["custom_fields"] = {"source": "sandbox", "score": row["id"] % 10}
             row["legacy_ref"] = f"LEG-{row['id']:06d}"
+            row["tags"] = ["sandbox", f"group-{row['id'] % 3}"]
+            row["score"] = row["id"] % 100 / 8
         return row

@@ -154,6 +154,9 @@ def make_task(seed: int, org: int, record_id: int) -> dict[str, t.Any]:
 
 
 Maker = t.Callable[[int, int, int], dict[str, t.Any]]
+# Picks (start, end, more_beyond) from a dataset's ids, which stay ascending in list
+# order: 1..count at first, deletions keep the order, insertions append larger ids.
+Window = t.Callable[[list[int]], tuple[int, int, bool]]
 # What make_generic accepts for one field: choices (None among them makes it nullable),
 # an int range, or a format string with {id}, {org} and {n} (a seeded 0-999999 number).
 FieldSpec = list[t.Any] | tuple[t.Any, ...] | range | str
@@ -255,6 +258,17 @@ class Dataset:
         with self._lock:
             ids = self._ids[offset : offset + limit]
             return [self._record(i) for i in ids], len(self._ids)
+
+    def select(self, window: Window) -> tuple[list[dict[str, t.Any]], bool]:
+        """The records at the positions ``window`` picks from the ids (cursor pages), read
+        under one lock so a concurrent drift cannot slip in between."""
+        with self._lock:
+            start, end, more = window(self._ids)
+            return [self._record(i) for i in self._ids[start:end]], more
+
+    def ids(self) -> list[int]:
+        with self._lock:
+            return list(self._ids)
 
     def all_records(self) -> list[dict[str, t.Any]]:
         with self._lock:

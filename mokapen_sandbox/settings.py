@@ -11,7 +11,9 @@ import dataclasses
 import typing as t
 from dataclasses import field
 
+from mokapen_sandbox.breakage import BAD_KINDS, check_spec
 from mokapen_sandbox.data import ENTITIES, required_scope
+from mokapen_sandbox.shapes import LIST_SHAPES, PAGINATOR_FAULTS
 
 DEMO_CLIENT_ID = "sandbox-client"
 DEMO_CLIENT_SECRET = "sandbox-secret-do-not-use-in-production"  # noqa: S105
@@ -148,7 +150,33 @@ class SandboxSettings:
         metadata=meaning("timestamps as iso (with micros and Z), plain (zone-less) or mixed"),
     )
     extra_fields: bool = field(
-        default=False, metadata=meaning("add fields the schemas do not know to records")
+        default=False,
+        metadata=meaning(
+            "add fields the schemas do not know to records: custom_fields (object), "
+            "legacy_ref (string), tags (list of strings), score (float)"
+        ),
+    )
+    # Laravel's other list bodies (docs/mokapen-api.md, part 2), per list or for all.
+    list_shape: str | dict[str, str] = field(
+        default="length_aware",
+        metadata=meaning(
+            "list body shape, one for every list or {entity or organizations: shape}: "
+            + ", ".join(LIST_SHAPES)
+        ),
+    )
+    paginator_fault: str | None = field(
+        default=None,
+        metadata=meaning(
+            "a length-aware paginator that misbehaves on entity lists: "
+            + ", ".join(PAGINATOR_FAULTS)
+        ),
+    )
+    bad_records: dict[str, t.Any] | None = field(
+        default=None,
+        metadata=meaning(
+            'broken entity records, {"every": N, "kinds": [...]}: each one whose id is a '
+            "multiple of N, the kinds in turn: " + ", ".join(BAD_KINDS)
+        ),
     )
 
     # Faults and drift.
@@ -182,6 +210,37 @@ class SandboxSettings:
         if own:
             msg = f"counts: set {', '.join(own)} with its own switch"
             raise ValueError(msg)
+        self._check_list_shape()
+        if self.paginator_fault is not None and self.paginator_fault not in PAGINATOR_FAULTS:
+            msg = (
+                f"paginator_fault: unknown fault {self.paginator_fault!r} "
+                f"(faults: {', '.join(PAGINATOR_FAULTS)})"
+            )
+            raise ValueError(msg)
+        check_spec(self.bad_records)
+
+    def _check_list_shape(self) -> None:
+        shapes = self.list_shape if isinstance(self.list_shape, dict) else {"": self.list_shape}
+        lists = ["organizations", *ENTITIES]
+        unknown_lists = sorted(set(shapes) - set(lists) - {""})
+        if unknown_lists:
+            msg = (
+                f"list_shape: no such list: {', '.join(unknown_lists)} (lists: {', '.join(lists)})"
+            )
+            raise ValueError(msg)
+        wrong = sorted({str(shape) for shape in shapes.values()} - set(LIST_SHAPES))
+        if wrong:
+            msg = (
+                f"list_shape: unknown shape(s) {', '.join(wrong)} "
+                f"(shapes: {', '.join(LIST_SHAPES)})"
+            )
+            raise ValueError(msg)
+
+    def shape_for(self, kind: str) -> str:
+        """The list shape of one entity's list, or of the organizations list."""
+        if isinstance(self.list_shape, dict):
+            return self.list_shape.get(kind, "length_aware")
+        return self.list_shape
 
     def count_for(self, kind: str) -> int:
         """Records per organization of one entity."""
