@@ -3,12 +3,18 @@
 Every field list in ``schemas/`` is a guess (docs/mokapen-api.md). A field the
 schema does not name is still the user's data, so when one appears the schema
 grows a nullable property for it, typed from the values seen, and the stream
-emits a new SCHEMA before the first record that carries it. A value of another
-type than declared widens the property's type the same way (``company_id``:
-integer, then also string) instead of breaking the loader. Each change is
-logged once per stream. With ``freeze_schema`` the schema never changes: a new
-field is left out (with the same log line) and a record whose value does not
-fit its declared type is rejected instead.
+emits a new SCHEMA before the first record that carries it.
+
+A value of another type than declared (``company_id`` ``"C-12"`` where the schema
+says integer) cannot widen the column: SQL loaders create the column from the
+first SCHEMA and will not alter its type later (meltanolabs-target-postgres
+refuses BIGINT to TEXT). So the value moves to a field of its own type,
+``company_id__string``, a new nullable property like any other, and the record's
+``company_id`` becomes null: the column keeps its type, the value is kept. A
+``null`` where the schema did not allow one just makes the property nullable.
+Each change is logged once per stream. With ``freeze_schema`` the schema never
+changes: a new field is left out (with the same log line) and a record whose
+value does not fit its declared type is rejected instead.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ class SchemaEvolution:
         self.fixed = set(fixed)
         #: New fields a frozen schema leaves out.
         self.left_out: set[str] = set()
+        self._split: set[tuple[str, str]] = set()
 
     @property
     def properties(self) -> dict[str, t.Any]:
@@ -75,6 +82,30 @@ class SchemaEvolution:
             if types and name not in self.left_out and not fits(value, types):
                 return f"{name} is {json_type(value)}, the frozen schema says {'/'.join(types)}"
         return None
+
+    def split_misfits(self, record: dict[str, t.Any]) -> None:
+        """Move each value of another type than declared to ``<field>__<type>``, in place."""
+        for name, value in list(record.items()):
+            schema = self.properties.get(name)
+            if schema is None or value is None or name in self.fixed:
+                continue
+            types = json_types(schema)
+            if not types or len(types) != len(schema.get("type", [])) or fits(value, types):
+                continue
+            kind = json_type(value)
+            record[f"{name}__{kind}"] = value
+            record[name] = None
+            if (name, kind) not in self._split:
+                self._split.add((name, kind))
+                logger.warning(
+                    "field %s in %s: a %s value goes to %s__%s (the field stays %s)",
+                    name,
+                    self.stream,
+                    kind,
+                    name,
+                    kind,
+                    "/".join(types),
+                )
 
     def learn(self, records: t.Iterable[dict[str, t.Any]]) -> bool:
         """Grow the schema for these records' fields and types; True when it changed."""
@@ -109,32 +140,17 @@ class SchemaEvolution:
         return True
 
     def _widen(self, name: str, schema: dict[str, t.Any], kinds: set[str]) -> bool:
+        """A null where none was allowed makes the field nullable (its column type stays)."""
         declared = json_types(schema)
+        if "null" not in kinds or "null" in declared or self.frozen:
+            return False
         if not declared or len(declared) != len(schema.get("type", [])):
             return False  # a schema the tap does not check: anything fits already
-        missing = {k for k in kinds if not fits(_SAMPLE[k], declared)}
-        if not missing or self.frozen:
-            return False
-        schema["type"] = _ordered(set(declared) | missing)
-        logger.warning(
-            "field %s in %s is now also %s (was %s)",
-            name,
-            self.stream,
-            "/".join(sorted(missing)),
-            "/".join(declared),
-        )
+        schema["type"] = _ordered({*declared, "null"})
+        logger.warning("field %s in %s may now be null", name, self.stream)
         return True
 
 
-_SAMPLE: dict[str, t.Any] = {
-    "null": None,
-    "boolean": True,
-    "integer": 1,
-    "number": 1.5,
-    "string": "",
-    "object": {},
-    "array": [],
-}
 _ORDER = ["integer", "number", "boolean", "string", "object", "array", "null"]
 
 

@@ -111,6 +111,7 @@ class RecordIntake:
             if reason:
                 rejected.append(Rejected(record, reason))
             else:
+                self.evolution.split_misfits(record)
                 good.append(record)
         left_out = len(self.evolution.left_out)
         grew = self.evolution.learn(good)

@@ -90,6 +90,10 @@ class Sandbox:
         params = {"stream": stream, "org": org}
         return requests.get(f"{self.url}/_sandbox/records", params=params, timeout=60).json()
 
+    def bad_records(self, stream: str = "contacts", org: int = DEMO_ORGANIZATION_ID) -> list[dict]:
+        params = {"stream": stream, "org": org}
+        return requests.get(f"{self.url}/_sandbox/bad-records", params=params, timeout=60).json()
+
     def mutate(
         self, stream: str = "contacts", org: int = DEMO_ORGANIZATION_ID, **changes: int
     ) -> dict[str, list[int]]:
@@ -150,7 +154,7 @@ class TapRun:
 
 #: The streams the tests count requests and records of. A stream added to the tap
 #: later is left out of their runs, so adding one never changes what they measure.
-TESTED_STREAMS = ("contacts", "tasks", "organizations")
+TESTED_STREAMS = ("contacts", "tasks", "organizations", "rejected_records")
 
 
 @functools.cache

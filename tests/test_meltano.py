@@ -120,6 +120,38 @@ def test_meltano_run_to_postgres_lands_the_rows_and_then_the_changes(meltano, sa
     assert edited == "4"
 
 
+def test_new_fields_changed_types_and_rejected_records_load_into_postgres(
+    meltano, sandbox, postgres
+):
+    postgres.sql("DROP SCHEMA IF EXISTS mokapen CASCADE")
+    database = {"TARGET_POSTGRES_PORT": str(postgres.port)}
+    meltano.run("tap-mokapen", "target-postgres", **database)  # the shipped schema first
+    sandbox.update(
+        extra_fields=True, bad_records={"every": 40, "kinds": ["changed_type", "missing_id"]}
+    )
+    # A full read into the tables the shipped schema made: new columns, same column types.
+    meltano.run("--full-refresh", "tap-mokapen", "target-postgres", **database)
+
+    columns = postgres.sql(
+        "SELECT string_agg(column_name || ':' || data_type, ',' ORDER BY column_name) "
+        "FROM information_schema.columns WHERE table_schema = 'mokapen' "
+        "AND table_name = 'contacts'"
+    )
+    for column in ("custom_fields", "tags", "score", "legacy_ref"):
+        assert f"{column}:" in columns, columns
+    # company_id stays a number column; the string value has a column of its own.
+    assert "company_id:bigint" in columns and "company_id__string:" in columns, columns
+    assert (
+        postgres.sql("SELECT count(*) FROM mokapen.contacts WHERE company_id__string = 'C-40'")
+        == "1"
+    )
+    assert postgres.sql("SELECT count(DISTINCT id) FROM mokapen.contacts") == "500"
+    missing = len([b for b in sandbox.bad_records("contacts") if b["kind"] == "missing_id"])
+    assert postgres.sql(
+        "SELECT count(*) FROM mokapen.rejected_records WHERE stream = 'contacts'"
+    ) == str(missing)
+
+
 def test_plugin_definition_file_matches_the_tap():
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "plugin_definition.py"), "--check"], check=True

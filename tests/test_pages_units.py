@@ -144,16 +144,20 @@ def test_broken_records_are_rejected_and_the_good_ones_kept():
         json.dumps({"id": 5, "updated_at": 1700000000}): "updated_at is integer, not a timestamp",
         "7": "the record is integer, not a JSON object",
     }
-    # One new SCHEMA, with the new fields and company_id widened; records fit it.
+    # One new SCHEMA, with the new fields, and company_id's string value in a field of its
+    # own (loaders cannot change a column's type); records fit it.
     (schema,) = schemas
     properties = schema.schema["properties"]
     assert properties["custom_fields"] == {"type": ["object", "null"]}
     assert properties["tags"] == {"type": ["array", "null"]}
-    assert properties["company_id"]["type"] == ["integer", "string", "null"]
+    assert properties["company_id"]["type"] == ["integer", "null"]
+    assert properties["company_id__string"] == {"type": ["string", "null"]}
     assert emitted[1]["custom_fields"] == {"a": 1}
+    assert (emitted[1]["company_id"], emitted[1]["company_id__string"]) == (None, "C-12")
 
     # Once learned, the next page with the same fields takes the fast path again.
-    again = taker.read(answer({"current_page": 2, "data": [BROKEN[-1]], "total": 7}))
+    learned = {"id": 9, "company_id": 3, "custom_fields": {}, "tags": []}
+    again = taker.read(answer({"current_page": 2, "data": [learned], "total": 7}))
     assert again.raw is None
 
 
