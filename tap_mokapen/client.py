@@ -27,7 +27,7 @@ from typing_extensions import override
 
 from tap_mokapen import errors, output, sdk_private, state
 from tap_mokapen.intake import RecordIntake
-from tap_mokapen.pages import Page
+from tap_mokapen.pages import Page, careful_read
 from tap_mokapen.paging import ListPaginator, Paginator
 from tap_mokapen.progress import Progress
 from tap_mokapen.timestamps import to_rfc3339
@@ -43,6 +43,9 @@ REQUEST_TIMEOUT_SECONDS = 120
 
 class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     """A paged Mokapen list endpoint."""
+
+    #: The keys of the stream's state partitions, which the tap sets on every record.
+    partition_keys: t.ClassVar[tuple[str, ...]] = ()
 
     #: Fields holding timestamps, normalized to RFC 3339 UTC on every record.
     timestamp_fields: t.ClassVar[tuple[str, ...]] = ("created_at", "updated_at")
@@ -112,7 +115,11 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     @override
     def get_new_paginator(self) -> Paginator:
         """A paginator starting where the last run stopped (or at the first page)."""
-        self._paginator = ListPaginator(self._resume_position, read_page=self.read_page)
+        self._paginator = ListPaginator(
+            self._resume_position,
+            read_page=self.read_page,
+            page_size=self.mokapen_tap.settings.page_size,
+        )
         return self._paginator
 
     @override
@@ -218,6 +225,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             self.name,
             self.schema,
             key_properties=self.primary_keys or (),
+            partition_keys=self.partition_keys,
             replication_key=self.replication_key,
             timestamp_fields=self.timestamp_fields,
             deselected=[f for f in properties if not self.mask.get(("properties", f), True)],
@@ -226,6 +234,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             rejections=tap.rejections,
             write_schema=tap.write_message,
             stats=self.stats,
+            learned=state.learned_fields(self.stream_state),
         )
 
     def read_page(self, response: requests.Response) -> Page:
@@ -239,8 +248,20 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         ends this stream only (the tap carries on with the others and exits 1).
         """
         tap = self.mokapen_tap
-        org = (context or {}).get("organization_id", tap.organizations.first)
-        org = self.organization_id = tap.organizations.numeric(org)
+        configured = (context or {}).get("organization_id", tap.organizations.first)
+        skip = tap.organizations.why_skip(configured)
+        if skip:
+            self.logger.info("Skipping '%s' for organization %s: %s", self.name, configured, skip)
+            return
+        self.organization_id = configured
+        try:
+            org = self.organization_id = tap.organizations.numeric(configured)
+        except errors.RunPaused as exc:  # the token request met the quota or the budget
+            tap.pause(exc, self, f"'{self.name}' stops before its first page")
+            return
+        except errors.MokapenError as exc:
+            tap.stream_failed(self, exc)
+            return
         stream_state = self.get_context_state(context)
         cycle = tap.organizations.cycle_started_at(org)
         skip = tap.organizations.why_skip(org)
@@ -295,8 +316,13 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
                 page = self.read_page(response)
                 self.stats["records"] += page.size
                 records = self.intake.take(
-                    page, partition=context, where=where, organization_id=self.organization_id
+                    page,
+                    # The partition's keys, organization_id numeric whatever the config says.
+                    partition={key: self.organization_id for key in context or {}},
+                    where=where,
+                    organization_id=self.organization_id,
                 )
+                state.remember_fields(self.stream_state, self.intake.evolution.learned)
                 records = self.newer_only(records, context)
                 paginator.advance(response)  # an empty page too: the paginator decides
                 self.progress.page_done(paginator)
@@ -305,6 +331,17 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     def newer_only(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
         """The records to emit of a page (all of them, unless a stream filters)."""
         return records
+
+    def list_all(self, context: Context | None) -> t.Iterator[dict[str, t.Any]]:
+        """Every record of the list as plain JSON, outside the record path: no schema
+        growth, no rejections, no state (the organizations list, read for the tap)."""
+        page_size = self.mokapen_tap.settings.page_size
+        paginator = ListPaginator(None, read_page=self.read_page, page_size=page_size)
+        send = self.request_decorator(lambda request, ctx: sdk_private.send(self, request, ctx))
+        while not paginator.finished:
+            response = send(self.prepare(context, paginator.current_value), context)
+            yield from (r for r in careful_read(response).records if isinstance(r, dict))
+            paginator.advance(response)
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -337,6 +374,7 @@ class OrganizationScopedStream(MokapenStream):
 
     primary_keys = ("organization_id", "id")
     replication_key = "updated_at"
+    partition_keys = ("organization_id",)
 
     def __init_subclass__(cls, **kwargs: t.Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -60,15 +60,28 @@ class SchemaEvolution:
         *,
         frozen: bool,
         fixed: t.Iterable[str] = (),
+        deselected: t.Iterable[str] = (),
+        learned: t.Mapping[str, t.Any] | None = None,
     ) -> None:
         self.stream = stream
         self.schema = copy.deepcopy(dict(schema))
         self.frozen = frozen
         #: Fields whose type is the stream's contract (keys): never widened.
         self.fixed = set(fixed)
+        #: Fields the catalog deselects: never split or grown, they stay out.
+        self.deselected = set(deselected)
         #: New fields a frozen schema leaves out.
         self.left_out: set[str] = set()
+        #: New fields seen only as null so far: decoded, not emitted, until a value types them.
+        self.untyped: set[str] = set()
         self._split: set[tuple[str, str]] = set()
+        #: What earlier runs learned (kept in STATE), so a column's type never changes.
+        self.learned: dict[str, t.Any] = {}
+        if not frozen:
+            for name, property_schema in (learned or {}).items():
+                if name not in self.properties and isinstance(property_schema, dict):
+                    self.properties[name] = dict(property_schema)
+                    self.learned[name] = property_schema
 
     @property
     def properties(self) -> dict[str, t.Any]:
@@ -87,13 +100,17 @@ class SchemaEvolution:
         """Move each value of another type than declared to ``<field>__<type>``, in place."""
         for name, value in list(record.items()):
             schema = self.properties.get(name)
-            if schema is None or value is None or name in self.fixed:
+            if schema is None or value is None or name in self.fixed | self.deselected:
                 continue
             types = json_types(schema)
-            if not types or len(types) != len(schema.get("type", [])) or fits(value, types):
+            if not types or fits(value, types):
                 continue
             kind = json_type(value)
-            record[f"{name}__{kind}"] = value
+            split, number = f"{name}__{kind}", 1
+            while record.get(split) is not None:  # the API sends that name itself
+                number += 1
+                split = f"{name}__{kind}_{number}"
+            record[split] = value
             record[name] = None
             if (name, kind) not in self._split:
                 self._split.add((name, kind))
@@ -116,6 +133,8 @@ class SchemaEvolution:
         changed = False
         for name, kinds in seen.items():
             schema = self.properties.get(name)
+            if name in self.deselected:
+                continue
             if schema is None:
                 changed |= self._add(name, kinds)
             elif name not in self.fixed and name not in self.left_out:
@@ -125,6 +144,11 @@ class SchemaEvolution:
     def _add(self, name: str, kinds: set[str]) -> bool:
         if name in self.left_out:
             return False
+        if kinds == {"null"} and not self.frozen:
+            # A null says nothing of the column's type: wait for a value to type it.
+            self.untyped.add(name)
+            return False
+        self.untyped.discard(name)
         described = "/".join(sorted(kinds - {"null"}) or ["null"])
         if self.frozen:
             self.left_out.add(name)
@@ -136,16 +160,15 @@ class SchemaEvolution:
             )
             return False
         self.properties[name] = {"type": _ordered(kinds | {"null"})}
+        self.learned[name] = self.properties[name]
         logger.warning("new field %s (%s) in %s", name, described, self.stream)
         return True
 
     def _widen(self, name: str, schema: dict[str, t.Any], kinds: set[str]) -> bool:
         """A null where none was allowed makes the field nullable (its column type stays)."""
         declared = json_types(schema)
-        if "null" not in kinds or "null" in declared or self.frozen:
+        if not declared or "null" not in kinds or "null" in declared or self.frozen:
             return False
-        if not declared or len(declared) != len(schema.get("type", [])):
-            return False  # a schema the tap does not check: anything fits already
         schema["type"] = _ordered({*declared, "null"})
         logger.warning("field %s in %s may now be null", name, self.stream)
         return True

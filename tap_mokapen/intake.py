@@ -39,6 +39,7 @@ class RecordIntake:
         schema: t.Mapping[str, t.Any],
         *,
         key_properties: t.Sequence[str],
+        partition_keys: t.Sequence[str],
         replication_key: str | None,
         timestamp_fields: t.Sequence[str],
         deselected: t.Iterable[str],
@@ -46,9 +47,11 @@ class RecordIntake:
         rejections: Rejections,
         write_schema: t.Callable[[SchemaMessage], None],
         stats: collections.Counter[str],
+        learned: t.Mapping[str, t.Any] | None = None,
     ) -> None:
         self.stream = stream
         self.key_properties = list(key_properties)
+        self.partition_keys = list(partition_keys)
         self.replication_key = replication_key
         self.timestamp_fields = timestamp_fields
         self.deselected = set(deselected)
@@ -57,18 +60,30 @@ class RecordIntake:
         self.stats = stats
         self.id_required = "id" in self.key_properties
         self.evolution = SchemaEvolution(
-            stream, schema, frozen=frozen, fixed=[*self.key_properties, replication_key or ""]
+            stream,
+            schema,
+            frozen=frozen,
+            fixed=[*self.key_properties, replication_key or ""],
+            deselected=self.deselected,
+            learned=learned,
         )
         self.record_type = self._record_type()
         self.reader = PageReader(self.record_type)
 
     def _record_type(self) -> RecordType:
-        left_out: dict[str, t.Any] = {name: {} for name in self.evolution.left_out}
+        # Decoded but never emitted: fields a frozen schema leaves out, or not typed yet.
+        left_out, untyped = self.evolution.left_out, self.evolution.untyped
         return RecordType(
             self.stream,
-            {**self.evolution.properties, **left_out},
+            {
+                **self.evolution.properties,
+                **{name: {} for name in left_out},
+                # Only null decodes fast: a value sends the page the careful way, to type it.
+                **{name: {"type": "null"} for name in untyped},
+            },
             required=["id"] if self.id_required else [],
-            dropped=self.deselected | self.evolution.left_out,
+            dropped=self.deselected | left_out | untyped,
+            any_type=[*self.partition_keys, *self.deselected],
         )
 
     def read(self, response: requests.Response) -> Page:
@@ -90,9 +105,9 @@ class RecordIntake:
             )
         rejected: list[Rejected] = []
         if page.raw is None:
-            records = page.data
+            records = list(page.data)  # the paginator still reads the page as it came
         else:
-            records, rejected = self._sort_out(page.raw)
+            records, rejected = self._sort_out(page.raw, partition or {})
         self.record_type.drop_fields(records)
         rejected += self.record_type.shape(
             records, timestamp_fields=self.timestamp_fields, partition=partition
@@ -102,20 +117,23 @@ class RecordIntake:
             self.rejections.write(self.stream, organization_id, rejected, where)
         return records
 
-    def _sort_out(self, raw: list[t.Any]) -> tuple[list[t.Any], list[Rejected]]:
+    def _sort_out(
+        self, raw: list[t.Any], partition: t.Mapping[str, t.Any]
+    ) -> tuple[list[t.Any], list[Rejected]]:
         """Raw records, one by one: contract, schema growth, then typed."""
         good: list[dict[str, t.Any]] = []
         rejected: list[Rejected] = []
-        for record in raw:
-            reason = self.contract_problem(record)
+        for original in raw:
+            reason = self.contract_problem(original)
             if reason:
-                rejected.append(Rejected(record, reason))
-            else:
-                self.evolution.split_misfits(record)
-                good.append(record)
-        left_out = len(self.evolution.left_out)
+                rejected.append(Rejected(original, reason))
+                continue
+            record = {**original, **partition}  # the tap's keys, whatever the API sent
+            self.evolution.split_misfits(record)
+            good.append(record)
+        hidden = len(self.evolution.left_out) + len(self.evolution.untyped)
         grew = self.evolution.learn(good)
-        if grew or len(self.evolution.left_out) != left_out:
+        if grew or len(self.evolution.left_out) + len(self.evolution.untyped) != hidden:
             self.record_type = self._record_type()
             self.reader.use(self.record_type)
         if grew:

@@ -60,13 +60,28 @@ class Organizations:
 
     @cached_property
     def ids(self) -> list[OrganizationId]:
-        """The organizations to extract, by numeric id: configured, plus listed ones."""
-        configured = [self.numeric(org) for org in self.settings.organization_ids]
+        """The organizations to extract, as configured, plus listed ones (all_organizations).
+
+        Encrypted ids are resolved to numbers by each stream as it starts (``numeric``),
+        where a failure ends that organization's streams only.
+        """
+        configured = list(self.settings.organization_ids)
         if not self.settings.all_organizations:
             return configured
-        found = [org["id"] for org in self._list_organizations() if "id" in org]
+        try:
+            listed = list(self._list_organizations())
+        except (MokapenError, RunPaused) as exc:
+            logger.error(
+                "all_organizations: could not list the organizations (%s); extracting the "
+                "configured ones only",
+                exc,
+            )
+            return configured
+        found = [org["id"] for org in listed if isinstance(org.get("id"), int)]
         logger.info("all_organizations: the app reaches organizations %s", found)
-        return list(dict.fromkeys(configured + found))
+        # An organization configured by its encrypted id is not added a second time.
+        known = set(configured) | {o["id"] for o in listed if o.get("encrypted_id") in configured}
+        return configured + [org for org in dict.fromkeys(found) if org not in known]
 
     def numeric(self, org: OrganizationId) -> OrganizationId:
         """The numeric id of an organization configured by its encrypted id.

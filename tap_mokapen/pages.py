@@ -175,20 +175,27 @@ def _page_of(decoded: t.Any, *, typed: bool) -> Page:
         next_page_url=decoded.next_page_url,
         next_cursor=decoded.next_cursor,
     )
+    links = decoded.links if isinstance(decoded.links, dict) else {}
+    if "next" in links:
+        page.next_page_url = links["next"]
     if isinstance(decoded.meta, dict):
         meta = decoded.meta
-        page.shape = "resource"
         page.current_page, page.per_page = meta.get("current_page"), meta.get("per_page")
         page.total, page.last_page = meta.get("total"), meta.get("last_page")
-        if isinstance(decoded.links, dict) and "next" in decoded.links:
-            page.next_page_url = decoded.links["next"]
+        if "next_cursor" in meta:  # a resource collection of a cursor paginator
+            page.shape, page.next_cursor = "cursor", meta["next_cursor"]
+        else:
+            page.shape = "resource"
     elif decoded.next_cursor is not UNSET:
         page.shape = "cursor"
-    elif decoded.current_page is not None or decoded.next_page_url is not UNSET:
-        has_end = decoded.total is not None or decoded.last_page is not None
-        page.shape = "length_aware" if has_end else "simple"
-    elif decoded.total is not None or decoded.last_page is not None:
+    elif page.total is not None or page.last_page is not None:
         page.shape = "length_aware"
+    elif (
+        decoded.current_page is not None
+        or page.next_page_url is not UNSET
+        or decoded.per_page is not None
+    ):
+        page.shape = "simple"  # paged, without saying how far
     return page
 
 

@@ -77,6 +77,7 @@ class ListPaginator(Paginator):
         position: t.Mapping[str, t.Any] | None,
         *,
         read_page: t.Callable[[requests.Response], Page],
+        page_size: int = 100,
     ) -> None:
         position = dict(position or {})
         shape = position.pop("shape", "page_numbers")
@@ -85,6 +86,7 @@ class ListPaginator(Paginator):
             if shape == "cursor" and position.get("cursor")
             else PageNumbers(position)
         )
+        self.scheme.page_size = page_size
         super().__init__(start_value=self.scheme.first())
         self._read_page = read_page
         self._requests = 0
@@ -111,21 +113,24 @@ class ListPaginator(Paginator):
         if self._requests == 0:
             self.scheme = self.scheme.for_shape(page)
         self._requests += 1
-        following = self.scheme.next(page, self.current_value, path)
+        # Judged before the scheme moves on: this page is not emitted, and the resume
+        # point stays on it, so stopping here loses nothing.
         expected = self.scheme.expected_pages()
-        if following is not None and expected is not None and self._requests >= budget(expected):
+        if expected is not None and self._requests > budget(expected):
             msg = (
                 f"{path} kept announcing pages: stopped after {self._requests} requests, "
                 f"{expected} pages expected ({self.scheme.describe_trouble()})"
             )
             raise APIError(msg)
-        return following
+        return self.scheme.next(page, self.current_value, path)
 
 
 class Scheme(abc.ABC):
     """One list shape's paging rules."""
 
     name: t.ClassVar[str]
+    #: The page size the tap asks for (``per_page``).
+    page_size: int = 100
 
     @abc.abstractmethod
     def first(self) -> Params: ...
@@ -141,7 +146,7 @@ class Scheme(abc.ABC):
         if page.shape == "cursor":
             return Cursor({})
         if page.shape == "list":
-            return WholeList()
+            return WholeList(self.page_size)
         return self
 
     def describe(self) -> str:
@@ -158,18 +163,41 @@ class Scheme(abc.ABC):
 
 
 class WholeList(Scheme):
-    """A list that is not paged: the first answer holds every record."""
+    """A list that is not paged: the first answer holds every record.
+
+    Unless it holds exactly a full page: then it may be page 1 of a list paged
+    without saying so, and page 2 is asked for once. The same records again (or
+    none) mean it was the whole list; others mean pages, read on by number.
+    """
 
     name = "list"
+
+    def __init__(self, page_size: int) -> None:
+        self.page_size = page_size
+        self._first_ids: tuple[t.Any, ...] | None = None
+        self._paged: PageNumbers | None = None
 
     def first(self) -> Params:
         return {"page": 1}
 
     def next(self, page: Page, requested: Params, path: str) -> Params | None:
-        return None
+        if self._paged:
+            return self._paged.next(page, requested, path)
+        ids = tuple(_record_id(record) for record in page.records)
+        if self._first_ids is None:
+            self._first_ids = ids
+            return {"page": 2} if page.size == self.page_size else None
+        if not page.size or ids == self._first_ids:
+            return None
+        logger.warning("%s pages without saying so: reading it page by page", path)
+        self._paged = PageNumbers({"next_page": 2, "per_page": self.page_size})
+        return self._paged.next(page, requested, path)
 
     def position(self) -> dict[str, t.Any]:
-        return {}
+        return {**self._paged.position(), "shape": "page_numbers"} if self._paged else {}
+
+    def expected_pages(self) -> int | None:
+        return self._paged.expected_pages() if self._paged else None
 
     def for_shape(self, page: Page) -> Scheme:
         return self
@@ -183,14 +211,27 @@ class Cursor(Scheme):
     def __init__(self, position: t.Mapping[str, t.Any]) -> None:
         self.cursor: str | None = position.get("cursor")
         self._seen: set[str] = set()
+        self._last_ids: tuple[t.Any, ...] | None = None
 
     def first(self) -> Params:
         return {"cursor": self.cursor} if self.cursor else {"page": 1}
 
     def for_shape(self, page: Page) -> Scheme:
-        return self  # resumed at a cursor: the shape is known
+        if page.shape == "cursor":
+            return self
+        # Resumed at a cursor, but the endpoint no longer pages by cursor: it ignored
+        # ours and answered from the start, so read it as that shape from there.
+        logger.warning("The endpoint no longer pages by cursor: reading it from the start")
+        fallback = PageNumbers({})
+        fallback.page_size = self.page_size
+        return fallback.for_shape(page)
 
     def next(self, page: Page, requested: Params, path: str) -> Params | None:
+        ids = tuple(_record_id(record) for record in page.records)
+        if ids and ids == self._last_ids and any(i is not None for i in ids):
+            msg = f"{path} returned the same records for two cursors"
+            raise APIError(msg)
+        self._last_ids = ids
         cursor = page.next_cursor
         if not cursor or not page.size:
             return None

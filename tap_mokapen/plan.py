@@ -47,7 +47,7 @@ def first_page(stream: MokapenStream, context: dict | None) -> Page:
 
 def estimate(tap: TapMokapen) -> list[StreamCost]:
     costs = []
-    for stream in t.cast("list[MokapenStream]", list(tap.streams.values())):
+    for stream in tap.mokapen_streams():
         if not stream.selected:
             continue
         contexts: list[dict | None] = list(stream.partitions or []) or [None]

@@ -49,11 +49,16 @@ class Rejected(t.NamedTuple):
 
 
 def json_types(schema: t.Mapping[str, t.Any]) -> list[str]:
-    """The JSON types a property's schema allows ([] when it says nothing we can check)."""
-    types = schema.get("type")
-    if isinstance(types, str):
-        return [types]
-    return [x for x in types if x in _PYTHON_TYPES] if isinstance(types, list) else []
+    """The JSON types a property's schema allows; [] when it says nothing the tap can check.
+
+    A schema with a type the tap does not know, or with ``anyOf`` and the like,
+    allows anything as far as the tap is concerned.
+    """
+    declared = schema.get("type")
+    types = [declared] if isinstance(declared, str) else declared
+    if not isinstance(types, list) or not types or any(x not in _PYTHON_TYPES for x in types):
+        return []
+    return list(types)
 
 
 class RecordType:
@@ -70,6 +75,7 @@ class RecordType:
         *,
         required: t.Iterable[str] = (),
         dropped: t.Iterable[str] = (),
+        any_type: t.Iterable[str] = (),
     ) -> None:
         self.properties = dict(properties)
         self.required = [name for name in required if name in self.properties]
@@ -77,8 +83,10 @@ class RecordType:
         self.attributes = {name: _attribute_name(name, i) for i, name in enumerate(properties)}
         self.dropped = [self.attributes[n] for n in dropped if n in self.attributes]
         fields: list[tuple[str, t.Any] | tuple[str, t.Any, t.Any]] = []
+        any_type = set(any_type)
         for name, attr in self.attributes.items():
-            kind = _python_type(self.properties[name])
+            # Partition keys are the tap's to set (shape): whatever the API sends is replaced.
+            kind = t.Any if name in any_type else _python_type(self.properties[name])
             if name in self.required:
                 fields.append((attr, kind))  # a record without it fails the fast decode
             else:
@@ -130,11 +138,12 @@ class RecordType:
         for field in timestamp_fields:
             if attr := attributes.get(field):
                 rejected += _normalize_timestamps(records, attr, field)
+        # Unlike the SDK, the partition's value always wins: organization_id is the
+        # numeric id whatever spelling the API uses in its records.
         for key, value in (partition or {}).items():
             if attr := attributes.get(key):
                 for record in records:
-                    if getattr(record, attr) is UNSET:
-                        setattr(record, attr, value)
+                    setattr(record, attr, value)
         return rejected
 
     def not_older_than(self, records: list[t.Any], field: str, bookmark: str) -> list[t.Any]:
@@ -150,7 +159,7 @@ class RecordType:
 
 def _python_type(schema: t.Mapping[str, t.Any]) -> t.Any:
     types = json_types(schema)
-    if not types or len(schema.get("type", [])) != len(types):
+    if not types:
         return t.Any  # a type the tap cannot check: anything goes
     python = [p for name in types for p in _PYTHON_TYPES[name]]
     return t.Union[tuple(dict.fromkeys(python))]  # noqa: UP007
@@ -165,7 +174,14 @@ def _normalize_timestamps(records: list[t.Any], attr: str, field: str) -> list[R
     bad: list[int] = []
     for index, record in enumerate(records):
         value = getattr(record, attr)
-        if value.__class__ is str and len(value) == 27 and value[10] == "T" and value[-1] == "Z":
+        if (
+            value.__class__ is str
+            and len(value) == 27
+            and value[10] == "T"
+            and value[-1] == "Z"
+            and "01" <= value[5:7] <= "12"
+            and "01" <= value[8:10] <= "31"
+        ):
             continue
         if value is UNSET or value is None:
             continue

@@ -34,6 +34,7 @@ RESUME = "resume"
 CYCLE_STARTED_AT = "cycle_started_at"
 MAX_SEEN = "max_seen"
 FAILED = "failed"
+LEARNED_FIELDS = "learned_fields"
 CYCLE_COMPLETED = "cycle_completed"
 PROGRESS_MARKERS = "progress_markers"
 BOOKMARK_SAFETY_MARGIN = dt.timedelta(minutes=5)
@@ -151,6 +152,18 @@ def pass_started(state: StreamState, cycle: str) -> str:
     """
     started = state.get(RESUME, {}).get(CYCLE_STARTED_AT)
     return min(started, cycle) if isinstance(started, str) and started else cycle
+
+
+def learned_fields(stream_state: StreamState) -> dict[str, t.Any]:
+    """The fields earlier runs added to the stream's schema, with their types."""
+    learned = stream_state.get(LEARNED_FIELDS)
+    return learned if isinstance(learned, dict) else {}
+
+
+def remember_fields(stream_state: StreamState, learned: t.Mapping[str, t.Any]) -> None:
+    """Keep the fields added to the schema, so later runs declare them the same way."""
+    if learned and stream_state.get(LEARNED_FIELDS) != learned:
+        stream_state[LEARNED_FIELDS] = dict(learned)
 
 
 def bookmark_cap(cycle_started_at: str) -> str:

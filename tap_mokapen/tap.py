@@ -91,8 +91,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     def _list_organizations(self) -> t.Iterator[dict[str, t.Any]]:
         stream = self.streams["organizations"]
         assert isinstance(stream, MokapenStream)  # discover_streams made it
-        for records, _ in stream.request_pages(None):
-            yield from map(stream.intake.record_type.to_dict, records)
+        return stream.list_all(None)
 
     def stream_failed(self, stream: MokapenStream, error: MokapenError) -> None:
         """One stream failed for a reason retrying cannot fix: say so and go on."""

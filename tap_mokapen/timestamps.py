@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import typing as t
-
-import msgspec
 
 #: Every timestamp the tap emits looks like this: 2025-03-01T10:15:00.000000Z.
 CANONICAL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -23,8 +20,11 @@ def to_rfc3339(value: str | dt.datetime | None) -> str | None:
         return None
     if isinstance(value, str):
         if len(value) == _CANONICAL_LENGTH and value[10] == "T" and value[-1] == "Z":
+            dt.datetime.fromisoformat(value[:-1])
             return value
         if len(value) == _PLAIN_LENGTH and value[10] in " T" and value[4] == "-":
+            # fromisoformat checks the date is a date (MySQL's 0000-00-00 is not).
+            dt.datetime.fromisoformat(value)
             return f"{value[:10]}T{value[11:]}.000000Z"
         import pendulum
 
@@ -36,22 +36,3 @@ def to_rfc3339(value: str | dt.datetime | None) -> str | None:
     else:
         moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC).strftime(CANONICAL_FORMAT)
-
-
-def normalize_in_place(records: t.Iterable[t.Any], attribute: str) -> None:
-    """to_rfc3339 on one attribute of every record of a page, where it was sent.
-
-    Nearly every value is canonical already: those are recognized here, without a
-    call per value, since this runs for every timestamp of every record.
-    """
-    for record in records:
-        value = getattr(record, attribute)
-        if (
-            value.__class__ is str
-            and len(value) == _CANONICAL_LENGTH
-            and value[10] == "T"
-            and value[-1] == "Z"
-        ):
-            continue
-        if value is not msgspec.UNSET:
-            setattr(record, attribute, to_rfc3339(value))

@@ -94,16 +94,19 @@ class FakeRejections:
         self.rows += [(stream, r.record, r.reason) for r in rejected]
 
 
-def intake(*, frozen: bool = False) -> tuple[RecordIntake, FakeRejections, list]:
+def intake(
+    *, frozen: bool = False, deselected: t.Sequence[str] = ()
+) -> tuple[RecordIntake, FakeRejections, list]:
     rejections, schemas = FakeRejections(), []
     return (
         RecordIntake(
             "contacts",
             SCHEMA,
             key_properties=["organization_id", "id"],
+            partition_keys=["organization_id"],
             replication_key="updated_at",
             timestamp_fields=["updated_at"],
-            deselected=[],
+            deselected=deselected,
             frozen=frozen,
             rejections=rejections,  # type: ignore[arg-type]
             write_schema=schemas.append,
@@ -140,7 +143,9 @@ def test_broken_records_are_rejected_and_the_good_ones_kept():
     assert reasons == {
         json.dumps({"name": "no id"}): "the record has no id",
         json.dumps({"id": "abc", "name": "string id"}): "id is string, not an integer",
-        json.dumps({"id": 4, "updated_at": "not a date"}): "updated_at is not a timestamp",
+        json.dumps({"id": 4, "organization_id": 849, "updated_at": "not a date"}): (
+            "updated_at is not a timestamp"
+        ),
         json.dumps({"id": 5, "updated_at": 1700000000}): "updated_at is integer, not a timestamp",
         "7": "the record is integer, not a JSON object",
     }
@@ -169,3 +174,73 @@ def test_a_frozen_schema_leaves_new_fields_out_and_rejects_misfits():
     assert [RecordType.to_dict(r) for r in records] == [{"id": 9}]
     ((_, _, reason),) = rejections.rows
     assert reason == "company_id is string, the frozen schema says integer/null"
+
+
+def take(taker: RecordIntake, body: t.Any) -> tuple[list[dict], t.Any]:
+    page = taker.read(answer(body))
+    records = taker.take(page, partition={"organization_id": 849}, where="p", organization_id=849)
+    return [RecordType.to_dict(r) for r in records], page
+
+
+def test_rejecting_on_the_fast_path_leaves_the_page_whole_for_the_paginator():
+    taker, rejections, _ = intake()
+    body = {"current_page": 1, "total": 9, "data": [{"id": 1, "updated_at": "garbage"}]}
+    emitted, page = take(taker, body)
+    assert emitted == [] and len(rejections.rows) == 1
+    assert page.size == 1  # the paginator still sees a full page, not an empty one
+
+
+def test_keys_are_typed_even_when_the_schema_names_one_type_as_a_string():
+    taker, rejections, _ = intake()
+    body = {"data": [{"id": "C-12"}, {"id": None}, {"id": 3, "organization_id": "enc_x"}]}
+    emitted, _ = take(taker, body)
+    assert emitted == [{"id": 3, "organization_id": 849}]  # the tap's numeric id wins
+    assert [reason for *_, reason in rejections.rows] == [
+        "id is string, not an integer",
+        "id is null, not an integer",
+    ]
+
+
+def test_deselected_fields_are_never_split_or_grown():
+    taker, _, schemas = intake(deselected=["company_id"])
+    emitted, _ = take(taker, {"data": [{"id": 1, "company_id": "C-1"}]})
+    assert emitted == [{"id": 1, "organization_id": 849}]
+    assert schemas == []
+
+
+def test_a_new_field_seen_only_as_null_waits_for_a_value_to_type_it():
+    taker, _, schemas = intake()
+    emitted, _ = take(taker, {"data": [{"id": 1, "rating": None}]})
+    assert emitted == [{"id": 1, "organization_id": 849}] and schemas == []
+    emitted, _ = take(taker, {"data": [{"id": 2, "rating": 4}]})
+    assert emitted[0]["rating"] == 4
+    (schema,) = schemas
+    assert schema.schema["properties"]["rating"] == {"type": ["integer", "null"]}
+
+
+def test_a_field_the_api_sends_under_a_split_name_is_kept():
+    taker, _, _ = intake()
+    emitted, _ = take(taker, {"data": [{"id": 1, "company_id": "C-1", "company_id__string": "x"}]})
+    assert emitted[0]["company_id__string"] == "x"
+
+
+def test_learned_fields_come_back_with_the_same_type():
+    taker, _, schemas = intake()
+    take(taker, {"data": [{"id": 1, "score": 3}]})
+    learned = taker.evolution.learned
+    again = RecordIntake(
+        "contacts",
+        SCHEMA,
+        key_properties=["organization_id", "id"],
+        partition_keys=["organization_id"],
+        replication_key="updated_at",
+        timestamp_fields=["updated_at"],
+        deselected=[],
+        frozen=False,
+        rejections=FakeRejections(),  # type: ignore[arg-type]
+        write_schema=schemas.append,
+        stats=collections.Counter(),
+        learned=json.loads(json.dumps(learned)),
+    )
+    emitted, page = take(again, {"data": [{"id": 2, "score": 2.5}]})
+    assert page.raw is not None and emitted[0]["score__number"] == 2.5  # the column stays integer

@@ -11,7 +11,7 @@ import requests
 
 from tap_mokapen.errors import APIError
 from tap_mokapen.pages import PageReader
-from tap_mokapen.paging import ListPaginator
+from tap_mokapen.paging import ListPaginator, budget
 from tap_mokapen.records import RecordType
 
 READER = PageReader(RecordType("things", {"id": {"type": "integer"}}, required=["id"]))
@@ -135,3 +135,44 @@ def test_the_page_size_the_server_used_wins():
     paginator.advance(answer({"data": [{"id": i} for i in range(15)], "total": 40, "last_page": 3}))
     assert paginator.scheme.per_page == 15 and paginator.current_value == {"page": 2}
     assert paginator.describe_position() == "page 2"
+
+
+def test_the_request_budget_stops_before_the_page_it_cannot_afford():
+    paginator = ListPaginator(None, read_page=READER.read, page_size=10)
+    pages = 0
+    with pytest.raises(APIError, match="kept announcing pages"):
+        while True:  # a server announcing 2 records but serving new ones forever
+            number = paginator.current_value["page"]
+            body = {"current_page": number, "data": [{"id": number * 10 + i} for i in range(10)]}
+            paginator.advance(answer({**body, "total": 2, "next_page_url": "more"}))
+            pages += 1
+    assert pages == budget(1)  # 13 answers taken; the 14th is refused...
+    # ...and the resume point is the page that was refused, not the one after it.
+    assert paginator.position()["next_page"] == pages + 1
+
+
+def test_a_full_page_of_a_plain_list_is_checked_once_for_more():
+    whole = ListPaginator(None, read_page=READER.read, page_size=2)
+    listed = [{"id": 1}, {"id": 2}]
+    whole.advance(answer(listed))
+    assert whole.current_value == {"page": 2}
+    whole.advance(answer(listed))  # the same records: the list was all
+    assert whole.finished
+
+    paged = ListPaginator(None, read_page=READER.read, page_size=2)
+    paged.advance(answer(listed))
+    paged.advance(answer([{"id": 3}, {"id": 4}]))  # more: it pages without saying so
+    assert paged.current_value == {"page": 3}
+
+
+def test_a_stale_cursor_falls_back_to_reading_from_the_start():
+    paginator = ListPaginator({"shape": "cursor", "cursor": "abc"}, read_page=READER.read)
+    assert paginator.current_value == {"cursor": "abc"}
+    paginator.advance(answer({"current_page": 1, "data": [{"id": 1}], "total": 3, "last_page": 3}))
+    assert paginator.current_value == {"page": 2}
+
+
+def test_links_next_without_meta_keeps_paging():
+    paginator = ListPaginator(None, read_page=READER.read)
+    paginator.advance(answer({"data": [{"id": 1}], "links": {"next": "x?page=2"}}))
+    assert paginator.current_value == {"page": 2}
