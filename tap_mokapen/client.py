@@ -287,7 +287,12 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             tap.pause(exc, self, f"'{self.name}' stops before {where}")
         except errors.MokapenError as exc:
             paginator = self._paginator
-            state.fail(stream_state, paginator.position() if paginator else {}, cycle=cycle)
+            if self._resume_position and (paginator is None or paginator.count == 0):
+                # The server refused the very point this pass resumed at (a stale cursor,
+                # say): the next run starts the stream over rather than fail there forever.
+                state.abandon(stream_state)
+            else:
+                state.fail(stream_state, paginator.position() if paginator else {}, cycle=cycle)
             tap.stream_failed(self, exc)
         else:
             state.finish(stream_state, cycle=cycle)
@@ -342,6 +347,11 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             response = send(self.prepare(context, paginator.current_value), context)
             yield from (r for r in careful_read(response).records if isinstance(r, dict))
             paginator.advance(response)
+
+    @override
+    def log_sync_costs(self) -> None:
+        super().log_sync_costs()
+        self.mokapen_tap.costs_logged(self)
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:

@@ -26,6 +26,7 @@ handed over raw (``Page.raw``), for the stream to sort out one by one.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import typing as t
 from urllib.parse import urlsplit
@@ -221,7 +222,7 @@ def repair_utf8(content: bytes) -> tuple[bytes, int]:
     return content, 0
 
 
-_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 def cut_too_deep(content: bytes, limit: int = MAX_DEPTH) -> bytes:
@@ -230,7 +231,7 @@ def cut_too_deep(content: bytes, limit: int = MAX_DEPTH) -> bytes:
     A scan of the structure only (strings skipped), without recursion, so it copes
     with any depth; the record holding a marker is then rejected.
     """
-    if content.count(b"[") + content.count(b"{") <= limit:
+    if content.count(b"[") + content.count(b"{") <= limit or _depth(content) <= limit:
         return content
     parts, depth, cut_from, last = [], 0, -1, 0
     marker = msgspec.json.encode(TOO_DEEP)
@@ -251,6 +252,18 @@ def cut_too_deep(content: bytes, limit: int = MAX_DEPTH) -> bytes:
         return content
     parts.append(content[last:])
     return b"".join(parts)
+
+
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def _depth(content: bytes) -> int:
+    """How deep the structure nests: strings dropped and the rest reduced to brackets,
+    all in C."""
+    brackets = _STRINGS.sub(b"", content).translate(None, _NOT_BRACKETS)
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
 def _path(response: requests.Response) -> str:

@@ -54,8 +54,8 @@ SCHEMA: dict[str, t.Any] = {
 class RejectedRecordsStream(Stream):
     """The records other streams could not emit; written by those streams as they go.
 
-    The tap discovers it last. The SDK calls ``log_sync_costs`` on every stream once
-    all have synced, so its call here is where the run ends (``TapMokapen.end_of_run``).
+    Its ``log_sync_costs`` (which the SDK calls on every stream once all have synced)
+    tells the tap, as every stream's does: the last of them ends the run.
     """
 
     name = NAME
@@ -72,7 +72,7 @@ class RejectedRecordsStream(Stream):
 
     def log_sync_costs(self) -> None:
         super().log_sync_costs()
-        self.mokapen_tap.end_of_run()
+        self.mokapen_tap.costs_logged(self)
 
 
 class Rejections:

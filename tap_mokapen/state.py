@@ -144,6 +144,12 @@ def fail(state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str) -> 
     state[RESUME][FAILED] = True
 
 
+def abandon(state: StreamState) -> None:
+    """Forget where the pass stood: the next run reads the stream from the start."""
+    state.pop(RESUME, None)
+    state.pop(PROGRESS_MARKERS, None)
+
+
 def pass_started(state: StreamState, cycle: str) -> str:
     """When the pass over this stream that a resume point continues began (else ``cycle``).
 

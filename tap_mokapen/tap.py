@@ -47,7 +47,6 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     @override
     def discover_streams(self) -> list[Stream]:
         streams: list[Stream] = [stream_type(tap=self) for stream_type in stream_types()]
-        # Last: the SDK's end-of-sync call on it ends the run (RejectedRecordsStream).
         return [*streams, RejectedRecordsStream(self)]
 
     @cached_property
@@ -55,8 +54,8 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         return Rejections(self, strict=self.settings.strict_records)
 
     @cached_property
-    def failures(self) -> list[str]:
-        """The streams that failed this run, each in a few words."""
+    def failures(self) -> list[tuple[str, int | str]]:
+        """The streams that failed this run, with their organization."""
         return []
 
     def mokapen_streams(self) -> list[MokapenStream]:
@@ -98,7 +97,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         org = stream.organization_id
         if isinstance(error, AuthenticationError):
             self.organizations.refused[org] = error
-        self.failures.append(f"'{stream.name}' of organization {org}")
+        self.failures.append((stream.name, org))
         self.logger.error(
             "'%s' failed for organization %s: %s. Carrying on with the other streams; "
             "the run will exit 1.",
@@ -107,14 +106,30 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
             error,
         )
 
+    def costs_logged(self, stream: Stream) -> None:
+        """The SDK logs every stream's costs once all have synced: the last one ends the run."""
+        self._costs_logged.add(stream.name)
+        if self._costs_logged >= set(self.streams):
+            self.end_of_run()
+
+    @cached_property
+    def _costs_logged(self) -> set[str]:
+        return set()
+
     def end_of_run(self) -> None:
         """After every stream: the rejections, and one line on what failed and what completed."""
         for name, count in self.rejections.counts.items():
             self.logger.warning("%d %s record(s) rejected (see rejected_records)", count, name)
         if self.failures:
-            done = [s.name for s in self.mokapen_streams() if s.stats["completed"]]
+            failed = ", ".join(f"'{name}' of organization {org}" for name, org in self.failures)
+            names = {name for name, _ in self.failures}
+            done = [
+                s.name
+                for s in self.mokapen_streams()
+                if s.stats["completed"] and s.name not in names
+            ]
             msg = (
-                f"{len(self.failures)} stream(s) failed: {', '.join(self.failures)}; "
+                f"{len(self.failures)} stream(s) failed: {failed}; "
                 f"completed: {', '.join(done) or 'none'}. The emitted STATE resumes every "
                 "stream without a gap."
             )

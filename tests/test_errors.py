@@ -118,7 +118,7 @@ def test_each_tap_instance_has_its_own_token_and_credentials(sandbox):
     # The refusal ends that stream (and the organization's others), not the process.
     assert list(bad.streams["organizations"].get_records(None)) == []
     assert isinstance(bad.organizations.refused[org], AuthenticationError)
-    assert bad.failures == [f"'organizations' of organization {org}"]
+    assert bad.failures == [("organizations", org)]
     assert good.streams["contacts"].authenticator is good.streams["tasks"].authenticator
 
 
