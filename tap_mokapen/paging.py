@@ -183,7 +183,7 @@ class WholeList(Scheme):
     def next(self, page: Page, requested: Params, path: str) -> Params | None:
         if self._paged:
             return self._paged.next(page, requested, path)
-        ids = tuple(_record_id(record) for record in page.records)
+        ids = _fingerprint(page)
         if self._first_ids is None:
             self._first_ids = ids
             return {"page": 2} if page.size == self.page_size else None
@@ -227,8 +227,8 @@ class Cursor(Scheme):
         return fallback.for_shape(page)
 
     def next(self, page: Page, requested: Params, path: str) -> Params | None:
-        ids = tuple(_record_id(record) for record in page.records)
-        if ids and ids == self._last_ids and any(i is not None for i in ids):
+        ids = _fingerprint(page)
+        if ids and ids == self._last_ids and any(i not in (None, UNSET) for i in ids[1:]):
             msg = f"{path} returned the same records for two cursors"
             raise APIError(msg)
         self._last_ids = ids
@@ -379,8 +379,8 @@ class PageNumbers(Scheme):
         if isinstance(current, int) and current != requested:
             msg = f"{path} returned page {current} when page {requested} was asked for"
             raise APIError(msg)
-        ids = tuple(_record_id(record) for record in page.records)
-        if ids and ids == self._last_ids and any(i is not None and i is not UNSET for i in ids):
+        ids = _fingerprint(page)
+        if ids and ids == self._last_ids and any(i not in (None, UNSET) for i in ids[1:]):
             msg = f"{path} returned the same records for page {requested} as for the page before"
             raise APIError(msg)
         self._last_ids = ids
@@ -397,3 +397,15 @@ def _has_next(page: Page, requested: int) -> bool:
 
 def _record_id(record: t.Any) -> t.Any:
     return record.get("id") if isinstance(record, dict) else getattr(record, "id", None)
+
+
+def _fingerprint(page: Page) -> tuple[t.Any, ...]:
+    """Enough of a page to tell it from the next: its size and its first and last ids.
+
+    A server that ignores the page or cursor asked for sends the same records again;
+    two different pages with the same first and last ids and size do not happen.
+    """
+    records = page.records
+    if not records:
+        return ()
+    return (len(records), _record_id(records[0]), _record_id(records[-1]))

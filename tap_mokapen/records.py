@@ -174,14 +174,7 @@ def _normalize_timestamps(records: list[t.Any], attr: str, field: str) -> list[R
     bad: list[int] = []
     for index, record in enumerate(records):
         value = getattr(record, attr)
-        if (
-            value.__class__ is str
-            and len(value) == 27
-            and value[10] == "T"
-            and value[-1] == "Z"
-            and "01" <= value[5:7] <= "12"
-            and "01" <= value[8:10] <= "31"
-        ):
+        if value.__class__ is str and len(value) == 27 and value[10] == "T" and value[-1] == "Z":
             continue
         if value is UNSET or value is None:
             continue
