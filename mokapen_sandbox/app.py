@@ -148,6 +148,10 @@ class Sandbox:
     def _token(self, body: bytes) -> Reply:
         self._count_request()
         self.stats["token_requests"] += 1
+        if self.settings.token_redirect:
+            return Reply(307, b"", headers={"Location": self.settings.token_redirect})
+        if self.settings.token_error_echo:
+            return json_reply(400, {"message": f"Invalid request: {body.decode(errors='replace')}"})
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         if throttled := self._throttle(form.get("client_id", "")):
             return throttled
@@ -155,6 +159,9 @@ class Sandbox:
 
     def _api(self, method: str, path: str, query: str, headers: t.Mapping[str, str]) -> Reply:
         self._count_request()
+        if self.settings.api_redirect:
+            location = f"{self.settings.api_redirect}{path}?{query}"
+            return Reply(302, b"", headers={"Location": location})
         with self._lock:
             self.api_requests += 1
             index = self.api_requests

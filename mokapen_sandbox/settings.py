@@ -104,6 +104,20 @@ class SandboxSettings:
         metadata=meaning("answer a refresh_token grant with a new refresh token, voiding the old"),
     )
 
+    # A hostile or broken server: redirects elsewhere, secrets echoed back.
+    token_redirect: str | None = field(
+        default=None,
+        metadata=meaning("answer POST /oauth/token with a 307 to this URL (a hostile server)"),
+    )
+    api_redirect: str | None = field(
+        default=None,
+        metadata=meaning("answer every API list request with a 302 to this URL plus its path"),
+    )
+    token_error_echo: bool = field(
+        default=False,
+        metadata=meaning("answer POST /oauth/token with a 400 quoting the form it was sent"),
+    )
+
     # Limits.
     rate_limit: int = field(
         default=0, metadata=meaning("requests per rate_window per client (0: no throttle)")

@@ -60,6 +60,10 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.token_organization_id: int | None = None
         self.refresh_tokens = refresh_tokens
         self.dashboard_token = access_token
+        errors.register_secret(client_secret)
+        errors.register_secret(access_token)
+        if refresh_tokens:
+            errors.register_secret(refresh_tokens.current())
         # A session of our own: retries are errors.py's, not urllib3's.
         self.token_session = requests.Session()
         self.token_session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
@@ -129,8 +133,12 @@ class MokapenAuthenticator(OAuthAuthenticator):
     def _request_token(self) -> None:
         requested_at = dt.datetime.now(dt.UTC)
         with self.pacer.slot():
+            # Never redirected: a 3xx would carry the client secret to another host.
             response = self.token_session.post(
-                self.auth_endpoint, data=self.oauth_request_payload, timeout=TOKEN_TIMEOUT_SECONDS
+                self.auth_endpoint,
+                data=self.oauth_request_payload,
+                timeout=TOKEN_TIMEOUT_SECONDS,
+                allow_redirects=False,
             )
         errors.judge_token_answer(
             response,
@@ -153,12 +161,14 @@ class MokapenAuthenticator(OAuthAuthenticator):
             msg = f"The token endpoint {self.auth_endpoint} answered without an access_token"
             raise errors.AuthenticationError(msg)
         self.access_token = body["access_token"]
+        errors.register_secret(self.access_token)
         self.expires_in = int(body["expires_in"]) if body.get("expires_in") else None
         self.last_refreshed = requested_at
         self.organization_name = body.get("organization_name")
         said = str(body.get("organization_id", ""))
         self.token_organization_id = int(said) if said.isdigit() else None
         rotated = body.get("refresh_token")
+        errors.register_secret(rotated)
         if self.refresh_tokens and rotated and rotated != self.refresh_tokens.current():
             # The old refresh token may be dead already: keep the new one before anything else.
             self.refresh_tokens.save(rotated)

@@ -46,6 +46,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
 
     #: The keys of the stream's state partitions, which the tap sets on every record.
     partition_keys: t.ClassVar[tuple[str, ...]] = ()
+    # A redirect could carry the token elsewhere: errors.py reports it instead.
+    allow_redirects = False
 
     #: Fields holding timestamps, normalized to RFC 3339 UTC on every record.
     timestamp_fields: t.ClassVar[tuple[str, ...]] = ("created_at", "updated_at")

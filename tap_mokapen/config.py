@@ -295,12 +295,13 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     base_url = config.get("base_url")
     if base_url is not None:
         parts = urlsplit(str(base_url))
+        shown = _without_userinfo(str(base_url))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             found.append(
-                f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL} (got {base_url!r})"
+                f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL} (got {shown!r})"
             )
         elif parts.scheme == "http" and not is_loopback(parts.hostname):
-            found.append(f"base_url must use https unless its host is loopback (got {base_url!r})")
+            found.append(f"base_url must use https unless its host is loopback (got {shown!r})")
         elif parts.query or parts.username or parts.password:
             found.append("base_url must be a site root without credentials or query")
 
@@ -328,6 +329,14 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     if user_agent is not None and not isinstance(user_agent, str):
         found.append("user_agent must be a string")
     return found
+
+
+def _without_userinfo(url: str) -> str:
+    """A URL as it may be shown: a user or password in it never is."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
 def _is_int(value: t.Any) -> t.TypeGuard[int]:

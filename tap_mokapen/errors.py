@@ -91,6 +91,31 @@ class RequestBudgetSpent(RunPaused):
     """The run reached the user's max_requests_per_run."""
 
 
+# -- never a secret in a message ----------------------------------------------------
+
+#: The longest stretch of a server's answer any message quotes.
+MAX_QUOTE = 300
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """A secret (client secret, token) that no message may show, whatever a server echoes.
+
+    Kept for the process: masking a secret of another Tap in the same process too
+    does no harm.
+    """
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def redact(text: str, limit: int = MAX_QUOTE) -> str:
+    """Text from a server, cut to ``limit`` characters, with every known secret masked."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 # -- reading Mokapen's answers ------------------------------------------------------
 
 _MISSING = object()
@@ -114,12 +139,12 @@ def api_message(response: requests.Response) -> str:
     if isinstance(body, dict):
         message = body.get("message") or body.get("error_description") or body.get("error")
         if message:
-            return str(message).strip()
+            return redact(str(message).strip())
     content_type = response.headers.get("Content-Type", "")
     if "html" in content_type or response.content[:15].lstrip().lower().startswith(b"<"):
         title = re.search(rb"<title>(.*?)</title>", response.content, re.IGNORECASE | re.DOTALL)
         return "an HTML error page" + (
-            f" ({title[1].decode(errors='replace').strip()})" if title else ""
+            f" ({redact(title[1].decode(errors='replace').strip(), 80)})" if title else ""
         )
     return "no message" if not response.content else "a body that is not JSON"
 
@@ -129,6 +154,19 @@ def describe(response: requests.Response) -> str:
     method = response.request.method if response.request is not None else "GET"
     path = urlsplit(response.url).path
     return f"{response.status_code} from {method} {path}: {api_message(response)}"
+
+
+def redirect_refused(response: requests.Response) -> str:
+    """A redirect, named by its status and target host (never its query): never followed."""
+    method = response.request.method if response.request is not None else "GET"
+    target = urlsplit(response.headers.get("Location", ""))
+    host = target.hostname or "the same host"
+    where = f"{host}:{target.port}" if target.port else host
+    return (
+        f"{response.status_code} from {method} {urlsplit(response.url).path} redirects to "
+        f"{where}: the tap follows no redirect, which could carry the token or the client "
+        "secret elsewhere; check base_url"
+    )
 
 
 def is_quota_exhausted(response: requests.Response) -> bool:
@@ -188,6 +226,8 @@ def judge_api_answer(
 ) -> None:
     """Raise the outcome of a list endpoint's answer unless it is fine (see the table)."""
     status = response.status_code
+    if 300 <= status < 400:
+        raise APIError(redirect_refused(response))
     if status == 429:
         if is_quota_exhausted(response):
             raise QuotaExhausted(organization_id)
@@ -234,6 +274,8 @@ def judge_token_answer(
     status = response.status_code
     if status == 200:
         return
+    if 300 <= status < 400:
+        raise ConfigError(redirect_refused(response))
     if is_quota_exhausted(response):
         raise QuotaExhausted(organization_id)
     if status == 429 or status >= 500:

@@ -15,7 +15,7 @@ from typing_extensions import override
 
 from tap_mokapen import config, plan, sdk_private
 from tap_mokapen.client import MokapenStream
-from tap_mokapen.errors import AuthenticationError, MokapenError, RunPaused
+from tap_mokapen.errors import AuthenticationError, MokapenError, RunPaused, redact
 from tap_mokapen.organizations import Organizations
 from tap_mokapen.output import BufferedMsgSpecWriter
 from tap_mokapen.rejected import RejectedRecordsStream, Rejections
@@ -95,7 +95,8 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     def stream_failed(self, stream: MokapenStream, error: MokapenError) -> None:
         """One stream failed for a reason retrying cannot fix: say so and go on."""
         org = stream.organization_id
-        if isinstance(error, AuthenticationError):
+        # Without a token its other streams would fail the same way, each spending a request.
+        if isinstance(error, AuthenticationError) or not stream.authenticator.access_token:
             self.organizations.refused[org] = error
         self.failures.append((stream.name, org))
         self.logger.error(
@@ -164,7 +165,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
             else:
                 super().invoke(**kwargs)
         except MokapenError as exc:
-            cls.logger.error("%s", exc)
+            cls.logger.error("%s", redact(str(exc), limit=2000))
             sys.exit(1)
 
     @classmethod

@@ -1,0 +1,91 @@
+"""A hostile or broken server never gets, nor makes the tap print, a secret."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import typing as t
+
+import pytest
+
+from mokapen_sandbox import DEMO_CLIENT_SECRET
+from tests.helpers import run_tap
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """A host the tap must never talk to: it records whatever reaches it."""
+
+    seen: t.ClassVar[list[tuple[str, str, bytes]]] = []
+
+    def _record(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.seen.append((self.command, self.path, self.rfile.read(length)))
+        body = b'{"access_token": "stolen", "data": [{"id": 1}]}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _record  # noqa: N815 - http.server names them so
+
+    def log_message(self, *args: t.Any) -> None:
+        pass
+
+
+@pytest.fixture
+def hostile() -> t.Iterator[tuple[str, list]]:
+    Recorder.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", Recorder.seen
+    server.shutdown()
+
+
+def assert_no_secret(run, *secrets: str) -> None:
+    for secret in (DEMO_CLIENT_SECRET, *secrets):
+        assert secret not in run.stderr and secret not in run.stdout
+
+
+def test_the_token_request_follows_no_redirect(sandbox, hostile):
+    url, seen = hostile
+    sandbox.reset(token_redirect=f"{url}/steal?next=secret-query")
+    run = run_tap(sandbox.config())
+
+    assert run.returncode == 1
+    assert seen == []  # the client secret went nowhere
+    assert "307 from POST /oauth/token redirects to 127.0.0.1:" in run.stderr
+    assert run.stderr.count("redirects to") == 1  # one refusal ends the organization
+    assert "secret-query" not in run.stderr and "steal" not in run.stderr
+    assert not run.records("contacts")
+    assert_no_secret(run)
+
+
+def test_an_api_redirect_is_an_error_not_followed(sandbox, hostile):
+    url, seen = hostile
+    sandbox.reset(api_redirect=url)
+    run = run_tap(sandbox.config())
+
+    assert run.returncode == 1
+    assert seen == []  # nothing unauthenticated was fetched and emitted as contacts
+    assert not run.records("contacts") and not run.records("tasks")
+    assert "302 from GET /api/v1/849/contacts redirects to 127.0.0.1:" in run.stderr
+    assert_no_secret(run, *sandbox.tokens())
+
+
+def test_a_server_echoing_the_form_never_prints_the_secret(sandbox):
+    sandbox.reset(token_error_echo=True)
+    run = run_tap(sandbox.config())
+
+    assert run.returncode == 1
+    assert "Invalid request: grant_type=client_credentials" in run.stderr
+    assert "client_secret=***" in run.stderr
+    assert_no_secret(run)
+
+
+def test_a_base_url_with_a_password_is_refused_without_showing_it(sandbox):
+    run = run_tap(sandbox.config(base_url="http://user:SECRETPW@evil.example.com"))
+    assert run.returncode == 1
+    assert "base_url must use https" in run.stderr and "***@evil.example.com" in run.stderr
+    assert_no_secret(run, "SECRETPW", "user:")
