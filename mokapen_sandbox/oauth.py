@@ -101,7 +101,9 @@ class TokenIssuer:
             )
         body: dict[str, t.Any] = {
             "token_type": "Bearer",
-            "expires_in": settings.token_ttl,
+            "expires_in": (
+                settings.token_ttl if settings.expires_in_sent is None else settings.expires_in_sent
+            ),
             "access_token": access_token,
             "organization_id": org,
             "organization_name": settings.organizations[org],

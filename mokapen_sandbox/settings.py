@@ -113,6 +113,10 @@ class SandboxSettings:
         default=None,
         metadata=meaning("answer every API list request with a 302 to this URL plus its path"),
     )
+    expires_in_sent: t.Any = field(
+        default=None,
+        metadata=meaning("the expires_in a token answer says (any JSON), instead of token_ttl"),
+    )
     token_error_echo: bool = field(
         default=False,
         metadata=meaning("answer POST /oauth/token with a 400 quoting the form it was sent"),

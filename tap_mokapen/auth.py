@@ -17,6 +17,8 @@ logger = logging.getLogger("tap-mokapen")
 #: Renew this long before expiry, so a token never dies between check and use.
 RENEW_MARGIN = dt.timedelta(minutes=5)
 TOKEN_TIMEOUT_SECONDS = 60
+#: Longer than any token lives (Mokapen's example is a year): beyond, expires_in is nonsense.
+MAX_LIFETIME_SECONDS = 10 * 365 * 86400
 
 
 class MokapenAuthenticator(OAuthAuthenticator):
@@ -56,6 +58,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.pacer = pacer
         self.max_wait_seconds = max_wait_seconds
         self.organization_name: str | None = None
+        self._warned_lifetime = False
         #: The organization the token is bound to, by the token answer (None: not said).
         self.token_organization_id: int | None = None
         self.refresh_tokens = refresh_tokens
@@ -155,6 +158,24 @@ class MokapenAuthenticator(OAuthAuthenticator):
             details.get("wait", 0),
         )
 
+    def _lifetime(self, value: object) -> int | None:
+        """``expires_in`` when it is a sane number of seconds; else unknown (renewed on 401)."""
+        if value is None:
+            return None
+        seconds = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if isinstance(value, str) and value.strip().isdigit():
+            seconds = int(value)
+        if seconds is not None and 0 < seconds <= MAX_LIFETIME_SECONDS:
+            return int(seconds)
+        if not self._warned_lifetime:
+            self._warned_lifetime = True
+            logger.warning(
+                "The token answer's expires_in (%.40r) is not a sane number of seconds: the "
+                "token is used until Mokapen refuses it",
+                value,
+            )
+        return None
+
     def _accept(self, response: requests.Response, requested_at: dt.datetime) -> None:
         body = errors.json_body(response)
         if not isinstance(body, dict) or not body.get("access_token"):
@@ -162,7 +183,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
             raise errors.AuthenticationError(msg)
         self.access_token = body["access_token"]
         errors.register_secret(self.access_token)
-        self.expires_in = int(body["expires_in"]) if body.get("expires_in") else None
+        self.expires_in = self._lifetime(body.get("expires_in"))
         self.last_refreshed = requested_at
         self.organization_name = body.get("organization_name")
         said = str(body.get("organization_id", ""))

@@ -89,3 +89,14 @@ def test_a_base_url_with_a_password_is_refused_without_showing_it(sandbox):
     assert run.returncode == 1
     assert "base_url must use https" in run.stderr and "***@evil.example.com" in run.stderr
     assert_no_secret(run, "SECRETPW", "user:")
+
+
+@pytest.mark.parametrize("expires_in", ["soon", [1], 1e30, -5, 0])
+def test_a_nonsense_expires_in_is_treated_as_unknown(sandbox, expires_in):
+    sandbox.reset(expires_in_sent=expires_in)
+    run = run_tap(sandbox.config(page_size=100))
+
+    assert run.returncode == 0, run.stderr
+    assert len(run.records("contacts")) == 500
+    assert sandbox.stats()["token_requests"] == 1  # not one per request
+    assert run.stderr.count("is not a sane number of seconds") == 1
