@@ -236,13 +236,13 @@ class Settings:
             all_organizations=bool(value("all_organizations")),
             base_url=str(value("base_url")).rstrip("/"),
             scope=" ".join(str(scope).split()) if scope else None,
-            page_size=int(value("page_size")),
+            page_size=int(number(value("page_size"))),
             user_agent=value("user_agent"),
-            requests_per_minute=int(value("requests_per_minute")),
-            rate_limit_window_seconds=float(value("rate_limit_window_seconds")),
-            max_wait_seconds=float(value("max_wait_seconds")),
-            max_requests_per_run=value("max_requests_per_run"),
-            progress_log_seconds=float(value("progress_log_seconds")),
+            requests_per_minute=int(number(value("requests_per_minute"))),
+            rate_limit_window_seconds=float(number(value("rate_limit_window_seconds"))),
+            max_wait_seconds=float(number(value("max_wait_seconds"))),
+            max_requests_per_run=number(value("max_requests_per_run")),
+            progress_log_seconds=float(number(value("progress_log_seconds"))),
             freeze_schema=bool(value("freeze_schema")),
             strict_records=bool(value("strict_records")),
         )
@@ -296,14 +296,23 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     if base_url is not None:
         parts = urlsplit(str(base_url))
         shown = _without_userinfo(str(base_url))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if any(c.isspace() for c in str(base_url)):
+            found.append(f"base_url must not contain spaces or line breaks (got {shown!r})")
+        elif parts.scheme not in ("http", "https") or not parts.hostname:
             found.append(
                 f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL} (got {shown!r})"
             )
         elif parts.scheme == "http" and not is_loopback(parts.hostname):
             found.append(f"base_url must use https unless its host is loopback (got {shown!r})")
-        elif parts.query or parts.username or parts.password:
-            found.append("base_url must be a site root without credentials or query")
+        elif parts.query or parts.fragment or parts.username or parts.password:
+            found.append("base_url must be a site root without credentials, query or fragment")
+        elif parts.path.strip("/"):
+            found.append(
+                f"base_url must be the site root, such as {DEFAULT_BASE_URL}, without a path "
+                f"(got {shown!r}): the tap adds /oauth/token and /api/v1 itself"
+            )
+        elif _bad_port(parts):
+            found.append(f"base_url has a port that is not a port (got {shown!r})")
 
     scope = config.get("scope")
     if scope is not None and (not isinstance(scope, str) or not scope.split()):
@@ -321,14 +330,27 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     for setting in SETTINGS:
         if setting.rule and (problem := _number_problem(config, setting.name, setting.rule)):
             found.append(problem)
-    page_size = config.get("page_size")
+    page_size = number(config.get("page_size"))
     if _is_int(page_size) and page_size > MAX_PAGE_SIZE:
         found.append(f"page_size must be at most {MAX_PAGE_SIZE} (got {page_size})")
 
     user_agent = config.get("user_agent")
     if user_agent is not None and not isinstance(user_agent, str):
         found.append("user_agent must be a string")
+    elif isinstance(user_agent, str) and any(c in user_agent for c in "\r\n"):
+        found.append("user_agent must be one line (it becomes an HTTP header)")
+    store = config.get("refresh_token_store")
+    if store is not None and not isinstance(store, str):
+        found.append(f"refresh_token_store must be a file path (got {store!r})")
     return found
+
+
+def _bad_port(parts: t.Any) -> bool:
+    try:
+        parts.port  # noqa: B018 - urllib checks the port range only when asked
+    except ValueError:
+        return True
+    return False
 
 
 def _without_userinfo(url: str) -> str:
@@ -343,8 +365,19 @@ def _is_int(value: t.Any) -> t.TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def number(value: t.Any) -> t.Any:
+    """A number given as text (``--config ENV`` passes every setting as text) as a number."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text) if text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            return value
+    return value
+
+
 def _number_problem(config: t.Mapping[str, t.Any], name: str, rule: Rule) -> str | None:
-    value = config.get(name)
+    value = number(config.get(name))
     if value is None:
         return None
     integer, allow_zero = rule == "positive_integer", rule == "zero_or_more"

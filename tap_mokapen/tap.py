@@ -150,6 +150,21 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
 
     @override
     @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """``--config``, with a missing or unreadable file as one line and exit code 1."""
+        try:
+            return super().cb_config(ctx, param, value)
+        except FileNotFoundError as exc:
+            cls.logger.error("The config file does not exist: %s", exc.args[0] if exc.args else exc)
+        except ValueError as exc:  # JSONDecodeError, of json or simplejson
+            files = ", ".join(value)
+            cls.logger.error(
+                "The config file %s is not valid JSON: %s", files, redact(str(exc), 200)
+            )
+        ctx.exit(1)
+
+    @override
+    @classmethod
     def get_singer_command(cls) -> click.Command:
         command = super().get_singer_command()
         command.params.append(plan.option())

@@ -132,3 +132,49 @@ def test_fractional_seconds_settings_are_accepted(sandbox):
     # JSON numbers with a fraction reach the tap as Decimal.
     run = run_tap(sandbox.config(rate_limit_window_seconds=2.5, max_wait_seconds=30.5))
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"base_url": "http://127.0.0.1:99999"}, "base_url has a port that is not a port"),
+        ({"base_url": "http://127.0.0.1:8765\n"}, "base_url must not contain spaces"),
+        ({"base_url": "http://127.0.0.1:8765/api/v1"}, "base_url must be the site root"),
+        ({"base_url": "http://127.0.0.1:8765/#x"}, "without credentials, query or fragment"),
+        ({"refresh_token_store": 123}, "refresh_token_store must be a file path"),
+        ({"user_agent": "tap\r\nX-Evil: 1"}, "user_agent must be one line"),
+    ],
+)
+def test_more_bad_settings_are_one_line_errors(sandbox, overrides, expected):
+    run = run_tap(sandbox.config(**overrides))
+    assert run.returncode == 1
+    assert expected in run.stderr and "Traceback" not in run.stderr
+    assert sandbox.stats().get("requests", 0) == 0
+
+
+def test_a_missing_or_broken_config_file_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    broken = tmp_path / "config.json"
+    broken.write_text('{"client_id": ')
+    for path, expected in ((tmp_path / "nope.json", "does not exist"), (broken, "not valid JSON")):
+        done = subprocess.run(
+            [sys.executable, "-m", "tap_mokapen", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert expected in done.stderr and "Traceback" not in done.stderr
+
+
+def test_numbers_from_the_environment_are_numbers(sandbox):
+    env = {
+        f"TAP_MOKAPEN_{k.upper()}": str(v)
+        for k, v in sandbox.config(max_wait_seconds=30, rate_limit_window_seconds=60).items()
+    }
+    env["TAP_MOKAPEN_PROGRESS_LOG_SECONDS"] = "5"
+    run = run_tap({}, args=["--config", "ENV"], env=env, catalog=None)
+    assert run.returncode == 0, run.stderr
+    assert len(run.records("contacts")) == 500
