@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import gzip
 import math
 import re
 import threading
@@ -209,6 +210,15 @@ class Sandbox:
             return Reply(0, b"", action="reset")
         if kind == "quota":
             return self.quota_reply(0)
+        if kind == "trickle":  # a valid page, one byte at a time, `seconds` apart
+            body = b'{"current_page": 1, "data": [], "total": 0}'
+            return Reply(200, body, action="trickle", delay=0.0)
+        if kind == "oversized":  # a valid page of one record with a 50 MB field
+            note = "x" * (50 * 2**20)
+            return json_reply(200, {"current_page": 1, "data": [{"id": 1, "note": note}]})
+        if kind == "gzip_bomb":  # 200 KB on the wire, 200 MB inflated
+            bomb = gzip.compress(b'{"data": ["' + b"0" * (200 * 2**20) + b'"]}', 6)
+            return Reply(200, bomb, headers={"Content-Encoding": "gzip"})
         status = int(kind) if kind.isdigit() else 500
         return json_reply(status, {"message": "Server Error"})
 

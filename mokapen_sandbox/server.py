@@ -44,6 +44,9 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.server.sandbox.handle(self.command, parts.path, parts.query, headers, body)
         if reply.delay:
             time.sleep(reply.delay)
+        if reply.action == "trickle":
+            self._trickle(reply)
+            return
         if reply.action == "reset":
             # An abortive close (RST), as a crashed proxy would do.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
@@ -52,14 +55,28 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(reply)
 
     def _send(self, reply: Reply) -> None:
+        self.wfile.write(self._head(reply) + reply.body)
+
+    @staticmethod
+    def _head(reply: Reply) -> bytes:
         lines = [
             f"HTTP/1.1 {reply.status} {REASONS.get(reply.status, 'Unknown')}",
             f"Content-Type: {reply.content_type}; charset=utf-8",
             f"Content-Length: {len(reply.body)}",
             *(f"{k}: {v}" for k, v in reply.headers.items()),
         ]
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head + reply.body)
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _trickle(self, reply: Reply) -> None:
+        """Headers, then the body a byte at a time: each read is quick, the whole is not."""
+        head, body = self._head(reply), reply.body
+        self.wfile.write(head)
+        for index in range(len(body)):
+            time.sleep(self.server.sandbox.settings.trickle_seconds)
+            try:
+                self.wfile.write(body[index : index + 1])
+            except OSError:  # the client gave up, as it should
+                return
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
 

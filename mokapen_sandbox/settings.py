@@ -29,7 +29,9 @@ class Fault:
     body cut in half), ``reset`` (connection closed without an answer), ``slow``
     (answer after ``seconds``), ``revoke`` (every token revoked first, so a 401),
     ``expire`` (the caller's token expires first, so a 401), ``throttle`` (a 429
-    throttle body) and ``quota`` (a 429 quota body).
+    throttle body), ``quota`` (a 429 quota body), ``trickle`` (a small page sent a
+    byte every ``trickle_seconds``), ``oversized`` (a 50 MB page) and ``gzip_bomb``
+    (200 KB of gzip that inflates to 200 MB).
     """
 
     at: int
@@ -117,6 +119,9 @@ class SandboxSettings:
         default=None,
         metadata=meaning("the expires_in a token answer says (any JSON), instead of token_ttl"),
     )
+    trickle_seconds: float = field(
+        default=1.0, metadata=meaning("the pause between two bytes of a 'trickle' fault's answer")
+    )
     token_error_echo: bool = field(
         default=False,
         metadata=meaning("answer POST /oauth/token with a 400 quoting the form it was sent"),
@@ -202,7 +207,8 @@ class SandboxSettings:
         default_factory=list,
         metadata=meaning(
             "API requests that misbehave, [{at, kind, times, seconds}]; kinds: 500, 503, "
-            "html502, truncated, reset, slow, revoke, expire, throttle, quota (see Fault)"
+            "html502, truncated, reset, slow, revoke, expire, throttle, quota, trickle, "
+            "oversized, gzip_bomb (see Fault)"
         ),
     )
     # Mutations applied to a dataset before every drift_every-th page request after

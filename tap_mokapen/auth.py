@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import typing as t
 
 import requests
 from singer_sdk.authenticators import OAuthAuthenticator
 
-from tap_mokapen import errors
+from tap_mokapen import errors, transport
 from tap_mokapen.limits import RequestPacer
 from tap_mokapen.token_store import RefreshTokenStore
 
@@ -45,6 +46,9 @@ class MokapenAuthenticator(OAuthAuthenticator):
         pacer: RequestPacer,
         user_agent: str,
         max_wait_seconds: float,
+        deadline_seconds: float = 300,
+        max_bytes: int = 100 * 2**20,
+        reached: t.Any = None,
         access_token: str | None = None,
         refresh_tokens: RefreshTokenStore | None = None,
     ) -> None:
@@ -70,6 +74,9 @@ class MokapenAuthenticator(OAuthAuthenticator):
         # A session of our own: retries are errors.py's, not urllib3's.
         self.token_session = requests.Session()
         self.token_session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
+        transport.guard(self.token_session, deadline_seconds=deadline_seconds, max_bytes=max_bytes)
+        #: Holds ``reached``: whether any server answer arrived this run (organizations.py).
+        self.run = reached
         if access_token:
             self.access_token = access_token
             self.last_refreshed = dt.datetime.now(dt.UTC)
@@ -122,7 +129,9 @@ class MokapenAuthenticator(OAuthAuthenticator):
         logger.info("Requesting an access token for organization %s", self.organization_id)
         request = errors.retrying(
             self._request_token,
-            wait_gen=lambda: errors.wait_generator(self.max_wait_seconds),
+            wait_gen=lambda: errors.wait_generator(
+                self.max_wait_seconds, reached=lambda: bool(getattr(self.run, "reached", True))
+            ),
             max_wait_seconds=self.max_wait_seconds,
             on_retry=self._log_retry,
         )
@@ -143,6 +152,8 @@ class MokapenAuthenticator(OAuthAuthenticator):
                 timeout=TOKEN_TIMEOUT_SECONDS,
                 allow_redirects=False,
             )
+        if self.run is not None:
+            self.run.reached = True
         errors.judge_token_answer(
             response,
             organization_id=self.organization_id,

@@ -25,7 +25,7 @@ from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
-from tap_mokapen import errors, output, sdk_private, state
+from tap_mokapen import errors, output, sdk_private, state, transport
 from tap_mokapen.intake import RecordIntake
 from tap_mokapen.pages import Page, careful_read
 from tap_mokapen.paging import ListPaginator, Paginator
@@ -67,6 +67,11 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         self.progress = Progress(self.name, self.logger, tap.settings.progress_log_seconds)
         self.requests_session.headers["Accept"] = "application/json"
         self._read_environment_once(tap.settings.base_url)
+        transport.guard(
+            self.requests_session,
+            deadline_seconds=tap.settings.request_deadline_seconds,
+            max_bytes=tap.settings.max_response_bytes,
+        )
         self._paginator: Paginator | None = None
         self._resume_position: dict[str, t.Any] | None = None
         self._time_extracted = ""
@@ -148,6 +153,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     @override
     def validate_response(self, response: requests.Response) -> None:
         """Judge the answer (errors.py); a 200 must also hold a readable page."""
+        self.mokapen_tap.organizations.reached = True
         if response.status_code == 429:
             self.stats["http_429"] += 1
         errors.judge_api_answer(
@@ -204,13 +210,19 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     @override
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
         """Wait as long as Mokapen asks, else back off exponentially (errors.py)."""
-        return errors.wait_generator(self.mokapen_tap.settings.max_wait_seconds)
+        organizations = self.mokapen_tap.organizations
+        return errors.wait_generator(
+            self.mokapen_tap.settings.max_wait_seconds, reached=lambda: organizations.reached
+        )
 
     @override
     def backoff_handler(self, details: t.Any) -> None:
         self.stats["retries"] += 1
+        request = (details.get("args") or [None])[0]
+        host = urlsplit(getattr(request, "url", "") or "").netloc
         self.logger.info(
-            "Retrying in %.1f s (attempt %d): %s",
+            "Retrying %s in %.1f s (attempt %d): %s",
+            host,
             details.get("wait", 0),
             details.get("tries", 0),
             details.get("exception") or "no answer",

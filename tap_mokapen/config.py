@@ -160,6 +160,22 @@ SETTINGS: tuple[Setting, ...] = (
         rule="zero_or_more",
     ),
     Setting(
+        "request_deadline_seconds",
+        th.NumberType,
+        "The longest one request may take, answer included; a slower one (an answer "
+        "that trickles in) is a network fault, retried within max_wait_seconds.",
+        default=300,
+        rule="positive_number",
+    ),
+    Setting(
+        "max_response_mb",
+        th.NumberType,
+        "The largest answer read, decompressed, in MB (a page of 1,000 contacts is about "
+        "4 MB); a larger one fails that request.",
+        default=100,
+        rule="positive_number",
+    ),
+    Setting(
         "max_requests_per_run",
         th.IntegerType,
         "Stop the run cleanly, resumable, after this many requests.",
@@ -214,6 +230,8 @@ class Settings:
     requests_per_minute: int
     rate_limit_window_seconds: float
     max_wait_seconds: float
+    request_deadline_seconds: float
+    max_response_bytes: int
     max_requests_per_run: int | None
     progress_log_seconds: float
     freeze_schema: bool
@@ -241,6 +259,8 @@ class Settings:
             requests_per_minute=int(number(value("requests_per_minute"))),
             rate_limit_window_seconds=float(number(value("rate_limit_window_seconds"))),
             max_wait_seconds=float(number(value("max_wait_seconds"))),
+            request_deadline_seconds=float(number(value("request_deadline_seconds"))),
+            max_response_bytes=int(float(number(value("max_response_mb"))) * 2**20),
             max_requests_per_run=number(value("max_requests_per_run")),
             progress_log_seconds=float(number(value("progress_log_seconds"))),
             freeze_schema=bool(value("freeze_schema")),

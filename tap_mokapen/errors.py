@@ -317,17 +317,29 @@ RETRIABLE_ERRORS = (
 Send = t.TypeVar("Send", bound=t.Callable[..., t.Any])
 
 
-def wait_generator(max_wait_seconds: float) -> t.Generator[float, t.Any, None]:
+def wait_generator(
+    max_wait_seconds: float, *, reached: t.Callable[[], bool] = lambda: True
+) -> t.Generator[float, t.Any, None]:
     """Wait as long as Mokapen asks (``retry_after``), else back off exponentially.
 
     A request Mokapen asks to delay past ``max_wait_seconds`` fails at once rather
-    than sleeping in vain.
+    than sleeping in vain. A connection refused (or a host unknown) before any
+    server answered in this run is a wrong ``base_url``, not a fault: it fails
+    after FIRST_CONTACT_TRIES quick attempts, naming the address.
     """
     attempt = 0
     started = time.monotonic()
     exception = yield  # type: ignore[misc]
     while True:
         attempt += 1
+        if _unreachable(exception) and not reached() and attempt >= FIRST_CONTACT_TRIES:
+            request = getattr(exception, "request", None)
+            url = urlsplit(getattr(request, "url", "") or "")
+            msg = (
+                f"Cannot connect to {url.scheme}://{url.netloc} ({_reason(exception)}) after "
+                f"{attempt} attempts, and nothing has answered in this run: check base_url"
+            )
+            raise ConfigError(msg)
         response = getattr(exception, "response", None)
         asked = retry_after_seconds(response) if response is not None else None
         wait = asked if asked is not None else backoff_seconds(attempt)
@@ -339,6 +351,24 @@ def wait_generator(max_wait_seconds: float) -> t.Generator[float, t.Any, None]:
             )
             raise APIError(msg)
         exception = yield wait
+
+
+#: Quick attempts at a first connection before a refused one counts as a wrong address.
+FIRST_CONTACT_TRIES = 3
+
+
+def _unreachable(exception: t.Any) -> bool:
+    return isinstance(exception, requests.exceptions.ConnectionError) and not isinstance(
+        exception, requests.exceptions.Timeout
+    )
+
+
+def _reason(exception: t.Any) -> str:
+    text = str(exception)
+    for known in ("Connection refused", "Name or service not known", "No route to host"):
+        if known in text:
+            return known.lower()
+    return type(exception).__name__
 
 
 def retrying(

@@ -50,6 +50,9 @@ class Organizations:
         self._numeric: dict[OrganizationId, OrganizationId] = {}
         self._spelling: dict[OrganizationId, OrganizationId] = {}
         self.paused: dict[OrganizationId, RunPaused] = {}
+        #: Whether any server answer arrived this run: until one does, a refused
+        #: connection is a configuration problem, not a fault to wait out.
+        self.reached = False
         self.refused: dict[OrganizationId, MokapenError] = {}
         self.run_started_at = state.now()
 
@@ -149,6 +152,9 @@ class Organizations:
                 pacer=self.pacer(org),
                 user_agent=self.user_agent,
                 max_wait_seconds=settings.max_wait_seconds,
+                deadline_seconds=settings.request_deadline_seconds,
+                max_bytes=settings.max_response_bytes,
+                reached=self,
                 access_token=settings.access_token,
                 refresh_tokens=store,
             )

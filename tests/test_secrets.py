@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 import typing as t
 
 import pytest
 
 from mokapen_sandbox import DEMO_CLIENT_SECRET
-from tests.helpers import run_tap
+from tests.helpers import free_port, run_tap
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):
@@ -100,3 +101,34 @@ def test_a_nonsense_expires_in_is_treated_as_unknown(sandbox, expires_in):
     assert len(run.records("contacts")) == 500
     assert sandbox.stats()["token_requests"] == 1  # not one per request
     assert run.stderr.count("is not a sane number of seconds") == 1
+
+
+def test_a_trickling_answer_meets_the_deadline_and_is_retried(sandbox):
+    sandbox.reset(faults=[{"at": 2, "kind": "trickle"}], trickle_seconds=0.5)
+    started = time.monotonic()
+    run = run_tap(sandbox.config(page_size=100, request_deadline_seconds=2), timeout=120)
+
+    assert run.returncode == 0, run.stderr
+    assert time.monotonic() - started < 30  # not the minute a 43-byte trickle takes
+    assert "took longer than request_deadline_seconds=2" in run.stderr
+    assert set(run.ids("contacts")) == {r["id"] for r in sandbox.records("contacts")}
+
+
+@pytest.mark.parametrize("kind", ["oversized", "gzip_bomb"])
+def test_an_answer_past_the_size_cap_fails_that_request_in_bounded_memory(sandbox, kind):
+    sandbox.reset(faults=[{"at": 1, "kind": kind}])
+    run = run_tap(sandbox.config(max_response_mb=10), timeout=120)
+
+    assert run.returncode == 1
+    assert "answered with more than max_response_mb=10 MB (decompressed)" in run.stderr
+    assert len(run.records("tasks")) == 200  # the other streams went on
+
+
+def test_a_wrong_port_fails_within_seconds_naming_the_address(sandbox):
+    port = free_port()
+    started = time.monotonic()
+    run = run_tap(sandbox.config(base_url=f"http://127.0.0.1:{port}"), timeout=120)
+
+    assert run.returncode == 1
+    assert time.monotonic() - started < 30
+    assert f"Cannot connect to http://127.0.0.1:{port} (connection refused)" in run.stderr

@@ -1,0 +1,102 @@
+"""Step 3 of the data path, underneath: every request has a deadline and a size cap.
+
+requests' timeouts bound the wait for each read, not the request: a server that
+sends one byte every few seconds keeps a request alive for ever, and a small gzip
+body can inflate to gigabytes. ``GuardedAdapter`` is mounted on every session the
+tap uses (the API's and the token's). It sends each request from a worker thread
+and reads the answer there, decompressed, chunk by chunk:
+
+* past ``request_deadline_seconds`` the caller gets a ``Timeout`` (retried like any
+  network fault) and the stuck connection is shut, so the worker ends too;
+* past ``max_response_mb`` decompressed, the read stops and the request fails with
+  ``ResponseTooLargeError`` (not retried: the same answer would come again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import typing as t
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from tap_mokapen.errors import APIError
+
+CHUNK_BYTES = 1 << 16
+
+
+class ResponseTooLargeError(APIError):
+    """An answer larger than max_response_mb, decompressed."""
+
+
+class GuardedAdapter(HTTPAdapter):
+    """An HTTPAdapter with a total deadline and a cap on the decompressed size."""
+
+    def __init__(self, *, deadline_seconds: float, max_bytes: int) -> None:
+        super().__init__()
+        self.deadline_seconds = deadline_seconds
+        self.max_bytes = max_bytes
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, stream: bool = False, **kwargs: t.Any
+    ) -> requests.Response:
+        outcome: dict[str, t.Any] = {}
+        worker = threading.Thread(
+            target=self._send_and_read, args=(request, kwargs, outcome), daemon=True
+        )
+        worker.start()
+        worker.join(self.deadline_seconds)
+        if worker.is_alive():
+            _shut(outcome.get("response"))  # the worker's read fails, and it ends
+            host = urlsplit(request.url or "").netloc
+            msg = (
+                f"{request.method} {host} took longer than request_deadline_seconds="
+                f"{self.deadline_seconds:g} (an answer that trickles in)"
+            )
+            raise requests.exceptions.Timeout(msg, request=request)
+        if "error" in outcome:
+            raise outcome["error"]
+        return t.cast(requests.Response, outcome["response"])
+
+    def _send_and_read(
+        self, request: requests.PreparedRequest, kwargs: dict[str, t.Any], outcome: dict
+    ) -> None:
+        try:
+            response = super().send(request, stream=True, **kwargs)
+            outcome["response"] = response
+            body = bytearray()
+            for chunk in response.iter_content(CHUNK_BYTES):
+                body += chunk
+                if len(body) > self.max_bytes:
+                    response.close()
+                    host = urlsplit(request.url or "").netloc
+                    path = urlsplit(request.url or "").path
+                    msg = (
+                        f"{request.method} {host}{path} answered with more than "
+                        f"max_response_mb={self.max_bytes / 2**20:g} MB (decompressed): "
+                        "stopped reading"
+                    )
+                    raise ResponseTooLargeError(msg)
+            # What requests itself does once a body is read: later .content is this.
+            response._content = bytes(body)
+            response._content_consumed = True  # type: ignore[attr-defined]
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+
+def _shut(response: requests.Response | None) -> None:
+    connection = getattr(getattr(response, "raw", None), "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def guard(session: requests.Session, *, deadline_seconds: float, max_bytes: int) -> None:
+    """Mount the guarded adapter for http and https on a session."""
+    adapter = GuardedAdapter(deadline_seconds=deadline_seconds, max_bytes=max_bytes)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
