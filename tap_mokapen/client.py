@@ -290,7 +290,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         try:
             for records, paginator in self.request_pages(context):
                 yield records
-                if not paginator.finished:
+                if self.page_checkpoints and not paginator.finished:
                     state.checkpoint(stream_state, paginator.position(), cycle=cycle)
                     sdk_private.write_state(self)
         except errors.RunPaused as exc:

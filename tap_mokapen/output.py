@@ -24,6 +24,33 @@ from singer_sdk.singerlib import Message, RecordMessage
 
 BUFFER_BYTES = 1 << 16
 _buffered: io.BufferedWriter | None = None
+# A signal must not interrupt a write: it would break the message it lands in (and
+# writing from the handler meets a "reentrant call"). While a write is under way,
+# the stop waits for it to end.
+_writes_under_way = 0
+_stop_when_written: t.Callable[[], None] | None = None
+
+
+@contextlib.contextmanager
+def _writing() -> t.Iterator[None]:
+    global _writes_under_way, _stop_when_written
+    _writes_under_way += 1
+    try:
+        yield
+    finally:
+        _writes_under_way -= 1
+        if not _writes_under_way and _stop_when_written:
+            stop, _stop_when_written = _stop_when_written, None
+            stop()
+
+
+def stop_between_writes(stop: t.Callable[[], None]) -> None:
+    """Call ``stop`` now, or as soon as the message being written is out."""
+    global _stop_when_written
+    if _writes_under_way:
+        _stop_when_written = stop
+    else:
+        stop()
 
 
 def singer_output() -> t.BinaryIO:
@@ -46,9 +73,10 @@ def _flush_at_exit(stream: io.BufferedWriter) -> None:
 class BufferedMsgSpecWriter(MsgSpecWriter):
     def write_message(self, message: Message) -> None:
         out = singer_output()
-        out.write(self.format_message(message))
-        if not isinstance(message, RecordMessage):
-            out.flush()
+        with _writing():
+            out.write(self.format_message(message))
+            if not isinstance(message, RecordMessage):
+                out.flush()
 
 
 class RecordLine(msgspec.Struct, gc=False):
@@ -66,4 +94,6 @@ _ENCODER = msgspec.json.Encoder()
 def write_records(stream: str, records: list[t.Any], time_extracted: str) -> None:
     """A page's RECORD lines, as the SDK writes each record's, in one call."""
     lines = [RecordLine("RECORD", stream, record, time_extracted) for record in records]
-    singer_output().write(_ENCODER.encode_lines(lines))
+    data = _ENCODER.encode_lines(lines)
+    with _writing():
+        singer_output().write(data)

@@ -116,6 +116,9 @@ class PageAtATimeSync(Stream):
     on dicts (``get_records``).
     """
 
+    #: Whether a STATE may follow each page (not in batch mode).
+    page_checkpoints = True
+
     def get_pages(self, context: Context | None) -> t.Iterator[list[t.Any]]:
         raise NotImplementedError
 
@@ -135,6 +138,9 @@ class PageAtATimeSync(Stream):
     def _sync_records(
         self, context: Context | None = None, *, write_messages: bool = True
     ) -> t.Generator[dict, t.Any, t.Any]:
+        # Batch mode (write_messages off) writes records to files and a BATCH message
+        # per file: a STATE per page would promise records no message has delivered.
+        self.page_checkpoints = write_messages
         if not (write_messages and self.selected and writes_lines_directly(self)):
             yield from super()._sync_records(context, write_messages=write_messages)
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import typing as t
 from functools import cached_property
@@ -11,9 +12,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 from singer_sdk import Tap
+from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
 
-from tap_mokapen import config, plan, sdk_private
+from tap_mokapen import config, output, plan, sdk_private
 from tap_mokapen.client import MokapenStream
 from tap_mokapen.errors import AuthenticationError, MokapenError, RunPaused, redact
 from tap_mokapen.organizations import Organizations
@@ -22,6 +24,8 @@ from tap_mokapen.rejected import RejectedRecordsStream, Rejections
 from tap_mokapen.streams import stream_types
 
 if t.TYPE_CHECKING:
+    from types import FrameType
+
     from singer_sdk import Stream
 
 try:
@@ -33,12 +37,44 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 logging.getLogger("backoff").setLevel(logging.CRITICAL)
 
 
+class StopRequested(BaseException):
+    """SIGTERM or SIGINT arrived: unwinds the sync to TapMokapen.invoke."""
+
+    def __init__(self, tap: TapMokapen, number: int) -> None:
+        super().__init__(number)
+        self.tap, self.number = tap, number
+
+
 class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     """Singer tap for the Mokapen CRM API."""
 
     name = "tap-mokapen"
     message_writer_class = BufferedMsgSpecWriter
     config_jsonschema = config.config_jsonschema()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # After the SDK's own handlers, which exit 0: a stopped run must not look done.
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._stop)
+
+    def _stop(self, number: int, frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: stop between two messages (see invoke)."""
+
+        def stop() -> None:
+            raise StopRequested(self, number)
+
+        output.stop_between_writes(stop)
+
+    def stopped(self, number: int) -> t.NoReturn:
+        """The STATE as it stands (never ahead of the records written), one line, and
+        128 + the signal's number as exit code: a stopped run must not look done."""
+        self.write_message(StateMessage(value=self.state))
+        self.logger.warning(
+            "Stopped by signal %s: the STATE just emitted resumes the run where it stopped",
+            signal.Signals(number).name,
+        )
+        sys.exit(128 + number)
 
     def config_problems(self) -> list[str]:
         """Every problem of the config, one phrase each (config.py)."""
@@ -179,6 +215,8 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
                 cls.print_plan(plan, config=kwargs.get("config"), catalog=kwargs.get("catalog"))
             else:
                 super().invoke(**kwargs)
+        except StopRequested as stop:
+            stop.tap.stopped(stop.number)
         except MokapenError as exc:
             cls.logger.error("%s", redact(str(exc), limit=2000))
             sys.exit(1)
