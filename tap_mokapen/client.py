@@ -277,7 +277,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             tap.stream_failed(self, exc)
             return
         stream_state = self.get_context_state(context)
-        cycle = tap.organizations.cycle_started_at(org)
+        # Keyed as the state partitions are: by the organization as configured.
+        cycle = tap.organizations.cycle_started_at(configured)
         skip = tap.organizations.why_skip(org)
         if not skip and state.completed_in_cycle(stream_state, cycle):
             skip = "already synced in this cycle"

@@ -173,7 +173,7 @@ class Organizations:
         # Decided once per run, before this run's own checkpoints change the state.
         if org not in self._cycles:
             unfinished = state.unfinished_cycle(
-                self._current_state(), org, owns_unpartitioned=org == self.numeric(self.first)
+                self._current_state(), org, owns_unpartitioned=org == self.first
             )
             self._cycles[org] = unfinished or self.run_started_at
         return self._cycles[org]

@@ -111,9 +111,16 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
             self.settings,
             user_agent=self.user_agent,
             scope=self.scope,
-            tap_state=lambda: self.state,
+            tap_state=self._selected_state,
             list_organizations=self._list_organizations,
         )
+
+    def _selected_state(self) -> dict[str, t.Any]:
+        """The state of the selected streams: a stream left out of the catalog holds no
+        cycle open (its resume point waits for it), so the others are never frozen."""
+        selected = {name for name, s in self.streams.items() if s.selected}
+        bookmarks = self.state.get("bookmarks", {})
+        return {"bookmarks": {k: v for k, v in bookmarks.items() if k in selected}}
 
     def scope(self) -> str:
         """The scope setting, else the scopes of the selected streams (Mokapen: ask no more)."""

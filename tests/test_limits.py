@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 
 import pytest
 
@@ -147,3 +148,31 @@ def test_quota_on_the_very_first_request_is_a_clean_pause(sandbox):
     assert run.returncode == 0
     assert "Run paused" in run.stderr
     assert has_resume(run.final_state)
+
+
+def test_deselecting_a_stream_mid_cycle_never_freezes_the_others(sandbox):
+    sandbox.update(quota_cutoff_after=2)  # paused inside contacts, tasks not read yet
+    first = run_tap(sandbox.config(page_size=100))
+    assert "Run paused" in first.stderr
+    (paused,) = first.final_state["bookmarks"]["contacts"]["partitions"]
+    first_resume = paused["resume"]["next_page"]
+    sandbox.new_day()
+    sandbox.update(quota_cutoff_after=None)
+
+    catalog = json.loads(run_tap(sandbox.config(), args=["--discover"]).stdout)
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if not metadata["breadcrumb"]:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] == "tasks"
+    state = first.final_state
+    for _ in range(2):  # every run, not just the first
+        run = run_tap(sandbox.config(page_size=100), state=state, catalog=catalog)
+        assert run.returncode == 0, run.stderr
+        assert "already synced in this cycle" not in run.stderr
+        assert sandbox.stats()["pages_served"].get("849/tasks", 0) >= 2
+        assert len(run.records("tasks")) >= 1
+        state = run.final_state
+        sandbox.reset()
+    # contacts' resume point waits for contacts to be selected again.
+    (partition,) = state["bookmarks"]["contacts"]["partitions"]
+    assert partition["resume"]["next_page"] == first_resume
