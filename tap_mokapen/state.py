@@ -54,6 +54,79 @@ def stream_states(tap_state: t.Mapping[str, t.Any]) -> t.Iterator[StreamState]:
         yield from stream_state.get("partitions", [])
 
 
+def repair(tap_state: t.MutableMapping[str, t.Any], now: str) -> list[str]:
+    """Make a STATE from elsewhere safe to use, in place; one phrase per part repaired.
+
+    A malformed resume point is dropped (that stream is read from its start: a
+    duplicate or two, never a gap); a bookmark that is not a timestamp is dropped
+    (a full read); one in the future is capped at ``now``, since it would otherwise
+    filter out every record for ever.
+    """
+    problems: list[str] = []
+    bookmarks = tap_state.get("bookmarks")
+    if bookmarks is None:
+        return problems
+    if not isinstance(bookmarks, dict):
+        tap_state["bookmarks"] = {}
+        return ["'bookmarks' is not an object: ignored, every stream is read in full"]
+    for name, stream_state in list(bookmarks.items()):
+        if not isinstance(stream_state, dict):
+            del bookmarks[name]
+            problems.append(f"the state of '{name}' is not an object: ignored")
+            continue
+        partitions = stream_state.get("partitions", [])
+        if not isinstance(partitions, list):
+            stream_state["partitions"] = partitions = []
+            problems.append(f"'{name}' partitions are not a list: ignored")
+        for part in [stream_state, *[p for p in partitions if isinstance(p, dict)]]:
+            where = f"'{name}'" + (f" {part['context']}" if "context" in part else "")
+            problems += _repair_part(part, where, now)
+    return problems
+
+
+def _repair_part(part: StreamState, where: str, now: str) -> list[str]:
+    problems = []
+    resume = part.get(RESUME)
+    if resume is not None and not _valid_resume(resume):
+        del part[RESUME]
+        problems.append(
+            f"{where}: the resume point is malformed, the stream is read from its start"
+        )
+    value = part.get("replication_key_value")
+    if value is not None:
+        shown = str(value)[:40]
+        try:
+            canonical = to_rfc3339(value) if isinstance(value, str) else None
+        except ValueError:
+            canonical = None
+        if canonical is None:
+            part.pop("replication_key_value", None)
+            problems.append(f"{where}: the bookmark {shown!r} is not a timestamp: a full read")
+        elif canonical > now:
+            part["replication_key_value"] = now
+            problems.append(f"{where}: the bookmark {shown} is in the future: capped at {now}")
+    return problems
+
+
+def _valid_resume(resume: t.Any) -> bool:
+    if not isinstance(resume, dict):
+        return False
+    started = resume.get(CYCLE_STARTED_AT)
+    try:
+        if not isinstance(started, str) or to_rfc3339(started) is None:
+            return False
+    except ValueError:
+        return False
+    page = resume.get("next_page")
+    if page is not None and (not isinstance(page, int) or isinstance(page, bool) or page < 1):
+        return False
+    for count in ("total", "per_page"):
+        if resume.get(count) is not None and not isinstance(resume.get(count), int):
+            return False
+    cursor = resume.get("cursor")
+    return cursor is None or isinstance(cursor, str)
+
+
 def unfinished_cycle(
     tap_state: t.Mapping[str, t.Any], organization_id: t.Any, *, owns_unpartitioned: bool
 ) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import signal
@@ -16,8 +17,9 @@ from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
 
 from tap_mokapen import config, output, plan, sdk_private
+from tap_mokapen import state as state_rules
 from tap_mokapen.client import MokapenStream
-from tap_mokapen.errors import AuthenticationError, MokapenError, RunPaused, redact
+from tap_mokapen.errors import AuthenticationError, ConfigError, MokapenError, RunPaused, redact
 from tap_mokapen.organizations import Organizations
 from tap_mokapen.output import BufferedMsgSpecWriter
 from tap_mokapen.rejected import RejectedRecordsStream, Rejections
@@ -54,6 +56,9 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
+        tap_state = t.cast("dict[str, t.Any]", self.state)
+        for problem in state_rules.repair(tap_state, self.organizations.run_started_at):
+            self.logger.warning("STATE: %s", problem)
         # After the SDK's own handlers, which exit 0: a stopped run must not look done.
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, self._stop)
@@ -221,12 +226,31 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
             if plan:
                 cls.print_plan(plan, config=kwargs.get("config"), catalog=kwargs.get("catalog"))
             else:
+                kwargs["state"] = cls._readable_state(kwargs.get("state"))
                 super().invoke(**kwargs)
         except StopRequested as stop:
             stop.tap.stopped(stop.number)
         except MokapenError as exc:
             cls.logger.error("%s", redact(str(exc), limit=2000))
             sys.exit(1)
+
+    @classmethod
+    def _readable_state(cls, file: t.IO[str] | None) -> t.IO[str] | None:
+        """The --state file, checked: empty is no state (with a warning), not JSON an error."""
+        if file is None:
+            return None
+        text = file.read()
+        if not text.strip():
+            cls.logger.warning(
+                "The state file %s is empty: every stream is read in full", file.name
+            )
+            return None
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            msg = f"The state file {file.name} is not valid JSON: {redact(str(exc), 200)}"
+            raise ConfigError(msg) from None
+        return io.StringIO(text)
 
     @classmethod
     def print_plan(cls, output_format: str, *, config: t.Any, catalog: t.IO[str] | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 
 import pytest
 
@@ -90,3 +91,24 @@ def test_drift_while_paging_loses_no_record_that_existed_throughout(sandbox, pac
     summary = next(line for line in run.stderr.splitlines() if "Summary of 'contacts'" in line)
     print(summary)
     assert "drift re-reads" in summary and " 0 drift re-reads" not in summary
+
+
+def test_a_malformed_state_is_repaired_with_one_line_each(sandbox, tmp_path):
+    good = run_tap(sandbox.config(page_size=100)).final_state
+    broken = json.loads(json.dumps(good))
+    contacts = broken["bookmarks"]["contacts"]["partitions"][0]
+    contacts["resume"] = {"next_page": "3", "cycle_started_at": None}
+    broken["bookmarks"]["tasks"]["partitions"][0]["replication_key_value"] = "9999-01-01 00:00:00"
+    run = run_tap(sandbox.config(page_size=100), state=broken)
+
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "the resume point is malformed" in run.stderr
+    assert "is in the future: capped at" in run.stderr
+    assert set(run.ids("contacts")) <= {r["id"] for r in sandbox.records("contacts")}
+
+    empty = tmp_path / "state.json"
+    empty.write_text("")
+    done = run_tap(sandbox.config(), args=["--state", str(empty)])
+    assert done.returncode == 0 and "is empty: every stream is read in full" in done.stderr
+    assert len(done.records("contacts")) == 500

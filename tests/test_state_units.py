@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tap_mokapen import state
 
 CYCLE = "2026-11-28T10:00:00.000000Z"
@@ -70,3 +72,41 @@ def test_an_unfinished_cycle_belongs_to_its_organization():
     assert state.unfinished_cycle(tap_state, 849, owns_unpartitioned=True) == (
         "2026-11-27T00:00:00.000000Z"
     )
+
+
+NOW = "2026-11-28T10:00:00.000000Z"
+
+
+@pytest.mark.parametrize(
+    ("resume", "problem"),
+    [
+        ({"next_page": "3", "cycle_started_at": CYCLE}, "resume point is malformed"),
+        (None, None),
+        ([1, 2], "resume point is malformed"),
+        ({"next_page": 3}, "resume point is malformed"),
+        ({"next_page": 3, "cycle_started_at": "yesterday-ish"}, "resume point is malformed"),
+    ],
+)
+def test_a_malformed_resume_point_is_dropped_with_one_line(resume, problem):
+    tap_state = {"bookmarks": {"contacts": {"partitions": [{"context": {"organization_id": 849}}]}}}
+    partition = tap_state["bookmarks"]["contacts"]["partitions"][0]
+    if resume is not None:
+        partition["resume"] = resume
+    problems = state.repair(tap_state, NOW)
+    assert "resume" not in partition or resume is None
+    assert (problems == []) if problem is None else problem in problems[0]
+
+
+def test_bookmarks_in_the_future_are_capped_and_garbage_is_dropped():
+    tap_state = {
+        "bookmarks": {
+            "contacts": {"replication_key_value": "9999-01-01T00:00:00.000000Z"},
+            "tasks": {"replication_key_value": "not a date"},
+            "broken": [1],
+        }
+    }
+    problems = state.repair(tap_state, NOW)
+    assert tap_state["bookmarks"]["contacts"]["replication_key_value"] == NOW
+    assert "replication_key_value" not in tap_state["bookmarks"]["tasks"]
+    assert "broken" not in tap_state["bookmarks"]
+    assert len(problems) == 3
