@@ -136,7 +136,11 @@ class MokapenAuthenticator(OAuthAuthenticator):
             on_retry=self._log_retry,
         )
         try:
-            request()
+            if self.refresh_tokens:
+                with self.refresh_tokens.exchange():
+                    request()
+            else:
+                request()
         except errors.RETRIABLE_ERRORS as exc:
             what = f"Could not get an access token from {self.auth_endpoint}: "
             error = errors.AuthenticationError

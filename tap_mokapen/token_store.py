@@ -14,11 +14,19 @@ one wins over the stored descendant of the old one.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+import time
+import typing as t
 from pathlib import Path
+
+from tap_mokapen.errors import AuthenticationError, ConfigError
+
+#: How long a run waits for another one that is exchanging the same refresh token.
+LOCK_WAIT_SECONDS = 120
 
 
 def default_path() -> Path:
@@ -58,8 +66,47 @@ class RefreshTokenStore:
             return entry.get("refresh_token") or self._configured
         return self._configured
 
+    @contextlib.contextmanager
+    def exchange(self) -> t.Iterator[None]:
+        """Hold the store for one exchange: checked writable, locked against other runs.
+
+        A refresh token may die the moment it is exchanged, so the new one must be
+        kept before the old is spent: a store that cannot be written stops the run
+        before the exchange, and two runs never exchange the same token at once.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with tempfile.NamedTemporaryFile(dir=self.path.parent, prefix=".probe-"):
+                pass  # a file can be made (and is removed) beside the store
+            lock = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115
+        except OSError as exc:
+            msg = (
+                f"refresh_token_store {self.path} cannot be written ({exc.strerror}): the "
+                "refresh token was not spent; point refresh_token_store at a writable file"
+            )
+            raise ConfigError(msg) from None
+        with lock:
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        msg = (
+                            f"Another tap-mokapen run has held the refresh-token store "
+                            f"{self.path} for {LOCK_WAIT_SECONDS} s: let it finish (its "
+                            "token is not lost), then run again"
+                        )
+                        raise AuthenticationError(msg) from None
+                    time.sleep(0.2)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def save(self, refresh_token: str) -> None:
-        """Keep a rotated token; written atomically with owner-only permissions."""
+        """Keep a rotated token: atomically, owner-only, on disk before it is used."""
         data = self._read()
         data[self._key] = {"origin": self._origin, "refresh_token": refresh_token}
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -67,8 +114,15 @@ class RefreshTokenStore:
         try:
             with os.fdopen(handle, "w") as file:
                 json.dump(data, file)
+                file.flush()
+                os.fsync(file.fileno())
             os.chmod(temporary, 0o600)
             os.replace(temporary, self.path)
+            directory = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)  # the rename itself survives a crash
+            finally:
+                os.close(directory)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)

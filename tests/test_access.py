@@ -171,3 +171,40 @@ def test_client_credentials_stay_the_default(sandbox):
     assert run.returncode == 0
     assert sandbox.stats()["token_requests"] == 1
     assert DEMO_CLIENT_ID in json.dumps(sandbox.config())
+
+
+def test_an_unwritable_store_stops_the_run_before_the_refresh_token_is_spent(sandbox, tmp_path):
+    token = sandbox.refresh_token()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    run = run_tap(
+        sandbox.config(refresh_token=token, refresh_token_store=str(blocker / "tokens.json"))
+    )
+    assert run.returncode == 1
+    assert "cannot be written" in run.stderr and "the refresh token was not spent" in run.stderr
+    assert sandbox.stats().get("token_requests", 0) == 0
+    # The token is intact: with a store that works, the next run gets in.
+    good = run_tap(
+        sandbox.config(refresh_token=token, refresh_token_store=str(tmp_path / "tokens.json"))
+    )
+    assert good.returncode == 0, good.stderr
+    no_secret_in(run, token)
+
+
+def test_two_runs_sharing_a_store_both_get_in(sandbox, tmp_path):
+    import subprocess
+    import sys
+
+    token = sandbox.refresh_token()
+    config = tmp_path / "config.json"
+    settings = sandbox.config(refresh_token=token, refresh_token_store=str(tmp_path / "t.json"))
+    config.write_text(json.dumps(settings))
+    command = [sys.executable, "-m", "tap_mokapen", "--config", str(config)]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(run.wait(120), run.stderr.read()) for run in runs if run.stderr]
+    for code, stderr in results:
+        assert code == 0, stderr
+    assert sandbox.stats()["token_requests"] == 2  # each exchanged the newest token
