@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import typing as t
+from urllib.parse import urlsplit
 
 import requests
 from singer_sdk.authenticators import OAuthAuthenticator
@@ -165,10 +166,10 @@ class MokapenAuthenticator(OAuthAuthenticator):
         )
         self._accept(response, requested_at)
 
-    @staticmethod
-    def _log_retry(details: dict) -> None:
+    def _log_retry(self, details: dict) -> None:
         logger.warning(
-            "Token request failed (%s); retrying in %.1f s",
+            "Token request to %s failed (%s); retrying in %.1f s",
+            urlsplit(self.auth_endpoint).netloc,
             details.get("exception") or "no answer",
             details.get("wait", 0),
         )

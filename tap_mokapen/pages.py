@@ -85,17 +85,7 @@ class PageReader:
         self.record_type = record_type
         self.page_type = msgspec.defstruct(
             f"{record_type.struct.__name__}Page",
-            [
-                ("data", list[record_type.struct]),  # type: ignore[name-defined]
-                ("current_page", t.Any, None),
-                ("per_page", t.Any, None),
-                ("total", t.Any, None),
-                ("last_page", t.Any, None),
-                ("next_page_url", t.Any, UNSET),
-                ("next_cursor", t.Any, UNSET),
-                ("meta", t.Any, UNSET),
-                ("links", t.Any, UNSET),
-            ],
+            [("data", list[record_type.struct]), *PAGING_FIELDS],  # type: ignore[name-defined]
         )
         name = record_type.struct.__name__
         records = list[record_type.struct]  # type: ignore[name-defined]
@@ -152,16 +142,20 @@ def careful_read(response: requests.Response) -> Page:
     return page
 
 
-class _PagingFields(msgspec.Struct):
-    data: list[t.Any] = msgspec.field(default_factory=list)
-    current_page: t.Any = None
-    per_page: t.Any = None
-    total: t.Any = None
-    last_page: t.Any = None
-    next_page_url: t.Any = UNSET
-    next_cursor: t.Any = UNSET
-    meta: t.Any = UNSET
-    links: t.Any = UNSET
+#: What a list answer may say about paging, besides its records (UNSET: not sent).
+PAGING_FIELDS: list[tuple[str, t.Any, t.Any]] = [
+    ("current_page", t.Any, None),
+    ("per_page", t.Any, None),
+    ("total", t.Any, None),
+    ("last_page", t.Any, None),
+    ("next_page_url", t.Any, UNSET),
+    ("next_cursor", t.Any, UNSET),
+    ("meta", t.Any, UNSET),
+    ("links", t.Any, UNSET),
+]
+_PagingFields = msgspec.defstruct(
+    "PagingFields", [("data", list[t.Any], msgspec.field(default_factory=list)), *PAGING_FIELDS]
+)
 
 
 def _page_of(decoded: t.Any, *, typed: bool) -> Page:

@@ -16,7 +16,7 @@ from singer_sdk import Tap
 from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
 
-from tap_mokapen import config, output, plan, sdk_private
+from tap_mokapen import config, output, plan, sdk_private, validation
 from tap_mokapen import state as state_rules
 from tap_mokapen.client import MokapenStream
 from tap_mokapen.errors import AuthenticationError, ConfigError, MokapenError, RunPaused, redact
@@ -83,7 +83,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
 
     def config_problems(self) -> list[str]:
         """Every problem of the config, one phrase each (config.py)."""
-        return config.problems(self.config)
+        return validation.problems(self.config)
 
     @override
     def discover_streams(self) -> list[Stream]:

@@ -1,0 +1,176 @@
+"""Step 1 of the data path, continued: a config checked as a whole before any request.
+
+Every problem is one phrase naming its setting; all of them go out in one line
+(TapMokapen.config_problems); no phrase ever echoes a secret.
+"""
+
+from __future__ import annotations
+
+import decimal
+import typing as t
+from urllib.parse import urlsplit
+
+from tap_mokapen.config import (
+    DEFAULT_BASE_URL,
+    IDENTIFIER,
+    MAX_PAGE_SIZE,
+    SETTINGS,
+    Rule,
+    is_loopback,
+    number,
+)
+
+
+def problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Everything wrong with a config, one phrase per problem, never echoing a secret."""
+    found: list[str] = [*_credential_problems(config), *_organization_problems(config)]
+
+    base_url = config.get("base_url")
+    if base_url is not None:
+        parts = urlsplit(str(base_url))
+        shown = _without_userinfo(str(base_url))
+        if any(c.isspace() for c in str(base_url)):
+            found.append(f"base_url must not contain spaces or line breaks (got {shown!r})")
+        elif parts.scheme not in ("http", "https") or not parts.hostname:
+            found.append(
+                f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL} (got {shown!r})"
+            )
+        elif parts.scheme == "http" and not is_loopback(parts.hostname):
+            found.append(f"base_url must use https unless its host is loopback (got {shown!r})")
+        elif parts.query or parts.fragment or parts.username or parts.password:
+            found.append("base_url must be a site root without credentials, query or fragment")
+        elif parts.path.strip("/"):
+            found.append(
+                f"base_url must be the site root, such as {DEFAULT_BASE_URL}, without a path "
+                f"(got {shown!r}): the tap adds /oauth/token and /api/v1 itself"
+            )
+        elif _bad_port(parts):
+            found.append(f"base_url has a port that is not a port (got {shown!r})")
+
+    scope = config.get("scope")
+    if scope is not None and (not isinstance(scope, str) or not scope.split()):
+        found.append("scope must be space-separated scope names such as 'contacts.read'")
+
+    start_date = config.get("start_date")
+    if start_date is not None:
+        import pendulum
+
+        try:
+            pendulum.parse(str(start_date), strict=False)
+        except (ValueError, pendulum.parsing.exceptions.ParserError):
+            found.append(f"start_date must be an ISO 8601 date-time (got {start_date!r})")
+
+    for setting in SETTINGS:
+        if setting.rule and (problem := _number_problem(config, setting.name, setting.rule)):
+            found.append(problem)
+    page_size = number(config.get("page_size"))
+    if _is_int(page_size) and page_size > MAX_PAGE_SIZE:
+        found.append(f"page_size must be at most {MAX_PAGE_SIZE} (got {page_size})")
+
+    user_agent = config.get("user_agent")
+    if user_agent is not None and not isinstance(user_agent, str):
+        found.append("user_agent must be a string")
+    elif isinstance(user_agent, str) and any(c in user_agent for c in "\r\n"):
+        found.append("user_agent must be one line (it becomes an HTTP header)")
+    store = config.get("refresh_token_store")
+    if store is not None and not isinstance(store, str):
+        found.append(f"refresh_token_store must be a file path (got {store!r})")
+    return found
+
+
+def _bad_port(parts: t.Any) -> bool:
+    try:
+        parts.port  # noqa: B018 - urllib checks the port range only when asked
+    except ValueError:
+        return True
+    return False
+
+
+def _without_userinfo(url: str) -> str:
+    """A URL as it may be shown: a user or password in it never is."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+def _is_int(value: t.Any) -> t.TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number_problem(config: t.Mapping[str, t.Any], name: str, rule: Rule) -> str | None:
+    value = number(config.get(name))
+    if value is None:
+        return None
+    integer, allow_zero = rule == "positive_integer", rule == "zero_or_more"
+    # The SDK reads JSON numbers with a fraction as Decimal.
+    ok = (
+        _is_int(value)
+        if integer
+        else isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool)
+    )
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        kind = "integer" if integer else "number"
+        sign = "zero or more" if allow_zero else f"a positive {kind}"
+        return f"{name} must be {sign} (got {value!r})"
+    return None
+
+
+def _present(config: t.Mapping[str, t.Any], name: str) -> bool:
+    return config.get(name) not in (None, "")
+
+
+def _credential_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Exactly one way to get access, complete; never echoes a secret."""
+    names = ("client_id", "client_secret", "access_token", "refresh_token")
+    found = [
+        f"{name} must be a string"
+        for name in names
+        if _present(config, name) and not isinstance(config[name], str)
+    ]
+    has = {name: _present(config, name) for name in names}
+    if has["access_token"]:
+        if has["refresh_token"]:
+            found.append(
+                "access_token and refresh_token exclude each other: give the "
+                "dashboard token or the public app's refresh token, not both"
+            )
+        if has["client_secret"]:
+            found.append(
+                "access_token (a dashboard token) is used as it is: remove "
+                "client_secret, or remove access_token to use client credentials"
+            )
+        return found
+    for name in ("client_id", "client_secret"):
+        if not has[name]:
+            mode = "with refresh_token" if has["refresh_token"] else "(or give access_token)"
+            found.append(f"{name} is required {mode}")
+    return found
+
+
+def _organization_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    found: list[str] = []
+    single, many = config.get("organization_id"), config.get("organization_ids")
+    if _present(config, "organization_id") and many is not None:
+        found.append("give organization_id or organization_ids, not both")
+    if many is not None and (not isinstance(many, list) or not many):
+        found.append("organization_ids must be a non-empty list of organization ids")
+        many = []
+    values = many if many else ([single] if _present(config, "organization_id") else [])
+    if not values:
+        found.append("organization_id (or organization_ids) is required")
+    for org in values:
+        if _is_int(org):
+            if org <= 0:
+                found.append(f"organization_id must be a positive integer (got {org})")
+        elif not isinstance(org, str) or not IDENTIFIER.match(org.strip()):
+            found.append(
+                f"organization_id must be an integer or an identifier string (got {org!r})"
+            )
+    token_mode = next((n for n in ("access_token", "refresh_token") if _present(config, n)), None)
+    if token_mode and (len(values) > 1 or config.get("all_organizations")):
+        found.append(
+            f"{token_mode} is bound to one organization: use a single "
+            "organization_id, or client credentials for several"
+        )
+    return found
