@@ -4,7 +4,8 @@ requests' timeouts bound the wait for each read, not the request: a server that
 sends one byte every few seconds keeps a request alive for ever, and a small gzip
 body can inflate to gigabytes. ``GuardedAdapter`` is mounted on every session the
 tap uses (the API's and the token's). It sends each request from a worker thread
-and reads the answer there, decompressed, chunk by chunk:
+(one, long-lived) and reads the answer there, decompressed, chunk by chunk, while
+the caller waits at most the deadline:
 
 * past ``request_deadline_seconds`` the caller gets a ``Timeout`` (retried like any
   network fault) and the stuck connection is shut, so the worker ends too;
@@ -15,6 +16,7 @@ and reads the answer there, decompressed, chunk by chunk:
 from __future__ import annotations
 
 import contextlib
+import queue
 import socket
 import threading
 import typing as t
@@ -25,11 +27,24 @@ from requests.adapters import HTTPAdapter
 
 from tap_mokapen.errors import APIError
 
-CHUNK_BYTES = 1 << 16
+CHUNK_BYTES = 1 << 20
 
 
 class ResponseTooLargeError(APIError):
     """An answer larger than max_response_mb, decompressed."""
+
+
+class _Worker(threading.Thread):
+    """One long-lived thread that sends the requests, so none costs a thread start."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="tap-mokapen-request")
+        self.jobs: queue.SimpleQueue[t.Callable[[], None] | None] = queue.SimpleQueue()
+        self.start()
+
+    def run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            job()
 
 
 class GuardedAdapter(HTTPAdapter):
@@ -39,18 +54,25 @@ class GuardedAdapter(HTTPAdapter):
         super().__init__()
         self.deadline_seconds = deadline_seconds
         self.max_bytes = max_bytes
+        self._worker: _Worker | None = None
 
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, stream: bool = False, **kwargs: t.Any
     ) -> requests.Response:
         outcome: dict[str, t.Any] = {}
-        worker = threading.Thread(
-            target=self._send_and_read, args=(request, kwargs, outcome), daemon=True
-        )
-        worker.start()
-        worker.join(self.deadline_seconds)
-        if worker.is_alive():
-            _shut(outcome.get("response"))  # the worker's read fails, and it ends
+        done = threading.Event()
+
+        def job() -> None:
+            self._send_and_read(request, kwargs, outcome)
+            done.set()
+
+        if self._worker is None:
+            self._worker = _Worker()
+        self._worker.jobs.put(job)
+        if not done.wait(self.deadline_seconds):
+            _shut(outcome.get("response"))  # the worker's read fails...
+            self._worker.jobs.put(None)  # ...and it ends; the next request gets a new one
+            self._worker = None
             host = urlsplit(request.url or "").netloc
             msg = (
                 f"{request.method} {host} took longer than request_deadline_seconds="
@@ -67,10 +89,11 @@ class GuardedAdapter(HTTPAdapter):
         try:
             response = super().send(request, stream=True, **kwargs)
             outcome["response"] = response
-            body = bytearray()
+            chunks, size = [], 0
             for chunk in response.iter_content(CHUNK_BYTES):
-                body += chunk
-                if len(body) > self.max_bytes:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > self.max_bytes:
                     response.close()
                     host = urlsplit(request.url or "").netloc
                     path = urlsplit(request.url or "").path
@@ -81,7 +104,7 @@ class GuardedAdapter(HTTPAdapter):
                     )
                     raise ResponseTooLargeError(msg)
             # What requests itself does once a body is read: later .content is this.
-            response._content = bytes(body)
+            response._content = b"".join(chunks)
             response._content_consumed = True  # type: ignore[attr-defined]
         except BaseException as exc:  # handed to the caller's thread
             outcome["error"] = exc
