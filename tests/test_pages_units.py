@@ -95,9 +95,13 @@ class FakeRejections:
 
 
 def intake(
-    *, frozen: bool = False, deselected: t.Sequence[str] = ()
+    *,
+    frozen: bool = False,
+    deselected: t.Sequence[str] = (),
+    learned: dict | None = None,
+    schemas: list | None = None,
 ) -> tuple[RecordIntake, FakeRejections, list]:
-    rejections, schemas = FakeRejections(), []
+    rejections, schemas = FakeRejections(), [] if schemas is None else schemas
     return (
         RecordIntake(
             "contacts",
@@ -111,6 +115,7 @@ def intake(
             rejections=rejections,  # type: ignore[arg-type]
             write_schema=schemas.append,
             stats=collections.Counter(),
+            learned=learned,
         ),
         rejections,
         schemas,
@@ -228,19 +233,6 @@ def test_learned_fields_come_back_with_the_same_type():
     taker, _, schemas = intake()
     take(taker, {"data": [{"id": 1, "score": 3}]})
     learned = taker.evolution.learned
-    again = RecordIntake(
-        "contacts",
-        SCHEMA,
-        key_properties=["organization_id", "id"],
-        partition_keys=["organization_id"],
-        replication_key="updated_at",
-        timestamp_fields=["updated_at"],
-        deselected=[],
-        frozen=False,
-        rejections=FakeRejections(),  # type: ignore[arg-type]
-        write_schema=schemas.append,
-        stats=collections.Counter(),
-        learned=json.loads(json.dumps(learned)),
-    )
+    again, _, _ = intake(learned=json.loads(json.dumps(learned)), schemas=schemas)
     emitted, page = take(again, {"data": [{"id": 2, "score": 2.5}]})
     assert page.raw is not None and emitted[0]["score__number"] == 2.5  # the column stays integer

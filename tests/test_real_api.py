@@ -7,6 +7,7 @@ import collections
 import pytest
 
 from mokapen_sandbox import DEMO_ORGANIZATION_ID
+from mokapen_sandbox.breakage import BAD_KINDS
 from tap_mokapen import paging
 from tests.helpers import run_tap
 
@@ -113,20 +114,8 @@ def test_a_flapping_total_is_bounded_and_loses_nothing(sandbox):
     assert set(run.ids("organizations")) == {849, 850}
 
 
-BAD_KINDS = [
-    "missing_id",
-    "string_id",
-    "bad_updated_at",
-    "int_updated_at",
-    "invalid_utf8",
-    "deep_nesting",
-    "changed_type",
-    "object_name",
-]
-
-
 def test_bad_records_are_rejected_and_every_good_record_arrives(sandbox):
-    sandbox.reset(bad_records={"every": 25, "kinds": BAD_KINDS})
+    sandbox.reset(bad_records={"every": 25, "kinds": list(BAD_KINDS)})
     run = run_tap(sandbox.config(page_size=100), timeout=120)
 
     assert run.returncode == 0, run.stderr
