@@ -53,8 +53,10 @@ def budget(expected_pages: int) -> int:
 class Paginator(BaseAPIPaginator[Params], abc.ABC):
     """What the request loop needs of any paging scheme."""
 
-    #: Pages read a second time to stay safe from paging drift.
-    drift_rereads: int = 0
+    @property
+    def drift_rereads(self) -> int:
+        """Pages read a second time to stay safe from paging drift."""
+        return 0
 
     @abc.abstractmethod
     def position(self) -> dict[str, t.Any]:
@@ -92,8 +94,8 @@ class ListPaginator(Paginator):
         self._requests = 0
 
     @property
-    def drift_rereads(self) -> int:  # type: ignore[override]
-        return getattr(self.scheme, "drift_rereads", 0)
+    def drift_rereads(self) -> int:
+        return self.scheme.drift_rereads
 
     def position(self) -> dict[str, t.Any]:
         return {"shape": self.scheme.name, **self.scheme.position()}
@@ -131,6 +133,8 @@ class Scheme(abc.ABC):
     name: t.ClassVar[str]
     #: The page size the tap asks for (``per_page``).
     page_size: int = 100
+    #: Pages read a second time to stay safe from paging drift.
+    drift_rereads: int = 0
 
     @abc.abstractmethod
     def first(self) -> Params: ...
