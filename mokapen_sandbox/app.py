@@ -33,6 +33,7 @@ from mokapen_sandbox.shapes import (
     cursor_error_body,
     list_body,
     list_request,
+    oversized_page,
 )
 
 
@@ -191,13 +192,17 @@ class Sandbox:
         params = {k: v[0] for k, v in parse_qs(query).items()}
         if method != "GET":
             return json_reply(405, {"message": "Method Not Allowed"})
+        too_large = oversized_page(params, self.settings)
+        if too_large is not None and too_large.status != 200:
+            self.stats["pages_too_large"] += 1
+            return too_large
         if path == "/api/v1/organizations":
             reply = self._organizations(path, params)
         elif match := self.entity_path.match(path):
             reply = self._entities(token, match["org"], match["kind"], path, params)
         else:
             reply = json_reply(404, {"message": "Not Found"})
-        reply.delay = delay
+        reply.delay = max(delay, too_large.delay if too_large else 0.0)
         return reply
 
     def _broken(self, kind: str) -> Reply:

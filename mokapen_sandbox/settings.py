@@ -158,6 +158,17 @@ class SandboxSettings:
         default=False, metadata=meaning("ignore per_page, always 15 a page")
     )
     max_per_page: int = field(default=1000, metadata=meaning("the largest per_page honoured"))
+    above_max_per_page: t.Literal["clamp", "refuse", "refuse_vaguely", "slow", "fail"] = field(
+        default="clamp",
+        metadata=meaning(
+            "a per_page above max_per_page is: clamp (served at max_per_page, silently), "
+            "refuse (422 naming the limit, as Laravel's validation does), refuse_vaguely "
+            "(422 naming no number), slow (answered after slow_page_seconds) or fail (500)"
+        ),
+    )
+    slow_page_seconds: float = field(
+        default=5.0, metadata=meaning("the delay of an answer above max_per_page when 'slow'")
+    )
     omit_next_page_url: bool = field(
         default=False, metadata=meaning("leave next_page_url out of pages")
     )

@@ -21,6 +21,7 @@ import re
 import typing as t
 
 from mokapen_sandbox.data import Window
+from mokapen_sandbox.replies import Reply, json_reply
 
 if t.TYPE_CHECKING:
     from mokapen_sandbox.settings import SandboxSettings
@@ -182,6 +183,33 @@ def list_request(
         omit_next_page_url=settings.omit_next_page_url,
         omit_last_page=settings.omit_last_page,
     )
+
+
+def oversized_page(params: dict[str, str], settings: SandboxSettings) -> Reply | None:
+    """How the server treats a ``per_page`` above ``max_per_page``, unless it clamps it.
+
+    None: no such request, or clamped in list_request. A 200 reply carries only the
+    delay of a slow answer; any other reply is the answer.
+    """
+    try:
+        asked = int(params.get("per_page") or 0)
+    except ValueError:
+        asked = 0
+    limit = settings.max_per_page
+    behaviour = settings.above_max_per_page
+    if asked <= limit or behaviour == "clamp" or settings.ignore_per_page:
+        return None
+    if behaviour in ("refuse", "refuse_vaguely"):
+        # Laravel's validation answer for a rule like 'per_page' => 'integer|max:100'.
+        message = (
+            f"The per page field must not be greater than {limit}."
+            if behaviour == "refuse"
+            else "The per page field is invalid."
+        )
+        return json_reply(422, {"message": message, "errors": {"per_page": [message]}})
+    if behaviour == "slow":
+        return Reply(200, b"", delay=settings.slow_page_seconds)
+    return json_reply(500, {"message": "Server Error"})
 
 
 def list_body(shape: str, source: Source, request: ListRequest, render: Render) -> t.Any:

@@ -27,6 +27,7 @@ from typing_extensions import override
 
 from tap_mokapen import errors, output, sdk_private, state, transport
 from tap_mokapen.intake import RecordIntake
+from tap_mokapen.page_size import PageSize
 from tap_mokapen.pages import Page, careful_read
 from tap_mokapen.paging import ListPaginator, Paginator
 from tap_mokapen.progress import Progress
@@ -73,6 +74,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             max_bytes=tap.settings.max_response_bytes,
         )
         self._paginator: Paginator | None = None
+        #: The page size for the organization being read (set per organization).
+        self.sizing = PageSize.for_endpoint(tap.settings.page_size, None)
         self._resume_position: dict[str, t.Any] | None = None
         self._time_extracted = ""
 
@@ -123,9 +126,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     def get_new_paginator(self) -> Paginator:
         """A paginator starting where the last run stopped (or at the first page)."""
         self._paginator = ListPaginator(
-            self._resume_position,
-            read_page=self.read_page,
-            page_size=self.mokapen_tap.settings.page_size,
+            self._resume_position, read_page=self.read_page, page_size=self.sizing.asked
         )
         return self._paginator
 
@@ -133,8 +134,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     def get_url_params(
         self, context: Context | None, next_page_token: dict[str, t.Any] | None
     ) -> dict[str, t.Any]:
-        """The paginator's parameters for the next page, and the page size asked for."""
-        return {**(next_page_token or {}), "per_page": self.mokapen_tap.settings.page_size}
+        """The paginator's parameters for the next page, ``per_page`` included."""
+        return {"per_page": self.sizing.asked, **(next_page_token or {})}
 
     def prepare(
         self, context: Context | None, token: dict[str, t.Any] | None
@@ -183,6 +184,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             max_wait_seconds=max_wait,
             on_retry=self.backoff_handler,
             jitter=self.backoff_jitter,
+            # A large page failing again and again may be too large: page_size.py.
+            give_up=lambda exception: self.sizing.count_fault(exception),
         )
 
         def send(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
@@ -203,6 +206,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             except errors.RETRIABLE_ERRORS as exc:
                 path = urlsplit(prepared_request.url or "").path
                 what = "" if isinstance(exc, RetriableAPIError) else f"GET {path} failed: "
+                if self.sizing.shrink_due:
+                    raise errors.PageSizeRefused(f"{what}{exc}", fault=True) from None
                 raise errors.gave_up(exc, what, max_wait) from None
 
         return send
@@ -286,11 +291,17 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             self.logger.info("Skipping '%s' for organization %s: %s", self.name, org, skip)
             return
         self._resume_position = state.start(stream_state, self.replication_key)
+        self.sizing = PageSize.for_endpoint(
+            tap.settings.page_size,
+            state.page_size(stream_state),
+            where=f"'{self.name}' of organization {org}",
+        )
         self.progress.begin()
         paginator: Paginator | None = None
         try:
             for records, paginator in self.request_pages(context):
                 yield records
+                state.remember_page_size(stream_state, self.sizing.remembered())
                 if self.page_checkpoints and not paginator.finished:
                     state.checkpoint(stream_state, paginator.position(), cycle=cycle)
                     sdk_private.write_state(self)
@@ -313,6 +324,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             state.finish(stream_state, cycle=cycle)
             self.stats["completed"] = 1
         finally:
+            state.remember_page_size(stream_state, self.sizing.remembered())
             self.progress.end(self._paginator)
 
     def request_pages(self, context: Context | None) -> t.Iterator[tuple[list[t.Any], Paginator]]:
@@ -320,17 +332,10 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         paginator = self.get_new_paginator()
         if self._resume_position:
             self.logger.info("Resuming '%s' at %s", self.name, paginator.describe_position())
-        send = self.request_decorator(lambda request, ctx: sdk_private.send(self, request, ctx))
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
-            while not paginator.finished:
-                prepared_request = self.prepare(context, paginator.current_value)
-                where = (
-                    f"{urlsplit(prepared_request.url or '').path} {paginator.describe_position()}"
-                )
-                response = send(prepared_request, context)
+            for where, response in self.answers(context, paginator):
                 request_counter.increment()
-                self.update_sync_costs(prepared_request, response, context)
                 # Records of a page share the moment they were extracted.
                 self._time_extracted = to_rfc3339(dt.datetime.now(dt.UTC)) or ""
                 page = self.read_page(response)
@@ -345,8 +350,33 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
                 state.remember_fields(self.stream_state, self.intake.evolution.learned)
                 records = self.newer_only(records, context)
                 paginator.advance(response)  # an empty page too: the paginator decides
+                self.sizing.observe(page, more_pages=not paginator.finished)
                 self.progress.page_done(paginator)
                 yield records, paginator
+
+    def answers(
+        self, context: Context | None, paginator: Paginator
+    ) -> t.Iterator[tuple[str, requests.Response]]:
+        """Every answer of the list, where it was asked, the page size lowered as needed.
+
+        A page the server will not serve at the size asked (page_size.py) is asked
+        again, smaller; the paginator is advanced by the caller.
+        """
+        send = self.request_decorator(lambda request, ctx: sdk_private.send(self, request, ctx))
+        while not paginator.finished:
+            prepared_request = self.prepare(context, paginator.current_value)
+            path = urlsplit(prepared_request.url or "").path
+            try:
+                response = send(prepared_request, context)
+            except errors.PageSizeRefused as refusal:
+                smaller = self.sizing.refused(refusal)
+                if smaller is None:
+                    msg = f"GET {path} was refused at every page size: {refusal.message}"
+                    raise errors.APIError(msg) from None
+                paginator.resize(smaller)
+                continue
+            self.update_sync_costs(prepared_request, response, context)
+            yield f"{path} {paginator.describe_position()}", response
 
     def newer_only(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
         """The records to emit of a page (all of them, unless a stream filters)."""
@@ -355,11 +385,11 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     def list_all(self, context: Context | None) -> t.Iterator[dict[str, t.Any]]:
         """Every record of the list as plain JSON, outside the record path: no schema
         growth, no rejections, no state (the organizations list, read for the tap)."""
-        page_size = self.mokapen_tap.settings.page_size
-        paginator = ListPaginator(None, read_page=self.read_page, page_size=page_size)
-        send = self.request_decorator(lambda request, ctx: sdk_private.send(self, request, ctx))
-        while not paginator.finished:
-            response = send(self.prepare(context, paginator.current_value), context)
+        self.sizing = PageSize.for_endpoint(
+            self.mokapen_tap.settings.page_size, None, where=f"'{self.name}'"
+        )
+        paginator = ListPaginator(None, read_page=self.read_page, page_size=self.sizing.asked)
+        for _, response in self.answers(context, paginator):
             yield from (r for r in careful_read(response).records if isinstance(r, dict))
             paginator.advance(response)
 

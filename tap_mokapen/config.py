@@ -127,9 +127,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "page_size",
         th.IntegerType,
-        "Records per page, sent as per_page; the tap follows the page size the server "
-        "actually returns.",
-        default=100,
+        "Records per page, sent as per_page. Unset: the tap asks for 1000 and learns, per "
+        "organization and stream, the largest page the server honours (kept in the "
+        "state). Set: asked for as it is.",
         rule="positive_integer",
     ),
     Setting("user_agent", th.StringType, "User-Agent header; defaults to tap-mokapen/<version>."),
@@ -223,7 +223,7 @@ class Settings:
     base_url: str
     #: None: the scopes of the selected streams.
     scope: str | None
-    page_size: int
+    page_size: int | None
     user_agent: str | None
     requests_per_minute: int
     rate_limit_window_seconds: float
@@ -252,7 +252,7 @@ class Settings:
             all_organizations=bool(value("all_organizations")),
             base_url=str(value("base_url")).rstrip("/"),
             scope=" ".join(str(scope).split()) if scope else None,
-            page_size=int(number(value("page_size"))),
+            page_size=int(number(value("page_size"))) if value("page_size") else None,
             user_agent=value("user_agent"),
             requests_per_minute=int(number(value("requests_per_minute"))),
             rate_limit_window_seconds=float(number(value("rate_limit_window_seconds"))),

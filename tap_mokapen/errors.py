@@ -1,7 +1,7 @@
 """Step 3 of the data path, the request's verdict: the one error and retry policy.
 
 Every answer the tap gets, from the token endpoint or from a list endpoint, is judged
-here and only here, into one of five outcomes:
+here and only here, into one of six outcomes:
 
 ==================  =====================================================  =================
 outcome             answers                                                raised as
@@ -11,6 +11,7 @@ retry               429 throttle, 5xx, HTML error pages, a body cut        Retri
                     short, connection faults and timeouts
 re-authenticate     401 from the API (once per request)                    ReauthenticationNeeded
 pause               429 daily quota; the run's own request budget          RunPaused
+smaller page        400/422 about per_page (see page_size.py)              PageSizeRefused
 fail                any other 4xx, refused credentials, a fault that       MokapenError
                     outlasts ``max_wait_seconds``
 ==================  =====================================================  =================
@@ -68,6 +69,16 @@ class TruncatedAnswer(RetriableAPIError):  # noqa: N818 - the SDK names it, retr
 
 class ReauthenticationNeeded(Exception):  # noqa: N818 - a signal, not a failure
     """A 401 from the API: the token must be replaced and the request sent once more."""
+
+
+class PageSizeRefused(Exception):  # noqa: N818 - a signal inside the request loop
+    """The server will not serve a page this large: ask again for fewer (page_size.py)."""
+
+    def __init__(self, message: str, *, fault: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        #: Not a refusal but repeated faults (5xx, no answer) at a large size.
+        self.fault = fault
 
 
 class RunPaused(Exception):  # noqa: N818 - a clean stop, not a failure
@@ -238,8 +249,22 @@ def judge_api_answer(
         raise RetriableAPIError(describe(response), response)
     if status == 403:
         raise ConfigError(_forbidden(response, organization_id, stream, scope))
+    if status in (400, 422) and _about_page_size(response):
+        raise PageSizeRefused(api_message(response) or describe(response))
     if status >= 400:
         raise APIError(describe(response))
+
+
+_PAGE_SIZE_WORDS = re.compile(r"per[ _]?page|page[ _]?size", re.IGNORECASE)
+
+
+def _about_page_size(response: requests.Response) -> bool:
+    """A validation answer about ``per_page``: by Laravel's ``errors`` keys, or its message."""
+    body = json_body(response)
+    fields = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(fields, dict) and "per_page" in fields:
+        return True
+    return bool(_PAGE_SIZE_WORDS.search(api_message(response)))
 
 
 def _forbidden(
@@ -378,13 +403,16 @@ def retrying(
     max_wait_seconds: float,
     on_retry: t.Callable[[t.Any], None],
     jitter: t.Callable[[float], float] | None = backoff.random_jitter,
+    give_up: t.Callable[[Exception], bool] = lambda _: False,
 ) -> Send:
-    """``send`` retried on every retriable fault, for at most ``max_wait_seconds``."""
+    """``send`` retried on every retriable fault, for at most ``max_wait_seconds``
+    (or until ``give_up`` says a fault is not worth retrying as it is)."""
     return backoff.on_exception(
         wait_gen,
         RETRIABLE_ERRORS,
         max_tries=None,
         max_time=max_wait_seconds,
+        giveup=give_up,
         on_backoff=on_retry,
         jitter=jitter,
         logger=None,

@@ -70,6 +70,10 @@ class Paginator(BaseAPIPaginator[Params], abc.ABC):
     def pages(self) -> tuple[int, int | None]:
         """Pages surely read so far, and the number of pages in all when known."""
 
+    @abc.abstractmethod
+    def resize(self, page_size: int) -> None:
+        """Ask for ``page_size`` records a page from the next request on."""
+
 
 class ListPaginator(Paginator):
     """Pages by the rules of whichever list shape the endpoint answers with."""
@@ -89,9 +93,30 @@ class ListPaginator(Paginator):
             else PageNumbers(position)
         )
         self.scheme.page_size = page_size
-        super().__init__(start_value=self.scheme.first())
+        super().__init__(start_value=self._with_size(self.scheme.first()))
         self._read_page = read_page
         self._requests = 0
+        self._resized: Params | None = None
+
+    @property
+    def current_value(self) -> Params:
+        """The next request's parameters, ``per_page`` included."""
+        return self._resized or super().current_value
+
+    @property
+    def page_size(self) -> int:
+        return self.scheme.page_size
+
+    def resize(self, page_size: int) -> None:
+        """Ask for ``page_size`` records a page from the next request on.
+
+        The request not yet answered is asked again; by page number, it becomes the
+        page holding the first record not yet read (page_size.py decides the size).
+        """
+        self._resized = self._with_size(self.scheme.resize(page_size, self.current_value))
+
+    def _with_size(self, params: Params) -> Params:
+        return {**params, "per_page": self.scheme.page_size}
 
     @property
     def drift_rereads(self) -> int:
@@ -112,6 +137,7 @@ class ListPaginator(Paginator):
     def get_next(self, response: requests.Response) -> Params | None:
         page = self._read_page(response)
         path = urlsplit(response.url).path
+        self._resized = None
         if self._requests == 0:
             self.scheme = self.scheme.for_shape(page)
         self._requests += 1
@@ -124,7 +150,8 @@ class ListPaginator(Paginator):
                 f"{expected} pages expected ({self.scheme.describe_trouble()})"
             )
             raise APIError(msg)
-        return self.scheme.next(page, self.current_value, path)
+        following = self.scheme.next(page, self.current_value, path)
+        return None if following is None else self._with_size(following)
 
 
 class Scheme(abc.ABC):
@@ -145,13 +172,20 @@ class Scheme(abc.ABC):
     @abc.abstractmethod
     def position(self) -> dict[str, t.Any]: ...
 
+    def resize(self, page_size: int, requested: Params) -> Params:
+        """Ask for ``page_size`` from now on; the parameters of the request to send again."""
+        self.page_size = page_size
+        return requested
+
     def for_shape(self, page: Page) -> Scheme:
         """The scheme the first answer calls for."""
+        scheme: Scheme = self
         if page.shape == "cursor":
-            return Cursor({})
-        if page.shape == "list":
-            return WholeList(self.page_size)
-        return self
+            scheme = Cursor({})
+        elif page.shape == "list":
+            scheme = WholeList(self.page_size)
+        scheme.page_size = self.page_size
+        return scheme
 
     def describe(self) -> str:
         return "the first page"
@@ -290,7 +324,21 @@ class PageNumbers(Scheme):
         self._totals_fell = 0
 
     def first(self) -> Params:
+        if self.covered and self.per_page and self.per_page != self.page_size:
+            # The last run paged by another size: its page numbers mean other records.
+            self._aim_at_covered()
         return {"page": self.next_page}
+
+    def resize(self, page_size: int, requested: Params) -> Params:
+        self.page_size = page_size
+        self._aim_at_covered()
+        return {"page": self.next_page}
+
+    def _aim_at_covered(self) -> None:
+        """Ask next for the page (at the size asked) that holds the first record not read."""
+        self.next_page = self.covered // self.page_size + 1
+        self._highest_page = self.next_page - 1
+        self.per_page = None  # the next answer says what the server uses now
 
     def position(self) -> dict[str, t.Any]:
         return {"next_page": self.next_page, "total": self.total, "per_page": self.per_page}

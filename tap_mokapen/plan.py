@@ -1,10 +1,12 @@
 """``tap-mokapen --plan``: what a sync will cost, for one request per stream and organization.
 
-The first page of each list gives the paginator's ``total`` and the page size the
-server really uses; from them follow the records, the page requests, the time
-under the throttle and the share of each Mokapen plan's daily quota. Mokapen has
-no filter on ``updated_at``, so an incremental sync reads every page too: it
-costs the same requests and emits only the changed records.
+The first page of each list, asked at the size the sync would ask (page_size.py),
+gives the paginator's ``total`` and the page size the server really uses; from them
+follow the records, the page requests, the time under the throttle and the share
+of each Mokapen plan's daily quota. Where ``page_size`` is set, the cost at the
+largest page the server is known to honour is given beside it. Mokapen has no
+filter on ``updated_at``, so an incremental sync reads every page too: it costs the
+same requests and emits only the changed records.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import typing as t
 
 import click
 
-from tap_mokapen import sdk_private
+from tap_mokapen import state
+from tap_mokapen.page_size import PageSize
 
 if t.TYPE_CHECKING:
     from tap_mokapen.client import MokapenStream
@@ -34,15 +37,31 @@ class StreamCost:
     records: int | None
     per_page: int
     pages: int | None
+    #: The largest page the server is known to honour, and the pages a sync at it takes.
+    largest_page: int | None
+    pages_at_largest: int | None
+    #: Requests the plan spent on page sizes the server refused.
+    learning_requests: int = 0
 
 
 def first_page(stream: MokapenStream, context: dict | None) -> Page:
-    """One paced, retried request for the first page, through the stream's request path."""
+    """The first page, through the stream's request path (paced, retried, resized)."""
     if context:
         stream.organization_id = context["organization_id"]
-    prepared = stream.prepare(context, stream.get_new_paginator().current_value)
-    send = stream.request_decorator(lambda request, ctx: sdk_private.send(stream, request, ctx))
-    return stream.read_page(send(prepared, context))
+    remembered = state.page_size(stream.get_context_state(context))
+    stream.sizing = PageSize.for_endpoint(
+        stream.mokapen_tap.settings.page_size,
+        remembered,
+        where=f"'{stream.name}' of organization {stream.organization_id}",
+    )
+    for _, response in stream.answers(context, stream.get_new_paginator()):
+        return stream.read_page(response)
+    msg = "the list answered no first page"
+    raise AssertionError(msg)
+
+
+def pages_of(total: int | None, size: int | None) -> int | None:
+    return None if total is None or not size else max(1, math.ceil(total / size))
 
 
 def estimate(tap: TapMokapen) -> list[StreamCost]:
@@ -55,9 +74,21 @@ def estimate(tap: TapMokapen) -> list[StreamCost]:
             page = first_page(stream, context)
             total = page.total if isinstance(page.total, int) else None
             per_page = page.per_page if isinstance(page.per_page, int) else len(page.data) or 1
-            pages = None if total is None else max(1, math.ceil(total / per_page))
+            stream.sizing.observe(page, more_pages=total is not None and total > page.size)
+            largest = stream.sizing.learned
             org = (context or {}).get("organization_id", tap.organizations.first)
-            costs.append(StreamCost(stream.name, org, total, per_page, pages))
+            costs.append(
+                StreamCost(
+                    stream.name,
+                    org,
+                    total,
+                    per_page,
+                    pages_of(total, per_page),
+                    largest,
+                    pages_of(total, largest),
+                    stream.sizing.learning_requests,
+                )
+            )
     return costs
 
 
@@ -66,40 +97,60 @@ def report(tap: TapMokapen, costs: list[StreamCost]) -> dict[str, t.Any]:
     page_requests = sum(c.pages or 0 for c in costs)
     token_requests = 0 if tap.settings.auth_mode == "access_token" else len(organizations)
     requests = page_requests + token_requests
+    at_largest = token_requests + sum(c.pages_at_largest or c.pages or 0 for c in costs)
     per_minute = tap.settings.requests_per_minute * 60 / tap.settings.rate_limit_window_seconds
+
+    def days(spent: int) -> dict[str, float]:
+        return {
+            name: round(spent / (quota * len(organizations)), 2) for name, quota in PLANS.items()
+        }
+
     return {
         "streams": [dataclasses.asdict(c) for c in costs],
         "unknown_totals": [c.stream for c in costs if c.pages is None],
+        "page_size": tap.settings.page_size,
         "page_requests": page_requests,
         "token_requests": token_requests,
         "requests": requests,
         "minutes_at_rate_limit": round(requests / per_minute, 1),
-        "plan_days": {
-            name: round(requests / (quota * len(organizations)), 2) for name, quota in PLANS.items()
-        },
-        "plan_requests_spent": sum(1 for _ in costs) + token_requests,
+        "plan_days": days(requests),
+        "requests_at_largest_page": at_largest,
+        "plan_days_at_largest_page": days(at_largest),
+        "plan_requests_spent": sum(1 + c.learning_requests for c in costs) + token_requests,
     }
 
 
 def render(summary: dict[str, t.Any]) -> str:
     lines = ["Cost of a full or incremental sync (incremental reads every page as well):", ""]
-    lines.append(f"{'stream':<15}{'organization':>14}{'records':>10}{'per page':>10}{'pages':>8}")
+    lines.append(
+        f"{'stream':<15}{'organization':>14}{'records':>10}{'per page':>10}{'pages':>8}"
+        f"{'largest page':>14}{'pages at it':>13}"
+    )
     for cost in summary["streams"]:
-        records = "?" if cost["records"] is None else cost["records"]
-        pages = "?" if cost["pages"] is None else cost["pages"]
+        shown = {key: "?" if value is None else value for key, value in cost.items()}
         lines.append(
-            f"{cost['stream']:<15}{cost['organization_id']!s:>14}{records!s:>10}"
-            f"{cost['per_page']:>10}{pages!s:>8}"
+            f"{cost['stream']:<15}{cost['organization_id']!s:>14}{shown['records']!s:>10}"
+            f"{cost['per_page']:>10}{shown['pages']!s:>8}{shown['largest_page']!s:>14}"
+            f"{shown['pages_at_largest']!s:>13}"
         )
+    at = f"page_size={summary['page_size']}" if summary["page_size"] else "the learned page size"
     lines += [
         "",
-        f"Requests: {summary['requests']} ({summary['page_requests']} pages + "
+        f"Requests at {at}: {summary['requests']} ({summary['page_requests']} pages + "
         f"{summary['token_requests']} token)",
         f"Time at the rate limit: {summary['minutes_at_rate_limit']} min",
         "Share of each plan's daily quota (days of quota): "
         + ", ".join(f"{name} {days}" for name, days in summary["plan_days"].items()),
-        f"This plan spent {summary['plan_requests_spent']} requests.",
     ]
+    if summary["requests_at_largest_page"] != summary["requests"]:
+        lines += [
+            f"Requests at the largest page the server honours: "
+            f"{summary['requests_at_largest_page']}; days of quota: "
+            + ", ".join(
+                f"{name} {days}" for name, days in summary["plan_days_at_largest_page"].items()
+            ),
+        ]
+    lines.append(f"This plan spent {summary['plan_requests_spent']} requests.")
     if summary["unknown_totals"]:
         lines.append(
             "No 'total' from: "

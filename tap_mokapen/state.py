@@ -12,6 +12,9 @@ it, besides the SDK's own ``replication_key``/``replication_key_value``::
         ...                                # the paginator's resume token (paging.py),
     },                                     #   e.g. "next_page", "total", "per_page"
     "cycle_completed": "...Z",             # the last cycle that read the stream to the end
+    "page_size": {"largest": 100,          # the largest page the server honoured
+                  "checked_at": "...Z",    #   (page_size.py), and when and how that
+                  "how": "refused"},       #   was found
     "progress_markers": {...}              # the SDK's bookmark candidate, during a run only
 
 A *cycle* is one complete pass over every selected stream, possibly spread over
@@ -35,6 +38,7 @@ CYCLE_STARTED_AT = "cycle_started_at"
 MAX_SEEN = "max_seen"
 FAILED = "failed"
 LEARNED_FIELDS = "learned_fields"
+PAGE_SIZE = "page_size"
 CYCLE_COMPLETED = "cycle_completed"
 PROGRESS_MARKERS = "progress_markers"
 BOOKMARK_SAFETY_MARGIN = dt.timedelta(minutes=5)
@@ -243,6 +247,16 @@ def remember_fields(stream_state: StreamState, learned: t.Mapping[str, t.Any]) -
     """Keep the fields added to the schema, so later runs declare them the same way."""
     if learned and stream_state.get(LEARNED_FIELDS) != learned:
         stream_state[LEARNED_FIELDS] = dict(learned)
+
+
+def page_size(state: StreamState) -> t.Any:
+    """What earlier runs learned of the endpoint's page size (page_size.py reads it)."""
+    return state.get(PAGE_SIZE)
+
+
+def remember_page_size(state: StreamState, learned: t.Mapping[str, t.Any] | None) -> None:
+    if learned:
+        state[PAGE_SIZE] = dict(learned)
 
 
 def bookmark_cap(cycle_started_at: str) -> str:

@@ -224,7 +224,12 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         """The SDK's command (or ``--plan``), with a MokapenError as one line and exit 1."""
         try:
             if plan:
-                cls.print_plan(plan, config=kwargs.get("config"), catalog=kwargs.get("catalog"))
+                cls.print_plan(
+                    plan,
+                    config=kwargs.get("config"),
+                    catalog=kwargs.get("catalog"),
+                    state=cls._readable_state(kwargs.get("state")),
+                )
             else:
                 kwargs["state"] = cls._readable_state(kwargs.get("state"))
                 super().invoke(**kwargs)
@@ -253,11 +258,21 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         return io.StringIO(text)
 
     @classmethod
-    def print_plan(cls, output_format: str, *, config: t.Any, catalog: t.IO[str] | None) -> None:
-        """``--plan``: what a sync of the selected streams costs, for one request per stream."""
+    def print_plan(
+        cls,
+        output_format: str,
+        *,
+        config: t.Any,
+        catalog: t.IO[str] | None,
+        state: t.IO[str] | None,
+    ) -> None:
+        """``--plan``: what a sync of the selected streams costs, for one request per stream.
+
+        With ``--state``, the page sizes learned by earlier runs are asked for."""
         tap = cls(
             config=config.config if config else {},
             catalog=json.load(catalog) if catalog else None,
+            state=json.load(state) if state else None,
             parse_env_config=bool(config and config.parse_env),
             validate_config=True,
         )

@@ -101,15 +101,20 @@ class Sandbox:
         return requests.post(f"{self.url}/_sandbox/mutate", json=payload, timeout=10).json()
 
     def config(self, **overrides: t.Any) -> dict[str, t.Any]:
-        return {
+        """The demo app's config; an override of None leaves that setting out."""
+        config = {
             "client_id": DEMO_CLIENT_ID,
             "client_secret": DEMO_CLIENT_SECRET,
             "organization_id": DEMO_ORGANIZATION_ID,
             "base_url": self.url,
             # The throttle is off in the sandbox unless a test turns it on.
             "requests_per_minute": 100_000,
+            # Several pages from the sandbox's few hundred records; the tap's own choice
+            # of page size is tested with page_size=None (test_page_size.py).
+            "page_size": 100,
             **overrides,
         }
+        return {key: value for key, value in config.items() if value is not None}
 
 
 @dataclasses.dataclass

@@ -85,11 +85,12 @@ def test_second_meltano_run_lands_only_the_changes(meltano, sandbox):
 
 def test_a_quota_cut_off_meltano_run_is_completed_by_the_next(meltano, sandbox):
     sandbox.update(quota_cutoff_after=3)
-    first = meltano.run("tap-mokapen", "target-jsonl", output="first")
+    pages_of_100 = {"TAP_MOKAPEN_PAGE_SIZE": "100"}  # several pages to be cut off between
+    first = meltano.run("tap-mokapen", "target-jsonl", output="first", **pages_of_100)
     assert "Run paused" in first.stderr
     sandbox.new_day()
     sandbox.update(quota_cutoff_after=None)
-    meltano.run("tap-mokapen", "target-jsonl", output="second")
+    meltano.run("tap-mokapen", "target-jsonl", output="second", **pages_of_100)
 
     for stream in ("contacts", "tasks"):
         landed = set(meltano.jsonl_ids(stream, "first")) | set(meltano.jsonl_ids(stream, "second"))

@@ -133,7 +133,10 @@ def test_the_same_records_twice_are_an_error():
 def test_the_page_size_the_server_used_wins():
     paginator = ListPaginator(None, read_page=READER.read)
     paginator.advance(answer({"data": [{"id": i} for i in range(15)], "total": 40, "last_page": 3}))
-    assert paginator.scheme.per_page == 15 and paginator.current_value == {"page": 2}
+    assert paginator.scheme.per_page == 15 and paginator.current_value == {
+        "page": 2,
+        "per_page": 100,
+    }
     assert paginator.describe_position() == "page 2"
 
 
@@ -155,24 +158,53 @@ def test_a_full_page_of_a_plain_list_is_checked_once_for_more():
     whole = ListPaginator(None, read_page=READER.read, page_size=2)
     listed = [{"id": 1}, {"id": 2}]
     whole.advance(answer(listed))
-    assert whole.current_value == {"page": 2}
+    assert whole.current_value == {"page": 2, "per_page": 2}
     whole.advance(answer(listed))  # the same records: the list was all
     assert whole.finished
 
     paged = ListPaginator(None, read_page=READER.read, page_size=2)
     paged.advance(answer(listed))
     paged.advance(answer([{"id": 3}, {"id": 4}]))  # more: it pages without saying so
-    assert paged.current_value == {"page": 3}
+    assert paged.current_value == {"page": 3, "per_page": 2}
 
 
 def test_a_stale_cursor_falls_back_to_reading_from_the_start():
     paginator = ListPaginator({"shape": "cursor", "cursor": "abc"}, read_page=READER.read)
-    assert paginator.current_value == {"cursor": "abc"}
+    assert paginator.current_value == {"cursor": "abc", "per_page": 100}
     paginator.advance(answer({"current_page": 1, "data": [{"id": 1}], "total": 3, "last_page": 3}))
-    assert paginator.current_value == {"page": 2}
+    assert paginator.current_value == {"page": 2, "per_page": 100}
 
 
 def test_links_next_without_meta_keeps_paging():
     paginator = ListPaginator(None, read_page=READER.read)
     paginator.advance(answer({"data": [{"id": 1}], "links": {"next": "x?page=2"}}))
-    assert paginator.current_value == {"page": 2}
+    assert paginator.current_value == {"page": 2, "per_page": 100}
+
+
+def test_a_smaller_page_size_asks_again_for_the_first_record_not_read():
+    paginator = ListPaginator(None, read_page=READER.read, page_size=1000)
+    assert paginator.current_value == {"page": 1, "per_page": 1000}
+    paginator.resize(100)  # refused before any answer: page 1 again, smaller
+    assert paginator.current_value == {"page": 1, "per_page": 100}
+    records = [{"id": i} for i in range(1, 101)]
+    paginator.advance(answer({"current_page": 1, "data": records, "per_page": 100, "total": 250}))
+    paginator.advance(
+        answer(
+            {"current_page": 2, "data": records, "per_page": 100, "total": 250}
+            | {"data": [{"id": i} for i in range(101, 201)]}
+        )
+    )
+    paginator.resize(40)  # 200 records read: page 6 of 40 starts at record 201
+    assert paginator.current_value == {"page": 6, "per_page": 40}
+    assert paginator.describe_position() == "page 6"
+
+
+def test_a_resume_point_from_another_page_size_loses_no_record():
+    # Stopped before page 5 at 100 a page: 400 records read. At 1000 a page that is
+    # page 1 again (a re-read, never a gap)...
+    position = {"shape": "page_numbers", "next_page": 5, "total": 2500, "per_page": 100}
+    paginator = ListPaginator(position, read_page=READER.read, page_size=1000)
+    assert paginator.current_value == {"page": 1, "per_page": 1000}
+    # ...and at 200 a page it is page 3, which starts at record 401.
+    paginator = ListPaginator(position, read_page=READER.read, page_size=200)
+    assert paginator.current_value == {"page": 3, "per_page": 200}

@@ -44,3 +44,32 @@ def test_summary_line_per_stream_at_the_end_of_a_run(sandbox):
         for line in lines
     )
     assert len(lines) == 3
+
+
+def test_plan_learns_the_page_size_and_costs_the_sync_at_it(sandbox):
+    sandbox.reset(contacts=2500, tasks=700, max_per_page=300, above_max_per_page="refuse")
+    planned = run_tap(sandbox.config(page_size=None), args=["--plan=json"])
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    # One refused request and one first page per stream, and the token.
+    assert sandbox.stats()["requests"] == plan["plan_requests_spent"] == 7
+    contacts = next(c for c in plan["streams"] if c["stream"] == "contacts")
+    assert contacts["per_page"] == contacts["largest_page"] == 300
+    assert plan["requests"] == 9 + 3 + 1 + 1
+
+    sandbox.reset(contacts=2500, tasks=700, max_per_page=300, above_max_per_page="refuse")
+    run = run_tap(sandbox.config(page_size=None))
+    assert run.returncode == 0, run.stderr
+    # The sync spends what the plan said, plus the same one-off learning (no state given).
+    assert sandbox.stats()["requests"] == plan["requests"] + 3
+
+
+def test_plan_at_the_users_page_size_shows_the_cost_at_the_learned_one(sandbox):
+    sandbox.reset(contacts=2500, tasks=700, max_per_page=300, above_max_per_page="refuse")
+    learned = run_tap(sandbox.config(page_size=None))
+    assert learned.returncode == 0, learned.stderr
+
+    planned = run_tap(sandbox.config(page_size=100), args=["--plan"], state=learned.final_state)
+    assert planned.returncode == 0, planned.stderr
+    assert "Requests at page_size=100: 34 (33 pages + 1 token)" in planned.stdout
+    assert "Requests at the largest page the server honours: 14;" in planned.stdout

@@ -1,0 +1,204 @@
+"""How many records to ask for per page: the most the server honours, learned once.
+
+Mokapen has no ``updated_at`` filter, so every run reads every page and the page size
+decides what a sync costs: 20,000 contacts are 200 requests at 100 a page (a Free
+plan's whole day) and 20 at 1,000. Mokapen documents no largest ``per_page``; a
+Laravel API may honour any value, clamp it silently, or refuse it with a 422.
+
+So, unless ``page_size`` is set, the tap asks for DEFAULT_PAGE_SIZE and learns, per
+organization and stream, what the server really does:
+
+* it returns fewer records than asked on a page that is not the last (or reports a
+  smaller ``per_page``): it clamps, and that is the largest page it honours;
+* it answers 422 or 400 about the page size: the tap asks for the limit the message
+  names (or half, when it names none) and retries the page;
+* it fails a large page (5xx or no answer) FAULTS_BEFORE_SHRINKING times in a row:
+  the tap tries half the size before the usual retries take over.
+
+What it learned is kept in the stream's STATE (``page_size``, per organization) and
+asked for straight away by the next run, so learning is paid for once; after
+RECHECK_AFTER (a day, for a size learned from faults, which may have been an
+outage) the tap asks for the default again, in case Mokapen raised its limit.
+A ``page_size`` set by the user is always asked for first; if the server refuses it,
+the run goes on at the size it accepts and says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import re
+import typing as t
+
+from tap_mokapen.errors import RETRIABLE_ERRORS, PageSizeRefused, RetriableAPIError
+from tap_mokapen.timestamps import to_rfc3339
+
+if t.TYPE_CHECKING:
+    from tap_mokapen.pages import Page
+
+logger = logging.getLogger("tap-mokapen")
+
+#: Asked for when nothing is configured or learned. A contact is about 1 KB as JSON
+#: (10 KB with generous custom fields), so a page is 1-10 MB: a tenth of the
+#: max_response_mb cap at worst, one database query of 1,000 rows for the server, and
+#: the size at which the tap's CPU per record is lowest (README, Performance).
+DEFAULT_PAGE_SIZE = 1000
+#: Faults at a large size are tried at a smaller one down to this, not below: a size
+#: this small failing is an outage, not a page too large.
+SMALLEST_TRIAL = 100
+FAULTS_BEFORE_SHRINKING = 2
+RECHECK_AFTER = dt.timedelta(days=7)
+#: A size learned from faults may have been an outage: it is checked again sooner.
+RECHECK_FAULTS_AFTER = dt.timedelta(days=1)
+
+# "must not be greater than 100", "may not be greater than 100", "between 1 and 100",
+# "max:100": the limit is the largest number the message names below the size asked.
+_NUMBER = re.compile(r"\d+")
+
+
+@dataclasses.dataclass
+class PageSize:
+    """The ``per_page`` asked of one endpoint for one organization, and what was learned."""
+
+    asked: int
+    #: Set by the user: asked for as it is, and never learned over.
+    configured: int | None = None
+    #: The largest page the server honoured, and when and how that was found.
+    learned: int | None = None
+    checked_at: str | None = None
+    how: str | None = None
+    #: Requests spent finding it in this run (refused and failed attempts).
+    learning_requests: int = 0
+    #: The endpoint, for log lines: "'contacts' of organization 849".
+    where: str = "the list"
+    _faults: int = 0
+
+    @classmethod
+    def for_endpoint(
+        cls,
+        configured: int | None,
+        remembered: t.Any,
+        *,
+        where: str = "the list",
+        now: dt.datetime | None = None,
+    ) -> PageSize:
+        """The size to start with: the user's, else a fresh learned one, else the default."""
+        now = now or dt.datetime.now(dt.UTC)
+        learned, checked_at, how = _read(remembered)
+        if configured:
+            return cls(configured, configured, learned, checked_at, how, where=where)
+        asked = DEFAULT_PAGE_SIZE
+        recheck = RECHECK_FAULTS_AFTER if how == "failed" else RECHECK_AFTER
+        if learned and checked_at and _parse(checked_at) > now - recheck:
+            asked = min(learned, DEFAULT_PAGE_SIZE)
+        elif learned and learned < DEFAULT_PAGE_SIZE:
+            logger.info(
+                "Re-checking the page size of %s: %d was learned %s, asking for %d again",
+                where,
+                learned,
+                checked_at or "long ago",
+                DEFAULT_PAGE_SIZE,
+            )
+        return cls(asked, None, learned, checked_at, how, where=where)
+
+    def remembered(self) -> dict[str, t.Any] | None:
+        """What STATE keeps (state.py), or None when nothing was learned."""
+        if self.learned is None:
+            return None
+        return {"largest": self.learned, "checked_at": self.checked_at, "how": self.how}
+
+    # -- what the answers teach -----------------------------------------------------
+
+    def observe(self, page: Page, *, more_pages: bool) -> bool:
+        """Learn from an answer; True when what is remembered changed."""
+        self._faults = 0
+        served = page.per_page if isinstance(page.per_page, int) and page.per_page > 0 else None
+        if served is None and more_pages and page.size:
+            served = page.size
+        if served is None:
+            return False
+        if served < self.asked:
+            return self._learn(served, "clamped")
+        if self.learned is None or self.learned < self.asked or self._stale():
+            return self._learn(self.asked, "honoured")
+        return False
+
+    def refused(self, refusal: PageSizeRefused) -> int | None:
+        """The size to ask for after a refusal or repeated faults; None when none is left."""
+        self.learning_requests += 1
+        floor = SMALLEST_TRIAL if refusal.fault else 1
+        named = [int(n) for n in _NUMBER.findall(refusal.message)]
+        below = [n for n in named if 0 < n < self.asked] if not refusal.fault else []
+        smaller = max(below) if below else self.asked // 2
+        if smaller < floor or self.asked <= floor:
+            return None
+        what = "failed" if refusal.fault else "refused"
+        if self.configured:
+            logger.warning(
+                "The server %s page_size=%d for %s (%s): asking for %d in this run. Set "
+                "page_size to at most %d, or unset it to let the tap learn the size.",
+                what,
+                self.asked,
+                self.where,
+                refusal.message,
+                smaller,
+                smaller,
+            )
+        else:
+            logger.info(
+                "The server %s pages of %d for %s (%s): asking for %d from now on",
+                what,
+                self.asked,
+                self.where,
+                refusal.message,
+                smaller,
+            )
+        self.asked = smaller
+        self._faults = 0
+        self._learn(smaller, what)
+        return smaller
+
+    def count_fault(self, exception: BaseException) -> bool:
+        """Count a failed attempt; True when the page should be tried at a smaller size."""
+        if not isinstance(exception, RETRIABLE_ERRORS) or self.configured:
+            return False
+        response = getattr(exception, "response", None)
+        status = getattr(response, "status_code", None)
+        if isinstance(exception, RetriableAPIError) and (status is None or status < 500):
+            return False  # a throttle or a body cut short: not the page's size
+        self._faults += 1
+        return self.shrink_due
+
+    @property
+    def shrink_due(self) -> bool:
+        """The page failed often enough at a size large enough to try it smaller."""
+        return self._faults >= FAULTS_BEFORE_SHRINKING and self.asked > SMALLEST_TRIAL
+
+    def _learn(self, size: int, how: str) -> bool:
+        self.learned, self.how = size, how
+        self.checked_at = to_rfc3339(dt.datetime.now(dt.UTC))
+        return True
+
+    def _stale(self) -> bool:
+        checked = _parse(self.checked_at) if self.checked_at else None
+        return checked is None or checked < dt.datetime.now(dt.UTC) - RECHECK_AFTER
+
+
+def _read(remembered: t.Any) -> tuple[int | None, str | None, str | None]:
+    if not isinstance(remembered, dict):
+        return None, None, None
+    largest = remembered.get("largest")
+    if not isinstance(largest, int) or isinstance(largest, bool) or largest < 1:
+        return None, None, None
+    checked_at = remembered.get("checked_at")
+    how = remembered.get("how")
+    return largest, checked_at if isinstance(checked_at, str) else None, how
+
+
+def _parse(timestamp: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -1,0 +1,147 @@
+"""The page size: the largest the server honours, found once and remembered (page_size.py).
+
+Each test serves 2,500 contacts and 700 tasks from a sandbox whose largest page is
+300 (or 5,000), behaving above it as the switch says, and counts the requests a
+sync spends: ceil(records / largest honoured page) per stream, plus what learning
+the size costs on a first run, plus the token request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import typing as t
+
+import pytest
+
+from tests.helpers import run_tap
+
+CONTACTS, TASKS = 2500, 700
+ORGANIZATION = 849
+
+
+def sync(sandbox, state: dict | None = None, **config: t.Any):
+    """A run with the tap's own page size; a first run (no state) must emit every record."""
+    run = run_tap(sandbox.config(**{"page_size": None, **config}), state=state)
+    assert run.returncode == 0, run.stderr
+    if state is not None:  # the bookmark lets through only what changed since
+        return run
+    assert run.ids("contacts") == {r["id"]: 1 for r in sandbox.records("contacts")}
+    assert run.ids("tasks") == {r["id"]: 1 for r in sandbox.records("tasks")}
+    return run
+
+
+def learned(run, stream: str) -> dict[str, t.Any]:
+    (partition,) = run.final_state["bookmarks"][stream]["partitions"]
+    return partition["page_size"]
+
+
+def pages(largest: int) -> int:
+    """Pages of a full sync: contacts, tasks and the organizations list (one page)."""
+    return math.ceil(CONTACTS / largest) + math.ceil(TASKS / largest) + 1
+
+
+def requests_spent(sandbox) -> tuple[int, int]:
+    stats = sandbox.stats()
+    return stats["api_requests"], stats["token_requests"]
+
+
+def serve(sandbox, **switches: t.Any) -> None:
+    sandbox.reset(contacts=CONTACTS, tasks=TASKS, **switches)
+
+
+def test_a_server_honouring_large_pages_is_read_1000_a_page(sandbox):
+    serve(sandbox, max_per_page=5000)
+    run = sync(sandbox)
+    assert requests_spent(sandbox) == (pages(1000), 1)
+    assert learned(run, "contacts")["largest"] == 1000
+
+
+def test_a_clamping_server_costs_nothing_to_learn(sandbox):
+    serve(sandbox, max_per_page=300)
+    first = sync(sandbox)
+    assert requests_spent(sandbox) == (pages(300), 1)
+    assert learned(first, "contacts") | {"checked_at": None} == {
+        "largest": 300,
+        "how": "clamped",
+        "checked_at": None,
+    }
+
+    serve(sandbox, max_per_page=300)
+    sync(sandbox, state=first.final_state)
+    assert requests_spent(sandbox) == (pages(300), 1)
+
+
+def test_a_refused_page_size_is_lowered_to_the_named_limit_once(sandbox):
+    serve(sandbox, max_per_page=300, above_max_per_page="refuse")
+    first = sync(sandbox)
+    # One refused request per stream (contacts, tasks, organizations) on the first run.
+    assert requests_spent(sandbox) == (pages(300) + 3, 1)
+    assert sandbox.stats()["pages_too_large"] == 3
+    assert learned(first, "tasks")["largest"] == 300
+    assert first.stderr.count("refused pages of 1000") == 3
+
+    serve(sandbox, max_per_page=300, above_max_per_page="refuse")
+    second = sync(sandbox, state=first.final_state)
+    assert requests_spent(sandbox) == (pages(300), 1)  # no learning request
+    assert "refused" not in second.stderr
+
+
+def test_a_refusal_naming_no_limit_halves_the_page(sandbox):
+    serve(sandbox, max_per_page=300, above_max_per_page="refuse_vaguely")
+    first = sync(sandbox)
+    # 1000 and 500 refused, 250 served, for each of the three streams.
+    assert requests_spent(sandbox) == (pages(250) + 6, 1)
+    assert learned(first, "contacts")["largest"] == 250
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        {"above_max_per_page": "fail"},
+        {"above_max_per_page": "slow", "slow_page_seconds": 3},
+    ],
+    ids=["5xx", "timeout"],
+)
+def test_large_pages_that_keep_failing_are_tried_smaller(sandbox, switches):
+    serve(sandbox, max_per_page=300, **switches)
+    run = sync(sandbox, request_deadline_seconds=1)
+    # Twice at 1000, twice at 500, then 250 works; the size is kept as learned.
+    assert learned(run, "contacts") | {"checked_at": None} == {
+        "largest": 250,
+        "how": "failed",
+        "checked_at": None,
+    }
+    assert "failed pages of 500" in run.stderr
+
+
+def test_a_configured_page_size_is_asked_for_as_it_is(sandbox):
+    serve(sandbox, max_per_page=5000)
+    sync(sandbox, page_size=250)
+    assert requests_spent(sandbox) == (pages(250), 1)
+
+
+def test_a_refused_configured_page_size_names_the_setting_and_completes(sandbox):
+    serve(sandbox, max_per_page=300, above_max_per_page="refuse")
+    run = sync(sandbox, page_size=2000)
+    assert "page_size=2000" in run.stderr and "Set page_size to at most 300" in run.stderr
+
+
+def test_a_week_old_page_size_is_checked_again(sandbox):
+    serve(sandbox, max_per_page=5000)
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=8)).isoformat()
+    remembered = {"largest": 300, "checked_at": long_ago, "how": "refused"}
+    state = {
+        "bookmarks": {
+            stream: {
+                "partitions": [
+                    {"context": {"organization_id": ORGANIZATION}, "page_size": remembered}
+                ]
+            }
+            for stream in ("contacts", "tasks")
+        }
+    }
+    run = sync(sandbox, state=state)
+    assert "Re-checking the page size" in run.stderr
+    assert requests_spent(sandbox) == (pages(1000), 1)  # Mokapen raised its limit
+    assert learned(run, "contacts")["largest"] == 1000

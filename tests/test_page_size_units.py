@@ -1,0 +1,63 @@
+"""page_size.py in-process: what a refusal, an answer and a remembered size lead to."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tap_mokapen.errors import PageSizeRefused
+from tap_mokapen.page_size import DEFAULT_PAGE_SIZE, PageSize
+from tap_mokapen.pages import Page
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("The per page field must not be greater than 100.", 100),
+        ("The per page may not be greater than 250.", 250),
+        ("The per page field must be between 1 and 200.", 200),
+        ("The per page field is invalid.", 500),  # no number: half
+        ("per_page must be at most 5000", 500),  # a number above the size asked: half
+    ],
+)
+def test_a_refusal_asks_for_the_limit_it_names_or_half(message, expected):
+    sizing = PageSize.for_endpoint(None, None)
+    assert sizing.refused(PageSizeRefused(message)) == expected
+    assert sizing.asked == expected and sizing.learning_requests == 1
+    assert sizing.remembered()["largest"] == expected
+
+
+def test_a_refusal_of_a_single_record_leaves_nothing_to_try():
+    sizing = PageSize.for_endpoint(1, None)
+    assert sizing.refused(PageSizeRefused("The per page field is invalid.")) is None
+
+
+def test_an_answer_smaller_than_asked_on_a_page_that_is_not_the_last_is_a_clamp():
+    sizing = PageSize.for_endpoint(None, None)
+    assert sizing.observe(Page(shape="simple", data=[{}] * 300), more_pages=True)
+    assert sizing.remembered()["largest"] == 300
+    last = PageSize.for_endpoint(None, None)
+    assert not last.observe(
+        Page(shape="simple", data=[{}] * 300), more_pages=False
+    )  # just the last page
+
+
+@pytest.mark.parametrize(
+    ("how", "days_ago", "asked"),
+    [
+        ("refused", 2, 300),
+        ("refused", 8, DEFAULT_PAGE_SIZE),
+        ("failed", 2, DEFAULT_PAGE_SIZE),  # faults may have been an outage: a day
+    ],
+)
+def test_a_learned_size_is_used_until_it_is_old(how, days_ago, asked):
+    checked = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)).isoformat()
+    remembered = {"largest": 300, "checked_at": checked, "how": how}
+    assert PageSize.for_endpoint(None, remembered).asked == asked
+    assert PageSize.for_endpoint(700, remembered).asked == 700  # the user's size wins
+
+
+def test_a_malformed_remembered_size_is_ignored():
+    for remembered in ("300", {"largest": "big"}, {"largest": True}, {"largest": -1}, []):
+        assert PageSize.for_endpoint(None, remembered).asked == DEFAULT_PAGE_SIZE
