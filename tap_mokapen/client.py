@@ -65,7 +65,12 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         super().__init__(tap=tap)
         self.mokapen_tap = tap
         self.organization_id: int | str = tap.organizations.first
-        self.progress = Progress(self.name, self.logger, tap.settings.progress_log_seconds)
+        self.progress = Progress(
+            self.name,
+            self.logger,
+            tap.settings.progress_log_seconds,
+            limiter=tap.organizations.limiter,
+        )
         self.requests_session.headers["Accept"] = "application/json"
         self._read_environment_once(tap.settings.base_url)
         transport.guard(
@@ -173,7 +178,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         def paced(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
             # The token request takes a slot of its own: fetch it before taking ours.
             self.authenticator.ensure_token()
-            with tap.organizations.pacer(self.organization_id).slot():
+            with tap.organizations.pacer(self.organization_id).slot(self.progress):
                 self.stats["requests"] += 1
                 return func(prepared_request, context)
 
@@ -296,7 +301,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             state.page_size(stream_state),
             where=f"'{self.name}' of organization {org}",
         )
-        self.progress.begin()
+        self.progress.begin(org)
         paginator: Paginator | None = None
         try:
             for records, paginator in self.request_pages(context):
@@ -349,6 +354,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
                 )
                 state.remember_fields(self.stream_state, self.intake.evolution.learned)
                 records = self.newer_only(records, context)
+                self.stats["emitted"] += len(records)
                 paginator.advance(response)  # an empty page too: the paginator decides
                 self.sizing.observe(page, more_pages=not paginator.finished)
                 self.progress.page_done(paginator)

@@ -15,6 +15,17 @@ import typing as t
 
 from tap_mokapen.errors import RequestBudgetSpent
 
+#: A throttle wait is slept in slices this long, so that a long one stays visible.
+WAIT_SLICE_SECONDS = 1.0
+
+
+class WaitListener(t.Protocol):
+    """Who is told of a throttle wait (progress.py): at its start, and while it lasts."""
+
+    def waiting(self, seconds: float, why: str) -> None: ...
+
+    def still_waiting(self, seconds_left: float) -> None: ...
+
 
 class SlidingWindowLimiter:
     """At most ``limit`` requests in any ``window`` seconds.
@@ -42,15 +53,38 @@ class SlidingWindowLimiter:
         self._sleep = sleep
         self._done: collections.deque[float] = collections.deque(maxlen=limit)
 
-    def wait_for_slot(self) -> None:
+    def wait_for_slot(self, listener: WaitListener | None = None) -> None:
         if len(self._done) < self.limit:
             return
         delay = self._done[0] + self.window - self._clock()
-        if delay > 0:
-            self._sleep(delay)
+        if delay <= 0:
+            return
+        if listener:
+            listener.waiting(delay, f"the rate limit ({self.limit} requests per {self.window:g} s)")
+        deadline = self._clock() + delay
+        while (left := deadline - self._clock()) > 0:
+            self._sleep(min(left, WAIT_SLICE_SECONDS))
+            left = deadline - self._clock()
+            if listener and left > 0:
+                listener.still_waiting(left)
 
     def record(self) -> None:
         self._done.append(self._clock())
+
+    def seconds_for(self, requests: int) -> float:
+        """About how long the throttle will hold back ``requests`` more requests (waits only).
+
+        The free slots of the window go at once; every ``limit`` requests after them
+        wait for a window to pass.
+        """
+        now = self._clock()
+        busy = [done for done in self._done if done > now - self.window]
+        free = self.limit - len(busy)
+        if requests <= free:
+            return 0.0
+        first_wait = busy[0] + self.window - now if busy else 0.0
+        windows = -(-(requests - free) // self.limit)
+        return max(0.0, first_wait) + (windows - 1) * self.window
 
 
 class RequestPacer:
@@ -66,14 +100,14 @@ class RequestPacer:
         self._lock = threading.RLock()
 
     @contextlib.contextmanager
-    def slot(self) -> t.Iterator[None]:
+    def slot(self, listener: WaitListener | None = None) -> t.Iterator[None]:
         """Hold a slot for one request; raises RequestBudgetSpent when none are left."""
         with self._lock:
             if self.max_requests is not None and self.requests >= self.max_requests:
                 msg = f"max_requests_per_run ({self.max_requests}) reached"
                 raise RequestBudgetSpent(msg)
             if self.limiter:
-                self.limiter.wait_for_slot()
+                self.limiter.wait_for_slot(listener)
             self.requests += 1
             try:
                 yield

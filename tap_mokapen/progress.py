@@ -1,8 +1,11 @@
-"""What a person watching a run sees: a progress line per stream, a summary at its end.
+"""What a person watching a run sees: progress and wait lines per stream, a summary at its end.
 
 A throttled sync of a large account takes hours, so every ``progress_log_seconds``
-each stream says how far it is; at the end of each stream (and organization) one
-summary line gives its records, pages, requests, retries, 429s and drift re-reads.
+each stream says how far it is and how long is left, also while it waits for the
+rate limit; a wait of WAIT_LINE_SECONDS or more is announced when it starts. At
+the end of each stream (and organization) one summary line gives the records
+read, emitted and rejected, the pages, requests, retries, 429s, drift re-reads
+and the time, with the part of it spent waiting for the rate limit.
 """
 
 from __future__ import annotations
@@ -11,47 +14,114 @@ import collections
 import logging
 import time
 
+from tap_mokapen.limits import SlidingWindowLimiter
 from tap_mokapen.paging import Paginator
+
+#: Waits shorter than this go unannounced: they are the throttle doing its job.
+WAIT_LINE_SECONDS = 3.0
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``7.5 min`` or ``3.2 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class Progress:
-    """The counters of one stream in one run, and the lines that report them."""
+    """The counters of one stream in one run, and the lines that report them.
 
-    def __init__(self, stream: str, logger: logging.Logger, interval_seconds: float) -> None:
+    It is also the stream's WaitListener (limits.py): the throttle tells it when a
+    wait starts and, slice by slice, while it lasts.
+    """
+
+    def __init__(
+        self,
+        stream: str,
+        logger: logging.Logger,
+        interval_seconds: float,
+        limiter: SlidingWindowLimiter | None = None,
+    ) -> None:
         self.stream = stream
         self.logger = logger
         self.interval = interval_seconds
+        self.limiter = limiter
         self.stats: collections.Counter[str] = collections.Counter()
         self.seconds = 0.0
+        self.waited = 0.0
+        self.organization: int | str | None = None
+        self._paginator: Paginator | None = None
         self._started = self._last_line = time.monotonic()
+        self._waited_at_start = 0.0
 
-    def begin(self) -> None:
+    def begin(self, organization: int | str | None = None) -> None:
+        self.organization = organization
         self._started = self._last_line = time.monotonic()
+        self._waited_at_start = self.waited
 
     def page_done(self, paginator: Paginator) -> None:
         """Count a page and, when the interval has passed, say how far the stream is."""
         self.stats["pages"] += 1
+        self._paginator = paginator
         now = time.monotonic()
-        if now - self._last_line < self.interval:
-            return
+        if now - self._last_line >= self.interval:
+            self._report(now)
+
+    # -- the throttle's waits (limits.WaitListener) -------------------------------------
+
+    def waiting(self, seconds: float, why: str) -> None:
+        self.waited += seconds
+        if seconds >= WAIT_LINE_SECONDS:
+            self.logger.info(
+                "'%s'%s waits %.0f s for %s",
+                self.stream,
+                self._of_organization(),
+                seconds,
+                why,
+            )
+
+    def still_waiting(self, seconds_left: float) -> None:
+        now = time.monotonic()
+        if now - self._last_line >= self.interval:
+            self._report(now, f"; waiting {seconds_left:.0f} s more for the rate limit")
+
+    # -- lines ---------------------------------------------------------------------------
+
+    def _report(self, now: float, note: str = "") -> None:
         self._last_line = now
-        done, all_pages = paginator.pages()
         pages = f"{self.stats['pages']} pages"
         estimate = ""
+        done, all_pages = self._paginator.pages() if self._paginator else (0, None)
         if all_pages is not None:
             left = max(0, all_pages - done)
             pages = f"page {done} of {all_pages}"
             if self.stats["pages"] and left:
-                seconds = left * (now - self._started) / self.stats["pages"]
-                estimate = f"; {left} pages left, about {seconds / 60:.1f} min at this pace"
+                estimate = f"; {left} pages left, about {duration(self._seconds_for(left, now))}"
         self.logger.info(
-            "Progress of '%s': %d records, %s, %d requests%s",
+            "Progress of '%s': %d records, %s, %d requests%s%s",
             self.stream,
             self.stats["records"],
             pages,
             self.stats["requests"],
             estimate,
+            note,
         )
+
+    def _seconds_for(self, pages_left: int, now: float) -> float:
+        """The time left: the pages at this stream's own pace, plus the throttle's waits.
+
+        The pace leaves out the time spent waiting, so a burst after a wait (or a wait
+        after a burst) does not sway it; the waits to come are the throttle's.
+        """
+        working = now - self._started - (self.waited - self._waited_at_start)
+        pace = max(0.0, working) / max(1, self.stats["pages"])
+        throttle = self.limiter.seconds_for(pages_left) if self.limiter else 0.0
+        return pages_left * pace + throttle
+
+    def _of_organization(self) -> str:
+        return "" if self.organization is None else f" of organization {self.organization}"
 
     def end(self, paginator: Paginator | None) -> None:
         stats = self.stats
@@ -59,14 +129,18 @@ class Progress:
         if paginator:
             stats["drift_rereads"] += paginator.drift_rereads
         self.logger.info(
-            "Summary of '%s': %d records, %d pages, %d requests, %d retries, %d 429 "
-            "answers, %d drift re-reads, %.1f s",
+            "Summary of '%s': %d records read, %d emitted, %d rejected; %d pages, %d requests, "
+            "%d retries, %d 429 answers, %d drift re-reads; %.1f s, %.1f s of it waiting for "
+            "the rate limit",
             self.stream,
             stats["records"],
+            stats["emitted"],
+            stats["rejected"],
             stats["pages"],
             stats["requests"],
             stats["retries"],
             stats["http_429"],
             stats["drift_rereads"],
             self.seconds,
+            self.waited,
         )

@@ -163,16 +163,21 @@ TESTED_STREAMS = ("contacts", "tasks", "organizations", "rejected_records")
 
 
 @functools.cache
-def tested_streams_catalog() -> str:
-    """The tap's catalog with exactly TESTED_STREAMS selected (discovery makes no request)."""
+def tested_streams_catalog(streams: tuple[str, ...] = TESTED_STREAMS) -> str:
+    """The tap's catalog with exactly ``streams`` selected (discovery makes no request)."""
     from tap_mokapen.tap import TapMokapen
 
     catalog = TapMokapen(config={}, validate_config=False).catalog_dict
     for entry in catalog["streams"]:
         for metadata in entry["metadata"]:
             if not metadata["breadcrumb"]:
-                metadata["metadata"]["selected"] = entry["tap_stream_id"] in TESTED_STREAMS
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] in streams
     return json.dumps(catalog)
+
+
+def selecting(*streams: str) -> dict[str, t.Any]:
+    """A catalog for run_tap that selects only ``streams``."""
+    return json.loads(tested_streams_catalog(streams))
 
 
 def run_tap(

@@ -39,8 +39,8 @@ def test_summary_line_per_stream_at_the_end_of_a_run(sandbox):
     run = run_tap(sandbox.config(page_size=100))
     lines = [line for line in run.stderr.splitlines() if "Summary of" in line]
     assert any(
-        "Summary of 'contacts': 500 records, 5 pages, 5 requests, 0 retries, 0 429 "
-        "answers, 0 drift re-reads" in line
+        "Summary of 'contacts': 500 records read, 500 emitted, 0 rejected; 5 pages, "
+        "5 requests, 0 retries, 0 429 answers, 0 drift re-reads" in line
         for line in lines
     )
     assert len(lines) == 3
@@ -73,3 +73,13 @@ def test_plan_at_the_users_page_size_shows_the_cost_at_the_learned_one(sandbox):
     assert planned.returncode == 0, planned.stderr
     assert "Requests at page_size=100: 34 (33 pages + 1 token)" in planned.stdout
     assert "Requests at the largest page the server honours: 14;" in planned.stdout
+
+
+def test_the_summary_of_an_incremental_run_tells_read_from_emitted(sandbox):
+    first = run_tap(sandbox.config(page_size=100))
+    sandbox.mutate("contacts", update=1)
+    second = run_tap(sandbox.config(page_size=100), state=first.final_state)
+    summary = next(line for line in second.stderr.splitlines() if "Summary of 'contacts'" in line)
+    emitted = len(second.records("contacts"))
+    assert 1 <= emitted < 500
+    assert f"500 records read, {emitted} emitted, 0 rejected" in summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import json
 
-from tests.helpers import run_tap
+from tests.helpers import run_tap, selecting
 
 
 def bookmark(state: dict, stream: str) -> str:
@@ -114,3 +114,20 @@ def test_a_stream_map_takes_the_sdks_record_path_with_the_same_records(sandbox):
     mapped.assert_records_match_schemas()
     for stream in ("contacts", "tasks"):
         assert bookmark(mapped.final_state, stream) == bookmark(fast.final_state, stream)
+
+
+def test_a_throttled_run_announces_its_waits_and_reports_progress_while_waiting(sandbox):
+    # 6 requests per 6 s: every sixth request waits about 6 s for the window.
+    config = sandbox.config(
+        page_size=50, requests_per_minute=6, rate_limit_window_seconds=6, progress_log_seconds=2
+    )
+    run = run_tap(config, catalog=selecting("contacts"))
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    waits = [line for line in lines if "waits" in line and "for the rate limit" in line]
+    assert waits and "'contacts' of organization 849 waits 6 s" in waits[0]
+    assert "(6 requests per 6 s)" in waits[0]
+    while_waiting = [line for line in lines if "s more for the rate limit" in line]
+    assert while_waiting and all("Progress of 'contacts'" in line for line in while_waiting)
+    summary = next(line for line in lines if "Summary of 'contacts'" in line)
+    assert "s of it waiting for the rate limit" in summary and " 0.0 s of it" not in summary

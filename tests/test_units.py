@@ -78,7 +78,39 @@ def test_sliding_window_waits_only_when_the_window_is_full():
         limiter.record()
     assert slept == []
     limiter.wait_for_slot()
-    assert slept == [8.0]  # the first answer was recorded at t=1: free again at t=11
+    assert sum(slept) == 8.0  # the first answer was recorded at t=1: free again at t=11
+
+
+def test_the_throttle_tells_its_listener_of_a_wait_and_while_it_lasts():
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    class Listener:
+        def __init__(self):
+            self.waits, self.left = [], []
+
+        def waiting(self, seconds, why):
+            self.waits.append((seconds, why))
+
+        def still_waiting(self, seconds_left):
+            self.left.append(seconds_left)
+
+    limiter = SlidingWindowLimiter(2, 4.0, clock=lambda: now[0], sleep=sleep)
+    listener = Listener()
+    for _ in range(3):
+        limiter.wait_for_slot(listener)
+        limiter.record()
+    assert listener.waits == [(4.0, "the rate limit (2 requests per 4 s)")]
+    assert listener.left == [3.0, 2.0, 1.0]  # one-second slices
+    # At t=4 one slot is free; the second request waits for the window to pass, and
+    # the two after it for the next one.
+    assert limiter.seconds_for(1) == 0.0
+    assert limiter.seconds_for(2) == 4.0
+    assert limiter.seconds_for(4) == 8.0
+    now[0] += 10
+    assert limiter.seconds_for(2) == 0.0  # two free slots
 
 
 def test_pacer_enforces_the_run_budget():
