@@ -152,12 +152,8 @@ def test_new_fields_changed_types_and_rejected_records_load_into_postgres(
     ) == str(missing)
 
 
-def test_plugin_definition_file_matches_the_tap():
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "plugin_definition.py"), "--check"], check=True
-    )
-    definition = yaml.safe_load((ROOT / "meltano" / "tap-mokapen.yml").read_text())
-    about = json.loads(
+def about_tap() -> dict:
+    return json.loads(
         subprocess.run(
             [sys.executable, "-m", "tap_mokapen", "--about", "--format=json"],
             capture_output=True,
@@ -165,12 +161,55 @@ def test_plugin_definition_file_matches_the_tap():
             check=True,
         ).stdout
     )
-    tap_settings = set(about["settings"]["properties"]) - plugin_definition.SDK_SETTINGS
-    assert {s["name"] for s in definition["settings"]} == tap_settings
+
+
+def test_plugin_definition_file_matches_the_tap():
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "plugin_definition.py"), "--check"], check=True
+    )
+    definition = yaml.safe_load((ROOT / "meltano" / "tap-mokapen.yml").read_text())
+    about = about_tap()
+    properties = about["settings"]["properties"]
+    by_name = {s["name"]: s for s in definition["settings"]}
+    assert set(by_name) == set(properties)
+    assert set(by_name) > plugin_definition.SDK_SETTINGS
+    # Meltano passes a setting of unknown kind as text: `meltano config set ... stream_maps`
+    # would hand the SDK's mapper a string (it fails), flattening_max_depth "1".
+    for name in plugin_definition.SDK_SETTINGS:
+        (json_type,) = set(properties[name]["type"]) - {"null"}
+        kind = {"object": "object", "boolean": "boolean", "integer": "integer"}
+        assert by_name[name]["kind"] == kind.get(json_type, "string"), name
+        assert by_name[name]["description"] == properties[name]["description"]
+    assert definition["capabilities"] == about["capabilities"]
+    for key in ("label", "description", "docs", "keywords", "maintenance_status"):
+        assert definition[key], key
 
     project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    assert "version" not in project  # deprecated: Meltano warns on every command
     (extractor,) = project["plugins"]["extractors"]
-    in_project = {s["name"]: s["kind"] for s in extractor["settings"]}
-    assert in_project == {s["name"]: s["kind"] for s in definition["settings"]}
+    assert extractor["capabilities"] == about["capabilities"]
+    in_project = [s for s in extractor["settings"] if not s["name"].startswith("_")]
+    assert in_project == definition["settings"]
     secrets = {s["name"] for s in extractor["settings"] if s["kind"] == "password"}
-    assert secrets == {n for n, v in about["settings"]["properties"].items() if v.get("secret")}
+    assert secrets == {n for n, v in properties.items() if v.get("secret")}
+
+
+@pytest.mark.parametrize(
+    "pip_url", ["/home/ana/src/tap mokapen", "git+https://git.example.com/a/b.git@v1"]
+)
+def test_a_definition_for_a_checkout_or_a_git_remote(pip_url):
+    """--pip-url runs on a python3 with nothing installed (-S: no site-packages)."""
+    written = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            str(ROOT / "scripts" / "plugin_definition.py"),
+            "--pip-url",
+            pip_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    committed = yaml.safe_load((ROOT / "meltano" / "tap-mokapen.yml").read_text())
+    assert yaml.safe_load(written) == {**committed, "pip_url": pip_url}
