@@ -83,6 +83,23 @@ def test_second_meltano_run_lands_only_the_changes(meltano, sandbox):
     assert len(meltano.jsonl_ids("tasks", "second")) <= 2
 
 
+def test_metric_lines_stay_off_the_console_until_turned_back_on(meltano, sandbox):
+    quiet = meltano.run("tap-mokapen", "target-jsonl", output="quiet")
+    assert "Beginning sync of 'contacts'" in quiet.stderr  # the tap's own lines stay
+    assert "METRIC" not in quiet.stderr + quiet.stdout
+    assert len(meltano.jsonl_ids("contacts", "quiet")) == len(sandbox.records("contacts"))
+
+    # The README's way back, for one run (paths are relative to the project root).
+    loud = meltano.run(
+        "tap-mokapen",
+        "target-jsonl",
+        output="loud",
+        TAP_MOKAPEN__LOG_CONFIG="meltano/logging-metrics.yaml",
+    )
+    assert "METRIC" in loud.stderr
+    assert "http_request_duration" in loud.stderr
+
+
 def test_a_quota_cut_off_meltano_run_is_completed_by_the_next(meltano, sandbox):
     sandbox.update(quota_cutoff_after=3)
     first = meltano.run("tap-mokapen", "target-jsonl", output="first")
