@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mokapen_sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
 from tests.helpers import MELTANO, TESTED_STREAMS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -230,3 +231,82 @@ def test_a_definition_for_a_checkout_or_a_git_remote(pip_url):
     ).stdout
     committed = yaml.safe_load((ROOT / "meltano" / "tap-mokapen.yml").read_text())
     assert yaml.safe_load(written) == {**committed, "pip_url": pip_url}
+
+
+def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path):
+    """The README's first hour in a brand-new project: add the tap from a definition for
+    this checkout, add target-jsonl (no Hub), set SDK settings, run against the sandbox."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("MELTANO_", "TAP_MOKAPEN_", "TARGET_JSONL_"))
+    }
+    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    project = tmp_path / "project"
+
+    def meltano(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [MELTANO, *args],
+            cwd=project if project.exists() else tmp_path,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        return done
+
+    meltano("init", "--no-usage-stats", project.name)
+    # README: python3 scripts/plugin_definition.py --pip-url "$PWD" > /tmp/tap-mokapen.yml
+    definition = tmp_path / "tap-mokapen.yml"
+    definition.write_text(
+        subprocess.run(
+            [sys.executable, "-S", "scripts/plugin_definition.py", "--pip-url", str(ROOT)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    meltano("add", "--plugin-type", "extractor", "tap-mokapen", "--from-ref", str(definition))
+    # target-jsonl as this repository's project defines it, config left out.
+    (loader,) = [
+        plugin
+        for plugin in yaml.safe_load((ROOT / "meltano.yml").read_text())["plugins"]["loaders"]
+        if plugin["name"] == "target-jsonl"
+    ]
+    loader_definition = tmp_path / "target-jsonl.yml"
+    loader_definition.write_text(yaml.safe_dump({k: v for k, v in loader.items() if k != "config"}))
+    meltano("add", "--plugin-type", "loader", "target-jsonl", "--from-ref", str(loader_definition))
+
+    # Meltano drops null values from a plugin's config, so the SDK's "__NULL__" drops a field.
+    meltano("config", "set", "tap-mokapen", "stream_maps", '{"contacts": {"email": "__NULL__"}}')
+    meltano("config", "set", "tap-mokapen", "flattening_max_depth", "1")
+    config = json.loads(meltano("invoke", "--dump=config", "tap-mokapen").stdout)
+    assert config["stream_maps"] == {"contacts": {"email": "__NULL__"}}
+    assert config["flattening_max_depth"] == 1
+
+    output = tmp_path / "output"
+    output.mkdir()
+    meltano(
+        "run",
+        "tap-mokapen",
+        "target-jsonl",
+        TAP_MOKAPEN_BASE_URL=sandbox.url,
+        TAP_MOKAPEN_CLIENT_ID=DEMO_CLIENT_ID,
+        TAP_MOKAPEN_CLIENT_SECRET=DEMO_CLIENT_SECRET,
+        TAP_MOKAPEN_ORGANIZATION_ID=str(DEMO_ORGANIZATION_ID),
+        TAP_MOKAPEN_REQUESTS_PER_MINUTE="100000",
+        TARGET_JSONL_DESTINATION_PATH=str(output),
+        TARGET_JSONL_DO_TIMESTAMP_FILE="false",
+    )
+
+    served = sandbox.records("contacts")
+    assert all("email" in record for record in served)
+    landed = [json.loads(line) for line in (output / "contacts.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in landed) == sorted(r["id"] for r in served)
+    assert not [r["id"] for r in landed if "email" in r]
+    assert all(r["updated_at"] for r in landed)
+    tasks = (output / "tasks.jsonl").read_text().splitlines()
+    assert len(tasks) == len(sandbox.records("tasks"))
