@@ -282,9 +282,11 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
 
     # Meltano drops null values from a plugin's config, so the SDK's "__NULL__" drops a field.
     meltano("config", "set", "tap-mokapen", "stream_maps", '{"contacts": {"email": "__NULL__"}}')
+    meltano("config", "set", "tap-mokapen", "flattening_enabled", "true")
     meltano("config", "set", "tap-mokapen", "flattening_max_depth", "1")
     config = json.loads(meltano("invoke", "--dump=config", "tap-mokapen").stdout)
     assert config["stream_maps"] == {"contacts": {"email": "__NULL__"}}
+    assert config["flattening_enabled"] is True
     assert config["flattening_max_depth"] == 1
 
     output = tmp_path / "output"
