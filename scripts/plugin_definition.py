@@ -1,8 +1,8 @@
 """The Meltano plugin definition of tap-mokapen, generated from the tap itself.
 
-    python scripts/plugin_definition.py            # write meltano/tap-mokapen.yml and the
-                                                   # extractor of meltano.yml
-    python scripts/plugin_definition.py --check    # fail if either is out of date
+    .venv/bin/python scripts/plugin_definition.py          # write meltano/tap-mokapen.yml
+                                                           # and meltano.yml's extractor
+    .venv/bin/python scripts/plugin_definition.py --check  # fail if either is out of date
     python3 scripts/plugin_definition.py --pip-url "$PWD" > /tmp/tap-mokapen.yml
 
 The committed definition, meltano/tap-mokapen.yml, is what an index or Hub entry would
@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "meltano" / "tap-mokapen.yml"
 PROJECT = ROOT / "meltano.yml"
 INDEX_PIP_URL = "tap-mokapen"
+REGENERATE = ".venv/bin/python scripts/plugin_definition.py"
 # The SDK adds these to every tap; they are listed apart so tests can tell them from the
 # tap's own settings.
 SDK_SETTINGS = {
@@ -53,7 +54,7 @@ INDEX_NOTE = """\
 #   python3 scripts/plugin_definition.py --pip-url "$PWD" > /tmp/tap-mokapen.yml
 #   meltano add --plugin-type extractor tap-mokapen --from-ref /tmp/tap-mokapen.yml
 """
-# Hub metadata: Meltano itself ignores these keys when adding the plugin.
+# Hub metadata: `meltano add` keeps label and docs in the project and leaves the rest.
 HUB_METADATA: dict[str, t.Any] = {
     "label": "Mokapen",
     "docs": "README.md (in the tap-mokapen repository)",
@@ -139,7 +140,7 @@ def with_pip_url(text: str, pip_url: str) -> str:
     """The committed definition, installing from ``pip_url`` instead of the index."""
     index_line = f"pip_url: {INDEX_PIP_URL}\n"
     if text.count(index_line) != 1 or not text.startswith(HEADER + INDEX_NOTE):
-        sys.exit(f"{TARGET} is not a generated definition: run python scripts/plugin_definition.py")
+        sys.exit(f"{TARGET} is not a generated definition: run {REGENERATE}")
     # A JSON string is a YAML double-quoted scalar: any path or URL survives.
     text = text.replace(index_line, f"pip_url: {json.dumps(pip_url)}\n")
     note = f"# pip_url written by --pip-url for this copy: {pip_url}\n"
@@ -189,7 +190,7 @@ def main() -> None:
     if args.check:
         stale = [path.name for path, text in expected.items() if path.read_text() != text]
         if stale:
-            sys.exit(f"out of date: {', '.join(stale)}: run python scripts/plugin_definition.py")
+            sys.exit(f"out of date: {', '.join(stale)}: run {REGENERATE}")
         return
     for path, text in expected.items():
         path.write_text(text)
