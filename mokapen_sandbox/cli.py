@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import signal
 import sys
@@ -62,8 +63,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog=switches_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to bind [default: 127.0.0.1]"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8765,
+        help="port to listen on; 0 picks a free one, printed on the first line [default: 8765]",
+    )
     _flag(parser, "contacts", int)
     _flag(parser, "tasks", int)
     parser.add_argument(
@@ -84,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default={},
         help="any other switch, as a JSON object (all listed below); wins over the flags",
     )
-    parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser.parse_args(argv)
 
 
@@ -104,7 +112,13 @@ def main(argv: list[str] | None = None) -> None:
             **args.settings,
         }
     )
-    server = SandboxServer(settings, host=args.host, port=args.port, verbose=args.verbose)
+    try:
+        server = SandboxServer(settings, host=args.host, port=args.port, verbose=args.verbose)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        # One line, not a traceback: scripts/demo.sh reacts to it by taking a free port.
+        sys.exit(f"mokapen-sandbox: port {args.port} is in use (--port 0 picks a free one)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"mokapen-sandbox listening on {server.url}", flush=True)
     print(

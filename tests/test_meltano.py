@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mokapen_sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
 from tests.helpers import MELTANO, TESTED_STREAMS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -83,6 +84,23 @@ def test_second_meltano_run_lands_only_the_changes(meltano, sandbox):
     assert len(meltano.jsonl_ids("tasks", "second")) <= 2
 
 
+def test_metric_lines_stay_off_the_console_until_turned_back_on(meltano, sandbox):
+    quiet = meltano.run("tap-mokapen", "target-jsonl", output="quiet")
+    assert "Beginning sync of 'contacts'" in quiet.stderr  # the tap's own lines stay
+    assert "METRIC" not in quiet.stderr + quiet.stdout
+    assert len(meltano.jsonl_ids("contacts", "quiet")) == len(sandbox.records("contacts"))
+
+    # The README's way back, for one run (paths are relative to the project root).
+    loud = meltano.run(
+        "tap-mokapen",
+        "target-jsonl",
+        output="loud",
+        TAP_MOKAPEN__LOG_CONFIG="meltano/logging-metrics.yaml",
+    )
+    assert "METRIC" in loud.stderr
+    assert "http_request_duration" in loud.stderr
+
+
 def test_a_quota_cut_off_meltano_run_is_completed_by_the_next(meltano, sandbox):
     sandbox.update(quota_cutoff_after=3)
     pages_of_100 = {"TAP_MOKAPEN_PAGE_SIZE": "100"}  # several pages to be cut off between
@@ -153,12 +171,8 @@ def test_new_fields_changed_types_and_rejected_records_load_into_postgres(
     ) == str(missing)
 
 
-def test_plugin_definition_file_matches_the_tap():
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "plugin_definition.py"), "--check"], check=True
-    )
-    definition = yaml.safe_load((ROOT / "meltano" / "tap-mokapen.yml").read_text())
-    about = json.loads(
+def about_tap() -> dict:
+    return json.loads(
         subprocess.run(
             [sys.executable, "-m", "tap_mokapen", "--about", "--format=json"],
             capture_output=True,
@@ -166,12 +180,136 @@ def test_plugin_definition_file_matches_the_tap():
             check=True,
         ).stdout
     )
-    tap_settings = set(about["settings"]["properties"]) - plugin_definition.SDK_SETTINGS
-    assert {s["name"] for s in definition["settings"]} == tap_settings
+
+
+def test_plugin_definition_file_matches_the_tap():
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "plugin_definition.py"), "--check"], check=True
+    )
+    definition = yaml.safe_load((ROOT / "meltano" / "tap-mokapen.yml").read_text())
+    about = about_tap()
+    properties = about["settings"]["properties"]
+    by_name = {s["name"]: s for s in definition["settings"]}
+    assert set(by_name) == set(properties)
+    assert set(by_name) > plugin_definition.SDK_SETTINGS
+    # Meltano passes a setting of unknown kind as text: `meltano config set ... stream_maps`
+    # would hand the SDK's mapper a string (it fails), flattening_max_depth "1".
+    for name in plugin_definition.SDK_SETTINGS:
+        (json_type,) = set(properties[name]["type"]) - {"null"}
+        kind = {"object": "object", "boolean": "boolean", "integer": "integer"}
+        assert by_name[name]["kind"] == kind.get(json_type, "string"), name
+        assert by_name[name]["description"] == properties[name]["description"]
+    assert definition["capabilities"] == about["capabilities"]
+    for key in ("label", "description", "docs", "keywords", "maintenance_status"):
+        assert definition[key], key
 
     project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    assert "version" not in project  # deprecated: Meltano warns on every command
     (extractor,) = project["plugins"]["extractors"]
-    in_project = {s["name"]: s["kind"] for s in extractor["settings"]}
-    assert in_project == {s["name"]: s["kind"] for s in definition["settings"]}
+    assert extractor["capabilities"] == about["capabilities"]
+    in_project = [s for s in extractor["settings"] if not s["name"].startswith("_")]
+    assert in_project == definition["settings"]
     secrets = {s["name"] for s in extractor["settings"] if s["kind"] == "password"}
-    assert secrets == {n for n, v in about["settings"]["properties"].items() if v.get("secret")}
+    assert secrets == {n for n, v in properties.items() if v.get("secret")}
+
+
+@pytest.mark.parametrize(
+    "pip_url", ["/home/ana/src/tap mokapen", "git+https://git.example.com/a/b.git@v1"]
+)
+def test_a_definition_for_a_checkout_or_a_git_remote(pip_url):
+    """--pip-url runs on a python3 with nothing installed (-S: no site-packages)."""
+    written = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            str(ROOT / "scripts" / "plugin_definition.py"),
+            "--pip-url",
+            pip_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    committed = yaml.safe_load((ROOT / "meltano" / "tap-mokapen.yml").read_text())
+    assert yaml.safe_load(written) == {**committed, "pip_url": pip_url}
+
+
+def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path):
+    """The README's first hour in a brand-new project: add the tap from a definition for
+    this checkout, add target-jsonl (no Hub), set SDK settings, run against the sandbox."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("MELTANO_", "TAP_MOKAPEN_", "TARGET_JSONL_"))
+    }
+    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    project = tmp_path / "project"
+
+    def meltano(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [MELTANO, *args],
+            cwd=project if project.exists() else tmp_path,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        return done
+
+    meltano("init", "--no-usage-stats", project.name)
+    # README: python3 scripts/plugin_definition.py --pip-url "$PWD" > /tmp/tap-mokapen.yml
+    definition = tmp_path / "tap-mokapen.yml"
+    definition.write_text(
+        subprocess.run(
+            [sys.executable, "-S", "scripts/plugin_definition.py", "--pip-url", str(ROOT)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    meltano("add", "--plugin-type", "extractor", "tap-mokapen", "--from-ref", str(definition))
+    # target-jsonl as this repository's project defines it, config left out.
+    (loader,) = [
+        plugin
+        for plugin in yaml.safe_load((ROOT / "meltano.yml").read_text())["plugins"]["loaders"]
+        if plugin["name"] == "target-jsonl"
+    ]
+    loader_definition = tmp_path / "target-jsonl.yml"
+    loader_definition.write_text(yaml.safe_dump({k: v for k, v in loader.items() if k != "config"}))
+    meltano("add", "--plugin-type", "loader", "target-jsonl", "--from-ref", str(loader_definition))
+
+    # Meltano drops null values from a plugin's config, so the SDK's "__NULL__" drops a field.
+    meltano("config", "set", "tap-mokapen", "stream_maps", '{"contacts": {"email": "__NULL__"}}')
+    meltano("config", "set", "tap-mokapen", "flattening_enabled", "true")
+    meltano("config", "set", "tap-mokapen", "flattening_max_depth", "1")
+    config = json.loads(meltano("invoke", "--dump=config", "tap-mokapen").stdout)
+    assert config["stream_maps"] == {"contacts": {"email": "__NULL__"}}
+    assert config["flattening_enabled"] is True
+    assert config["flattening_max_depth"] == 1
+
+    output = tmp_path / "output"
+    output.mkdir()
+    meltano(
+        "run",
+        "tap-mokapen",
+        "target-jsonl",
+        TAP_MOKAPEN_BASE_URL=sandbox.url,
+        TAP_MOKAPEN_CLIENT_ID=DEMO_CLIENT_ID,
+        TAP_MOKAPEN_CLIENT_SECRET=DEMO_CLIENT_SECRET,
+        TAP_MOKAPEN_ORGANIZATION_ID=str(DEMO_ORGANIZATION_ID),
+        TAP_MOKAPEN_REQUESTS_PER_MINUTE="100000",
+        TARGET_JSONL_DESTINATION_PATH=str(output),
+        TARGET_JSONL_DO_TIMESTAMP_FILE="false",
+    )
+
+    served = sandbox.records("contacts")
+    assert all("email" in record for record in served)
+    landed = [json.loads(line) for line in (output / "contacts.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in landed) == sorted(r["id"] for r in served)
+    assert not [r["id"] for r in landed if "email" in r]
+    assert all(r["updated_at"] for r in landed)
+    tasks = (output / "tasks.jsonl").read_text().splitlines()
+    assert len(tasks) == len(sandbox.records("tasks"))
