@@ -231,8 +231,10 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         request = (details.get("args") or [None])[0]
         host = urlsplit(getattr(request, "url", "") or "").netloc
         self.logger.info(
-            "Retrying %s in %.1f s (attempt %d): %s",
+            "Retrying %s for '%s' of organization %s in %.1f s (attempt %d): %s",
             host,
+            self.name,
+            self.organization_id,
             details.get("wait", 0),
             details.get("tries", 0),
             details.get("exception") or "no answer",
