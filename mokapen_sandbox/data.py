@@ -215,6 +215,30 @@ class Entity:
 ENTITIES: dict[str, Entity] = {
     "contacts": Entity(make_contact, default_count=500),
     "tasks": Entity(make_task, default_count=200),
+    # Not documented by Mokapen; served so that the tap's packaged streams (off by
+    # default) and its extra_streams setting have something to read.
+    "companies": Entity(
+        make_generic(
+            {
+                "name": "Company {id}",
+                "industry": ["retail", "software", "manufacturing", None],
+                "vat_number": "IT{n}",
+                "owner_id": range(1, 40),
+            }
+        ),
+        default_count=60,
+    ),
+    "projects": Entity(
+        make_generic(
+            {
+                "name": "Project {id}",
+                "status": ["open", "on_hold", "closed"],
+                "company_id": range(1, 60),
+            },
+            salt="projects",
+        ),
+        default_count=30,
+    ),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import typing as t
 from urllib.parse import urlsplit
 
@@ -52,6 +53,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
         reached: t.Any = None,
         access_token: str | None = None,
         refresh_tokens: RefreshTokenStore | None = None,
+        narrowable: bool = False,
     ) -> None:
         super().__init__(
             auth_endpoint=token_url,
@@ -60,6 +62,11 @@ class MokapenAuthenticator(OAuthAuthenticator):
             client_secret=client_secret,
         )
         self.organization_id = organization_id
+        #: The scope was derived from the selected streams: one Mokapen refuses may be
+        #: dropped, failing only the streams that need it.
+        self.narrowable = narrowable
+        self.scopes = scope
+        self.refused_scopes: set[str] = set()
         self.pacer = pacer
         self.max_wait_seconds = max_wait_seconds
         self.organization_name: str | None = None
@@ -95,7 +102,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
             "grant_type": "client_credentials",
             "client_id": self.client_id,
             "client_secret": self.client_secret,
-            "scope": self.oauth_scopes,
+            "scope": self.scopes,
             "organization_id": str(self.organization_id),
         }
 
@@ -142,10 +149,31 @@ class MokapenAuthenticator(OAuthAuthenticator):
                     request()
             else:
                 request()
+        except errors.ScopeNotEnabledError as exc:
+            if not self._drop_refused_scopes(exc.message):
+                raise
+            self.update_access_token()
         except errors.RETRIABLE_ERRORS as exc:
             what = f"Could not get an access token from {self.auth_endpoint}: "
             error = errors.AuthenticationError
             raise errors.gave_up(exc, what, self.max_wait_seconds, error) from None
+
+    def _drop_refused_scopes(self, message: str) -> bool:
+        """Ask again without the scopes Mokapen's message names, if it names some of them."""
+        asked = self.scopes.split()
+        named = [s for s in asked if re.search(rf"(?<![\w.]){re.escape(s)}(?![\w.])", message)]
+        kept = [s for s in asked if s not in named]
+        if not (self.narrowable and named and kept):
+            return False
+        logger.warning(
+            "Mokapen does not enable %s for this app (organization %s): the streams that "
+            "need it fail, the others go on",
+            " ".join(named),
+            self.organization_id,
+        )
+        self.refused_scopes.update(named)
+        self.scopes = " ".join(kept)
+        return True
 
     def _request_token(self) -> None:
         requested_at = dt.datetime.now(dt.UTC)

@@ -288,6 +288,13 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         except errors.MokapenError as exc:
             tap.stream_failed(self, exc)
             return
+        if self.scope and self.scope in self.authenticator.refused_scopes:
+            msg = (
+                f"'{self.name}' needs the scope {self.scope}, which Mokapen does not enable "
+                f"for this app: enable it for the app, or deselect '{self.name}'"
+            )
+            tap.stream_failed(self, errors.ConfigError(msg))
+            return
         stream_state = self.get_context_state(context)
         # Keyed as the state partitions are: by the organization as configured.
         cycle = tap.organizations.cycle_started_at(configured)

@@ -15,6 +15,9 @@ import typing as t
 
 from singer_sdk import typing as th
 
+from tap_mokapen import extra_streams
+from tap_mokapen.extra_streams import ExtraStream
+
 DEFAULT_BASE_URL = "https://mokapen.com"
 MAX_PAGE_SIZE = 10_000
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_.\-=]{1,200}$")
@@ -123,6 +126,29 @@ SETTINGS: tuple[Setting, ...] = (
         "an updated_at that is not a timestamp) instead of sending it to the "
         "rejected_records stream.",
         default=False,
+    ),
+    Setting(
+        "extra_streams",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("name", th.StringType, required=True),
+                th.Property("path", th.StringType),
+                th.Property("scope", th.StringType),
+                th.Property("replication_key", th.StringType),
+                th.Property("primary_key", th.ArrayType(th.StringType)),
+            )
+        ),
+        "More organization-scoped list endpoints to extract, each {name, path, scope, "
+        "replication_key, primary_key}: path defaults to the name (below "
+        "/api/v1/{organization_id}/), scope to <name>.read, replication_key to "
+        "updated_at (null: read whole), primary_key to id.",
+    ),
+    Setting(
+        "detect_deletions",
+        th.ArrayType(th.StringType),
+        "Streams whose deleted records the tap detects: each complete pass over such a "
+        "stream emits every record under a new table version and then ACTIVATE_VERSION, "
+        "so the target marks (or deletes) the rows the pass did not see.",
     ),
     Setting(
         "page_size",
@@ -234,6 +260,8 @@ class Settings:
     progress_log_seconds: float
     freeze_schema: bool
     strict_records: bool
+    extra_streams: tuple[ExtraStream, ...] = ()
+    detect_deletions: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
@@ -263,6 +291,8 @@ class Settings:
             progress_log_seconds=float(number(value("progress_log_seconds"))),
             freeze_schema=bool(value("freeze_schema")),
             strict_records=bool(value("strict_records")),
+            extra_streams=extra_streams.parse(value("extra_streams")),
+            detect_deletions=frozenset(extra_streams.declared(value("detect_deletions"))),
         )
 
     @property

@@ -52,6 +52,15 @@ class ConfigError(MokapenError):
     """Settings that cannot work (found before any request, or by Mokapen's 403)."""
 
 
+class ScopeNotEnabledError(ConfigError):
+    """The token request asked for a scope Mokapen does not enable for the app."""
+
+    def __init__(self, report: str, message: str) -> None:
+        super().__init__(report)
+        #: Mokapen's own message, which may name the scopes it refused.
+        self.message = message
+
+
 class AuthenticationError(MokapenError):
     """Mokapen refused the credentials or the token (token endpoint, or 401 twice)."""
 
@@ -321,7 +330,7 @@ def judge_token_answer(
         )
         raise AuthenticationError(msg)
     if error == "invalid_scope":
-        raise ConfigError(f"{refused} Fix the scope setting.")
+        raise ScopeNotEnabledError(f"{refused} Fix the scope setting.", message)
     if "organization" in message.lower():
         raise ConfigError(organization_refused(refused, organization_id))
     raise AuthenticationError(refused)

@@ -157,6 +157,7 @@ class Organizations:
                 reached=self,
                 access_token=settings.access_token,
                 refresh_tokens=store,
+                narrowable=settings.scope is None,
             )
         return self._authenticators[org]
 

@@ -34,7 +34,7 @@ import typing as t
 
 import requests
 from singer_sdk import Tap
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, MapperNotInitialized
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import RESTStream, Stream
 
@@ -93,7 +93,10 @@ def writes_lines_directly(stream: Stream) -> bool:
     alias, no ACTIVATE_VERSION, no record limit (``--test``), no child streams,
     no ``post_process`` override (the stream shapes whole pages instead).
     """
-    maps = stream.stream_maps
+    try:
+        maps = stream.stream_maps
+    except MapperNotInitialized:  # --discover sampling a page: no record is written
+        return True
     return (
         len(maps) == 1
         and isinstance(maps[0], SameRecordTransform)

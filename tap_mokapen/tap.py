@@ -23,7 +23,7 @@ from tap_mokapen.errors import AuthenticationError, ConfigError, MokapenError, R
 from tap_mokapen.organizations import Organizations
 from tap_mokapen.output import BufferedMsgSpecWriter
 from tap_mokapen.rejected import RejectedRecordsStream, Rejections
-from tap_mokapen.streams import stream_types
+from tap_mokapen.streams import OrganizationScopedStream, stream_types
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -87,8 +87,35 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        streams: list[Stream] = [stream_type(tap=self) for stream_type in stream_types()]
+        declared = self.settings.extra_streams
+        streams: list[Stream] = [stream_type(tap=self) for stream_type in stream_types(declared)]
+        for stream in streams:
+            # A declared stream's schema is what discovery sampled, as the catalog says.
+            entry = self.input_catalog.get_stream(stream.name) if self.input_catalog else None
+            if entry and isinstance(stream, OrganizationScopedStream) and not stream.packaged:
+                sampled = entry.schema.to_dict().get("properties", {})
+                stream.schema["properties"] = {**sampled, **stream.schema["properties"]}
         return [*streams, RejectedRecordsStream(self)]
+
+    @override
+    def run_discovery(self) -> str:
+        """The catalog; with credentials, declared streams without a schema sample a page."""
+        can_ask = self.settings.client_id or self.settings.access_token
+        if can_ask and self.organizations.ids:
+            for stream in self.mokapen_streams():
+                if isinstance(stream, OrganizationScopedStream) and not stream.packaged:
+                    try:
+                        added = stream.sample_fields()
+                    except MokapenError as exc:
+                        self.logger.warning(
+                            "Could not sample '%s' (%s): its schema starts from its keys "
+                            "and grows as records come",
+                            stream.name,
+                            redact(str(exc)),
+                        )
+                    else:
+                        self.logger.info("Sampled '%s': %d fields found", stream.name, added)
+        return super().run_discovery()
 
     @cached_property
     def rejections(self) -> Rejections:

@@ -10,6 +10,7 @@ import decimal
 import typing as t
 from urllib.parse import urlsplit
 
+from tap_mokapen import extra_streams
 from tap_mokapen.config import (
     DEFAULT_BASE_URL,
     IDENTIFIER,
@@ -19,6 +20,9 @@ from tap_mokapen.config import (
     is_loopback,
     number,
 )
+
+#: Streams always on: extra_streams may not redeclare them (the optional ones it may).
+ALWAYS_ON_STREAMS = ("contacts", "tasks", "organizations", "rejected_records")
 
 
 def problems(config: t.Mapping[str, t.Any]) -> list[str]:
@@ -66,6 +70,11 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     page_size = number(config.get("page_size"))
     if _is_int(page_size) and page_size > MAX_PAGE_SIZE:
         found.append(f"page_size must be at most {MAX_PAGE_SIZE} (got {page_size})")
+
+    found += extra_streams.problems(config.get("extra_streams"), taken=ALWAYS_ON_STREAMS)
+    deletions = extra_streams.declared(config.get("detect_deletions"))
+    if not all(isinstance(name, str) and name for name in deletions):
+        found.append("detect_deletions must be a list of stream names such as ['contacts']")
 
     user_agent = config.get("user_agent")
     if user_agent is not None and not isinstance(user_agent, str):

@@ -20,6 +20,8 @@ TestTapMokapen = get_tap_test_class(
         "organization_id": DEMO_ORGANIZATION_ID,
         "base_url": SANDBOX_URL,
         "requests_per_minute": 100_000,
+        # Shipped but off by default: declared, they are on and tested like the others.
+        "extra_streams": [{"name": "companies"}, {"name": "projects"}],
     },
     # rejected_records only has records when the API sends broken ones.
     suite_config=SuiteConfig(
