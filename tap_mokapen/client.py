@@ -25,7 +25,7 @@ from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
-from tap_mokapen import errors, output, sdk_private, state, transport
+from tap_mokapen import deletions, errors, output, sdk_private, state, transport
 from tap_mokapen.intake import RecordIntake
 from tap_mokapen.page_size import PageSize
 from tap_mokapen.pages import Page, careful_read
@@ -35,6 +35,7 @@ from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib import Catalog
 
     from tap_mokapen.auth import MokapenAuthenticator
     from tap_mokapen.tap import TapMokapen
@@ -79,10 +80,27 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             max_bytes=tap.settings.max_response_bytes,
         )
         self._paginator: Paginator | None = None
+        # detect_deletions: read whole, every RECORD with its pass's version (deletions.py).
+        self.versioned = self.name in tap.settings.detect_deletions
+        self._full_table_if_versioned()
+        self.table_version: int | None = None
         #: The page size for the organization being read (set per organization).
         self.sizing = PageSize.for_endpoint(tap.settings.page_size, None)
         self._resume_position: dict[str, t.Any] | None = None
         self._time_extracted = ""
+
+    def _full_table_if_versioned(self) -> None:
+        if self.versioned:
+            self.replication_key = None
+        if not self.replication_key:
+            self.forced_replication_method = "FULL_TABLE"
+
+    @override
+    def apply_catalog(self, catalog: Catalog) -> None:
+        """The catalog's selection; a catalog made before detect_deletions was set does not
+        make a versioned stream incremental again."""
+        super().apply_catalog(catalog)
+        self._full_table_if_versioned()
 
     @property
     def stats(self) -> t.Counter[str]:
@@ -311,6 +329,10 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             where=f"'{self.name}' of organization {org}",
         )
         self.progress.begin(org)
+        versions = deletions.TableVersions(self.name, self.stream_state) if self.versioned else None
+        self.table_version = versions.current() if versions else None
+        sdk_private.set_table_version(self, self.table_version)
+        rejected_before = self.stats["rejected"]
         paginator: Paginator | None = None
         try:
             for records, paginator in self.request_pages(context):
@@ -337,6 +359,14 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         else:
             state.finish(stream_state, cycle=cycle)
             self.stats["completed"] = 1
+            if versions:
+                every = [
+                    c["organization_id"] for c in self.partitions or [{"organization_id": org}]
+                ]
+                clean = self.stats["rejected"] == rejected_before
+                version = versions.completed(configured, every, clean=clean)
+                if version is not None:
+                    deletions.activate(self, version)
         finally:
             state.remember_page_size(stream_state, self.sizing.remembered())
             self.progress.end(self._paginator)
@@ -422,7 +452,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
 
     def emit_page(self, records: list[t.Any], context: Context | None) -> None:
         """A page's RECORD lines, then its newest replication value as bookmark candidate."""
-        output.write_records(self.name, records, self._time_extracted)
+        output.write_records(self.name, records, self._time_extracted, self.table_version)
         sdk_private.mark_state_changed(self)
         if self.replication_key:
             newest = self.intake.record_type.newest(records, self.replication_key)

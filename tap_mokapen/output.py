@@ -88,12 +88,31 @@ class RecordLine(msgspec.Struct, gc=False):
     time_extracted: str
 
 
+class VersionedRecordLine(msgspec.Struct, gc=False):
+    """A RECORD of a versioned (full-table) pass: the SDK puts ``version`` before the time."""
+
+    type: str
+    stream: str
+    record: t.Any
+    version: int
+    time_extracted: str
+
+
 _ENCODER = msgspec.json.Encoder()
 
 
-def write_records(stream: str, records: list[t.Any], time_extracted: str) -> None:
+def write_records(
+    stream: str, records: list[t.Any], time_extracted: str, version: int | None = None
+) -> None:
     """A page's RECORD lines, as the SDK writes each record's, in one call."""
-    lines = [RecordLine("RECORD", stream, record, time_extracted) for record in records]
+    lines: list[t.Any]
+    if version is None:
+        lines = [RecordLine("RECORD", stream, record, time_extracted) for record in records]
+    else:
+        lines = [
+            VersionedRecordLine("RECORD", stream, record, version, time_extracted)
+            for record in records
+        ]
     data = _ENCODER.encode_lines(lines)
     with _writing():
         singer_output().write(data)

@@ -19,6 +19,8 @@ value``                                 from, as the SDK's own loop records it
 ``StreamStateManager.is_flushed``       marks the state changed, so that STATE is written
 ``RESTStream._request``                 send one prepared request (authenticate, send,
                                         request metric, validate_response)
+``Stream._stream_version``              the table version the SDK's own record loop (stream
+                                        maps) puts on RECORDs (deletions.py)
 ``PluginBase._validate_config``         every config problem in one line, naming each
 (overridden)                            setting, never echoing a secret
 ======================================  ================================================
@@ -58,6 +60,7 @@ PRIVATE_NAMES: dict[str, str | None] = {
     ),
     "singer_sdk.streams.core:Stream._write_state_message": "(self) -> 'None'",
     "singer_sdk.streams._state:StreamStateManager.is_flushed": None,
+    "singer_sdk.streams.core:Stream._stream_version": None,
     "singer_sdk.plugin_base:PluginBase._validate_config": (
         "(self, *, raise_errors: 'bool' = True) -> 'list[str]'"
     ),
@@ -72,6 +75,11 @@ def write_state(stream: Stream) -> None:
     """Write a STATE message now, with the stream's state as it stands."""
     stream.state_manager.is_flushed = False
     stream._write_state_message()
+
+
+def set_table_version(stream: Stream, version: int | None) -> None:
+    """The version the SDK's own loop writes on each RECORD (the fast path writes its own)."""
+    stream._stream_version = version
 
 
 def mark_state_changed(stream: Stream) -> None:

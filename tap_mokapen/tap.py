@@ -95,6 +95,11 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
             if entry and isinstance(stream, OrganizationScopedStream) and not stream.packaged:
                 sampled = entry.schema.to_dict().get("properties", {})
                 stream.schema["properties"] = {**sampled, **stream.schema["properties"]}
+        unknown = sorted(self.settings.detect_deletions - {s.name for s in streams})
+        if unknown:
+            names = ", ".join(s.name for s in streams if isinstance(s, MokapenStream))
+            msg = f"detect_deletions names no stream: {', '.join(unknown)} (streams: {names})"
+            raise ConfigError(msg)
         return [*streams, RejectedRecordsStream(self)]
 
     @override

@@ -139,6 +139,59 @@ def test_meltano_run_to_postgres_lands_the_rows_and_then_the_changes(meltano, sa
     assert edited == "4"
 
 
+def test_deleted_contacts_are_marked_deleted_in_postgres_at_no_extra_request(
+    meltano, sandbox, postgres
+):
+    postgres.sql("DROP SCHEMA IF EXISTS mokapen CASCADE")
+    settings = {
+        "TARGET_POSTGRES_PORT": str(postgres.port),
+        "TARGET_POSTGRES_ADD_RECORD_METADATA": "true",
+        "TARGET_POSTGRES_ACTIVATE_VERSION": "true",
+        "TAP_MOKAPEN_DETECT_DELETIONS": '["contacts"]',
+        "TAP_MOKAPEN_PAGE_SIZE": "100",
+    }
+    meltano.run("tap-mokapen", "target-postgres", **settings)
+    assert postgres.sql("SELECT count(*) FROM mokapen.contacts") == "500"
+
+    deleted = sandbox.mutate("contacts", delete=3)["deleted"]
+    before = sandbox.stats()["requests"]
+    meltano.run("tap-mokapen", "target-postgres", **settings)
+    # The same requests as any sync: 5 pages of contacts, 2 of tasks, 1 list, 1 token.
+    assert sandbox.stats()["requests"] - before == 5 + 2 + 1 + 1
+
+    marked = postgres.sql(
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM mokapen.contacts "
+        "WHERE _sdc_deleted_at IS NOT NULL"
+    )
+    assert marked == ",".join(map(str, sorted(deleted)))
+    assert postgres.sql("SELECT count(*) FROM mokapen.contacts WHERE _sdc_deleted_at IS NULL") == (
+        "497"
+    )
+    # Tasks are not versioned: nothing of theirs is marked.
+    tasks_marked = "SELECT count(*) FROM mokapen.tasks WHERE _sdc_deleted_at IS NOT NULL"
+    assert postgres.sql(tasks_marked) == "0"
+
+
+def test_an_unfinished_pass_marks_nothing_deleted(meltano, sandbox, postgres):
+    postgres.sql("DROP SCHEMA IF EXISTS mokapen CASCADE")
+    settings = {
+        "TARGET_POSTGRES_PORT": str(postgres.port),
+        "TARGET_POSTGRES_ADD_RECORD_METADATA": "true",
+        "TARGET_POSTGRES_ACTIVATE_VERSION": "true",
+        "TAP_MOKAPEN_DETECT_DELETIONS": '["contacts"]',
+        "TAP_MOKAPEN_PAGE_SIZE": "100",
+    }
+    meltano.run("tap-mokapen", "target-postgres", **settings)
+    sandbox.mutate("contacts", delete=3)
+    sandbox.update(quota_cutoff_after=3)  # the second pass stops after two pages of contacts
+    paused = meltano.run("tap-mokapen", "target-postgres", **settings)
+    assert "Run paused" in paused.stderr
+    assert "ACTIVATE_VERSION" not in paused.stderr
+    assert postgres.sql(
+        "SELECT count(*) FROM mokapen.contacts WHERE _sdc_deleted_at IS NOT NULL"
+    ) == ("0")
+
+
 def test_new_fields_changed_types_and_rejected_records_load_into_postgres(
     meltano, sandbox, postgres
 ):
