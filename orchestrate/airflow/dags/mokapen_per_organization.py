@@ -71,7 +71,8 @@ def positive_int(name: str, default: int) -> int:
 
 
 def requests_per_minute_per_task() -> int:
-    """A share of the client's throttle such that a full pool never exceeds it."""
+    """Each task's share of the client's throttle: a pool full of tasks stays within it
+    (a task starting in a slot does not know what its predecessor sent: see the README)."""
     budget = positive_int("MOKAPEN_REQUESTS_PER_MINUTE", 60)
     return max(1, budget // positive_int("MOKAPEN_POOL_SLOTS", 3))
 
@@ -138,7 +139,7 @@ with DAG(
     },
 ) as dag:
 
-    @task
+    @task(execution_timeout=dt.timedelta(hours=1))
     def organizations() -> list[str]:
         """The organizations of this run: configured, else listed by Mokapen."""
         configured = os.environ.get("MOKAPEN_ORGANIZATION_IDS", "")
