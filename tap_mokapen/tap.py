@@ -16,7 +16,7 @@ from singer_sdk import Tap
 from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
 
-from tap_mokapen import config, output, plan, sdk_private, validation
+from tap_mokapen import config, listing, output, plan, sdk_private, validation
 from tap_mokapen import state as state_rules
 from tap_mokapen.client import MokapenStream
 from tap_mokapen.errors import AuthenticationError, ConfigError, MokapenError, RunPaused, redact
@@ -247,15 +247,21 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     @classmethod
     def get_singer_command(cls) -> click.Command:
         command = super().get_singer_command()
-        command.params.append(plan.option())
+        command.params += [plan.option(), listing.option()]
         return command
 
     @override
     @classmethod
-    def invoke(cls, *, plan: str | None = None, **kwargs: t.Any) -> None:
-        """The SDK's command (or ``--plan``), with a MokapenError as one line and exit 1."""
+    def invoke(
+        cls, *, plan: str | None = None, list_organizations: bool = False, **kwargs: t.Any
+    ) -> None:
+        """The SDK's command (or ``--plan``, ``--list-organizations``), with a MokapenError
+        as one line and exit 1."""
         try:
-            if plan:
+            if list_organizations:
+                tap = cls.from_options(kwargs.get("config"), kwargs.get("catalog"), None)
+                print(listing.run(tap))
+            elif plan:
                 cls.print_plan(
                     plan,
                     config=kwargs.get("config"),
@@ -301,11 +307,17 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         """``--plan``: what a sync of the selected streams costs, for one request per stream.
 
         With ``--state``, the page sizes learned by earlier runs are asked for."""
-        tap = cls(
+        print(plan.run(cls.from_options(config, catalog, state), output_format))
+
+    @classmethod
+    def from_options(
+        cls, config: t.Any, catalog: t.IO[str] | None, state: t.IO[str] | None
+    ) -> TapMokapen:
+        """The tap of ``--config``, ``--catalog`` and ``--state``, its config validated."""
+        return cls(
             config=config.config if config else {},
             catalog=json.load(catalog) if catalog else None,
             state=json.load(state) if state else None,
             parse_env_config=bool(config and config.parse_env),
             validate_config=True,
         )
-        print(plan.run(tap, output_format))

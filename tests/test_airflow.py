@@ -1,13 +1,18 @@
-"""The shipped Airflow DAG, run for real with `airflow dags test` in its own virtualenv."""
+"""The shipped Airflow DAGs, run for real with `airflow dags test` in its own virtualenv."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from mokapen_sandbox import DEMO_CLIENT_SECRET
+from tests.helpers import MELTANO
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
@@ -62,3 +67,187 @@ def test_dag_runs_meltano_and_the_records_land(airflow, meltano_plugins, sandbox
     assert len((output / "tasks.jsonl").read_text().splitlines()) == 200
     # The task's success is recorded, and the DAG never runs twice at once.
     assert "success" in (done.stdout + done.stderr).lower()
+
+
+# -- mokapen_per_organization: one mapped task, one Meltano state per organization -----------
+
+STATE_ID = "sandbox:tap-mokapen-to-target-jsonl:{}"
+
+
+class FanOut:
+    """The fan-out DAG's environment in a folder of its own, and what a run left there."""
+
+    def __init__(self, airflow: Path, sandbox, folder: Path, **settings: str) -> None:
+        self.airflow, self.folder = airflow, folder
+        self.output = folder / "out"
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(folder / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "orchestrate" / "airflow" / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "MOKAPEN_MELTANO_PROJECT_ROOT": str(ROOT),
+            "MOKAPEN_MELTANO_BIN": MELTANO,
+            "MOKAPEN_MELTANO_ENVIRONMENT": "sandbox",
+            "MOKAPEN_PIPELINE": "tap-mokapen target-jsonl",
+            "MOKAPEN_POOL": "mokapen-test",
+            "MOKAPEN_POOL_SLOTS": "2",
+            # The sandbox's throttle is off; each task gets half of this.
+            "MOKAPEN_REQUESTS_PER_MINUTE": "100000",
+            # Two tasks appending to one contacts.jsonl could not be told apart.
+            "MOKAPEN_ORGANIZATION_ENV": json.dumps(
+                {"TARGET_JSONL_DESTINATION_PATH": f"{self.output}/{{organization_id}}"}
+            ),
+            "MELTANO_DATABASE_URI": f"sqlite:///{folder}/meltano.db",
+            "TAP_MOKAPEN_BASE_URL": sandbox.url,
+            "TARGET_JSONL_DO_TIMESTAMP_FILE": "false",
+            **settings,
+        }
+        self.airflow_cli("db", "migrate")
+        self.airflow_cli("pools", "set", "mokapen-test", "2", "the Mokapen client's throttle")
+
+    def airflow_cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(self.airflow), *args], env=self.env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+        return done.stdout
+
+    def dags_test(self) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.airflow), "dags", "test", "mokapen_per_organization"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+
+    def task_states(self, done: subprocess.CompletedProcess) -> dict[tuple[str, str], str]:
+        """(task, map index) -> state, of the run ``done`` made."""
+        run_id = re.findall(r"run_id=(manual__[^,\s]+)", done.stdout + done.stderr)[-1]
+        rows = json.loads(
+            self.airflow_cli(
+                "tasks", "states-for-dag-run", "mokapen_per_organization", run_id, "-o", "json"
+            )
+        )
+        return {(row["task_id"], row["map_index"]): row["state"] for row in rows}
+
+    def landed(self, org: int, stream: str) -> list[dict]:
+        path = self.output / str(org) / f"{stream}.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def meltano(self, *args: str) -> str:
+        done = subprocess.run(
+            [MELTANO, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    def state_ids(self) -> list[str]:
+        return sorted(self.meltano("state", "list").split())
+
+    def state(self, org: int) -> dict:
+        return json.loads(self.meltano("state", "get", STATE_ID.format(org)))["singer_state"]
+
+
+def starts(done: subprocess.CompletedProcess, map_index: int) -> int:
+    """How many times the run started the mapped task with this index (retries included)."""
+    needle = f"[DAG TEST] starting task_id=meltano_run map_index={map_index}"
+    return (done.stdout + done.stderr).count(needle)
+
+
+def partitions(state: dict, stream: str) -> list[dict]:
+    return [p["context"] for p in state["bookmarks"][stream]["partitions"]]
+
+
+def test_fan_out_runs_one_task_and_keeps_one_state_per_organization(
+    airflow, meltano_plugins, sandbox, tmp_path
+):
+    fan_out = FanOut(airflow, sandbox, tmp_path, MOKAPEN_ORGANIZATION_IDS="849, 850")
+    done = fan_out.dags_test()
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+
+    assert fan_out.task_states(done) == {
+        ("organizations", ""): "success",
+        ("meltano_run", "0"): "success",
+        ("meltano_run", "1"): "success",
+    }
+    assert "Organizations from MOKAPEN_ORGANIZATION_IDS: 849, 850" in log
+    # Read once by each sync's organizations stream, and never to list them first.
+    assert sandbox.stats()["pages_served"].get("0/organizations") == 2
+    for org in (849, 850):
+        for stream in ("contacts", "tasks"):
+            rows = fan_out.landed(org, stream)
+            ids = [row["id"] for row in rows]
+            # Each organization's rows, all of them, each once, and no other organization's.
+            assert sorted(ids) == sorted(r["id"] for r in sandbox.records(stream, org))
+            assert len(ids) == len(set(ids))
+            assert {row["organization_id"] for row in rows} == {org}
+    # One Meltano state per organization, each holding its own organization only.
+    assert fan_out.state_ids() == [STATE_ID.format(849), STATE_ID.format(850)]
+    for org in (849, 850):
+        state = fan_out.state(org)
+        assert (
+            partitions(state, "contacts")
+            == partitions(state, "tasks")
+            == [{"organization_id": org}]
+        )
+    assert DEMO_CLIENT_SECRET not in log
+
+
+def test_fan_out_lists_the_organizations_and_a_paused_one_leaves_the_others_alone(
+    airflow, meltano_plugins, sandbox, tmp_path
+):
+    # No MOKAPEN_ORGANIZATION_IDS: the first task asks Mokapen. 850 may spend only two
+    # requests today: two pages of 100 contacts, then its quota is gone.
+    sandbox.update(quota_by_org={"850": 2})
+    fan_out = FanOut(airflow, sandbox, tmp_path, TAP_MOKAPEN_PAGE_SIZE="100")
+    done = fan_out.dags_test()
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+
+    assert "Organizations listed by Mokapen: 849, 850" in log
+    assert "Run paused: Mokapen's daily request quota for organization 850 is spent" in log
+    # The pause is no failure: every task succeeded, each ran once.
+    assert set(fan_out.task_states(done).values()) == {"success"}
+    assert (starts(done, 0), starts(done, 1)) == (1, 1)
+    for stream in ("contacts", "tasks"):
+        assert len(fan_out.landed(849, stream)) == len(sandbox.records(stream, 849))
+    first = [row["id"] for row in fan_out.landed(850, "contacts")]
+    assert len(first) == 200
+    assert fan_out.landed(850, "tasks") == []
+    (resume,) = fan_out.state(850)["bookmarks"]["contacts"]["partitions"]
+    assert resume["resume"]["next_page"] == 3
+
+    # The next day the paused organization resumes from its own state, at page 3.
+    sandbox.new_day()
+    sandbox.update(quota_by_org={})
+    again = fan_out.dags_test()
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    contacts = [row["id"] for row in fan_out.landed(850, "contacts")]
+    assert sorted(contacts) == sorted(r["id"] for r in sandbox.records("contacts", 850))
+    assert len(contacts) == len(set(contacts))  # no page of the first day read again
+    assert len(fan_out.landed(850, "tasks")) == len(sandbox.records("tasks", 850))
+
+
+def test_a_failing_organization_is_retried_alone(airflow, meltano_plugins, sandbox, tmp_path):
+    # The sandbox app is not installed in 851: its token request fails on every try.
+    fan_out = FanOut(
+        airflow,
+        sandbox,
+        tmp_path,
+        MOKAPEN_ORGANIZATION_IDS="[849, 851]",
+        MOKAPEN_RETRY_DELAY_MINUTES="0",
+    )
+    done = fan_out.dags_test()
+    log = done.stdout + done.stderr
+
+    assert fan_out.task_states(done) == {
+        ("organizations", ""): "success",
+        ("meltano_run", "0"): "success",
+        ("meltano_run", "1"): "failed",
+    }
+    assert (starts(done, 0), starts(done, 1)) == (1, 2)
+    assert "The app is not installed in organization 851" in log
+    assert len(fan_out.landed(849, "contacts")) == len(sandbox.records("contacts", 849))
+    assert STATE_ID.format(849) in fan_out.state_ids()

@@ -1,0 +1,71 @@
+"""`tap-mokapen --list-organizations`: the ids an orchestrator fans out over, from the API."""
+
+from __future__ import annotations
+
+import json
+
+from mokapen_sandbox import DEMO_CLIENT_SECRET
+from tests.helpers import run_tap
+
+LIST = ["--list-organizations"]
+
+
+def test_lists_the_organizations_the_token_sees_for_a_token_and_a_page(sandbox):
+    sandbox.reset(organizations={"849": "Acme", "850": "Globex", "1207": "Initech"})
+    done = run_tap(sandbox.config(page_size=None), args=LIST)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == [849, 850, 1207]
+    assert not done.messages  # no Singer message: stdout is the list alone
+    stats = sandbox.stats()
+    assert (stats["token_requests"], stats["api_requests"]) == (1, 1)
+    assert stats["quota_used"] == {"849": 1}  # the configured organization's token listed
+    assert "lists 3 organization(s): 849, 850, 1207" in done.stderr
+
+
+def test_a_paged_list_is_read_to_its_end(sandbox):
+    done = run_tap(sandbox.config(page_size=1), args=LIST)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == [849, 850]
+    assert sandbox.stats()["pages_served"] == {"0/organizations": 2}
+
+
+def test_a_fault_and_a_throttle_are_waited_out(sandbox):
+    sandbox.update(faults=[{"at": 1, "kind": "503"}, {"at": 2, "kind": "throttle"}])
+    done = run_tap(sandbox.config(), args=LIST)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == [849, 850]
+    assert sandbox.stats()["api_requests"] == 3
+    assert "Retrying" in done.stderr
+
+
+def test_refused_credentials_are_one_line_and_exit_1_without_a_list(sandbox):
+    done = run_tap(sandbox.config(client_secret="not-the-secret"), args=LIST)
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    (error,) = done.error_lines()
+    assert "401" in error and "client_id and client_secret" in error
+    assert "not-the-secret" not in done.stderr
+
+
+def test_a_server_echoing_the_secret_never_gets_it_into_the_output(sandbox):
+    sandbox.update(token_error_echo=True)
+    done = run_tap(sandbox.config(), args=LIST)
+
+    assert done.returncode == 1
+    assert "client_secret=***" in done.stderr  # the answer is quoted, the secret masked
+    assert DEMO_CLIENT_SECRET not in done.stderr + done.stdout
+
+
+def test_a_spent_quota_fails_the_listing_and_says_how_to_do_without(sandbox):
+    sandbox.update(quota_by_org={"849": 0})
+    done = run_tap(sandbox.config(), args=LIST)
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    (error,) = done.error_lines()
+    assert "Could not list the organizations" in error
+    assert "quota for organization 849 is spent" in error
