@@ -70,7 +70,10 @@ SETTINGS_GROUP_VALIDATION = [
 ]
 MELTANO_KINDS = {
     "integer": "integer",
-    "number": "decimal",
+    # Not "decimal": Meltano 4.4 reads a decimal setting given in the environment
+    # (TAP_MOKAPEN_PROGRESS_LOG_SECONDS=5) as a Decimal it then fails to serialize,
+    # and the run dies. As text it passes through; the tap reads numbers from text.
+    "number": "string",
     "boolean": "boolean",
     "array": "array",
     "object": "object",

@@ -101,6 +101,24 @@ def test_metric_lines_stay_off_the_console_until_turned_back_on(meltano, sandbox
     assert "http_request_duration" in loud.stderr
 
 
+def test_a_throttled_meltano_run_shows_its_waits_and_progress(meltano, sandbox):
+    # Numbers with a fraction, from the environment: Meltano must pass them through.
+    throttled = {
+        "TAP_MOKAPEN_REQUESTS_PER_MINUTE": "6",
+        "TAP_MOKAPEN_RATE_LIMIT_WINDOW_SECONDS": "6.0",
+        "TAP_MOKAPEN_PROGRESS_LOG_SECONDS": "2.5",
+        "TAP_MOKAPEN_PAGE_SIZE": "100",
+    }
+    run = meltano.run("tap-mokapen", "target-jsonl", **throttled)
+    lines = run.stderr.splitlines()
+    assert any(
+        "waits" in line and "for the rate limit (6 requests per 6 s)" in line for line in lines
+    )
+    assert any("s more for the rate limit" in line for line in lines)
+    assert "METRIC" not in run.stderr
+    assert sorted(meltano.jsonl_ids("contacts")) == sorted(r["id"] for r in sandbox.records())
+
+
 def test_a_quota_cut_off_meltano_run_is_completed_by_the_next(meltano, sandbox):
     sandbox.update(quota_cutoff_after=3)
     pages_of_100 = {"TAP_MOKAPEN_PAGE_SIZE": "100"}  # several pages to be cut off between
