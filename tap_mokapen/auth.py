@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import requests
 from singer_sdk.authenticators import OAuthAuthenticator
 
-from tap_mokapen import errors, transport
+from tap_mokapen import errors, retries, transport
 from tap_mokapen.limits import RequestPacer
 from tap_mokapen.token_store import RefreshTokenStore
 
@@ -34,7 +34,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
     ``refresh_token`` (public app; a rotated refresh token is kept in a
     ``RefreshTokenStore``) and ``access_token`` (a dashboard token, used as it is).
     The token request is judged and retried by the same policy as every API
-    request (errors.py), and takes a slot of the organization's request pacer.
+    request (errors.py, retries.py), and takes a slot of the organization's request pacer.
     """
 
     def __init__(
@@ -79,7 +79,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
         errors.register_secret(access_token)
         if refresh_tokens:
             errors.register_secret(refresh_tokens.current())
-        # A session of our own: retries are errors.py's, not urllib3's.
+        # A session of our own: retries are retries.py's, not urllib3's.
         self.token_session = requests.Session()
         self.token_session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
         transport.guard(self.token_session, deadline_seconds=deadline_seconds, max_bytes=max_bytes)
@@ -135,9 +135,9 @@ class MokapenAuthenticator(OAuthAuthenticator):
             )
             raise errors.AuthenticationError(msg)
         logger.info("Requesting an access token for organization %s", self.organization_id)
-        request = errors.retrying(
+        request = retries.retrying(
             self._request_token,
-            wait_gen=lambda: errors.wait_generator(
+            wait_gen=lambda: retries.wait_generator(
                 self.max_wait_seconds, reached=lambda: bool(getattr(self.run, "reached", True))
             ),
             max_wait_seconds=self.max_wait_seconds,
@@ -153,10 +153,10 @@ class MokapenAuthenticator(OAuthAuthenticator):
             if not self._drop_refused_scopes(exc.message):
                 raise
             self.update_access_token()
-        except errors.RETRIABLE_ERRORS as exc:
+        except retries.RETRIABLE_ERRORS as exc:
             what = f"Could not get an access token from {self.auth_endpoint}: "
             error = errors.AuthenticationError
-            raise errors.gave_up(exc, what, self.max_wait_seconds, error) from None
+            raise retries.gave_up(exc, what, self.max_wait_seconds, error) from None
 
     def _drop_refused_scopes(self, message: str) -> bool:
         """Ask again without the scopes Mokapen's message names, if it names some of them."""

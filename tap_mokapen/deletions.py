@@ -31,7 +31,7 @@ from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.singerlib import ActivateVersionMessage
 
 if t.TYPE_CHECKING:
-    from tap_mokapen.client import MokapenStream
+    from tap_mokapen.sync import MokapenStream
 
 logger = logging.getLogger("tap-mokapen")
 

@@ -16,8 +16,8 @@ import typing as t
 
 import click
 
-from tap_mokapen.client import MokapenStream
 from tap_mokapen.errors import MokapenError, RunPaused
+from tap_mokapen.sync import MokapenStream
 
 if t.TYPE_CHECKING:
     from tap_mokapen.tap import TapMokapen

@@ -31,7 +31,8 @@ import logging
 import re
 import typing as t
 
-from tap_mokapen.errors import RETRIABLE_ERRORS, PageSizeRefused, RetriableAPIError
+from tap_mokapen.errors import PageSizeRefused, RetriableAPIError
+from tap_mokapen.retries import RETRIABLE_ERRORS
 from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:

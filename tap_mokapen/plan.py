@@ -22,8 +22,8 @@ from tap_mokapen import state
 from tap_mokapen.page_size import PageSize
 
 if t.TYPE_CHECKING:
-    from tap_mokapen.client import MokapenStream
     from tap_mokapen.pages import Page
+    from tap_mokapen.sync import MokapenStream
     from tap_mokapen.tap import TapMokapen
 
 #: Daily request quota per organization of each Mokapen plan.

@@ -15,10 +15,10 @@ from singer_sdk import SchemaDirectory, StreamSchema
 from typing_extensions import override
 
 from tap_mokapen import extra_streams
-from tap_mokapen.client import MokapenStream
 from tap_mokapen.evolution import SchemaEvolution
 from tap_mokapen.extra_streams import ExtraStream
 from tap_mokapen.page_size import PageSize
+from tap_mokapen.sync import MokapenStream
 from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:

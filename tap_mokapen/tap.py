@@ -18,12 +18,12 @@ from typing_extensions import override
 
 from tap_mokapen import config, listing, output, plan, sdk_private, validation
 from tap_mokapen import state as state_rules
-from tap_mokapen.client import MokapenStream
 from tap_mokapen.errors import AuthenticationError, ConfigError, MokapenError, RunPaused, redact
 from tap_mokapen.organizations import Organizations
 from tap_mokapen.output import BufferedMsgSpecWriter
 from tap_mokapen.rejected import RejectedRecordsStream, Rejections
 from tap_mokapen.streams import OrganizationScopedStream, stream_types
+from tap_mokapen.sync import MokapenStream
 
 if t.TYPE_CHECKING:
     from types import FrameType

@@ -1,0 +1,199 @@
+"""Steps 3 to 7 for one stream and organization: the pass, and where STATE is written.
+
+``MokapenStream.get_pages`` is a stream's whole journey for one organization:
+the resume point, the page size and the table version from the state (state.py,
+page_size.py, deletions.py), then for each page the request (client.py), the
+records shaped (intake.py), the paginator advanced (paging.py), the records
+written (output.py, by the consumer of ``get_pages``) and only then a STATE
+written, here. A pause leaves its resume token in the state too; that STATE, like
+the one at the stream's end, is written when the stream's sync ends
+(sdk_private.PageAtATimeSync).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+from typing_extensions import override
+
+from tap_mokapen import deletions, errors, output, sdk_private, state
+from tap_mokapen.client import MokapenClient
+from tap_mokapen.page_size import PageSize
+from tap_mokapen.paging import Paginator
+from tap_mokapen.timestamps import to_rfc3339
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib import Catalog
+
+    from tap_mokapen.tap import TapMokapen
+
+
+class MokapenStream(MokapenClient):
+    """A Mokapen list read page by page, resumable at every page."""
+
+    def __init__(self, tap: TapMokapen) -> None:
+        super().__init__(tap)
+        # detect_deletions: read whole, every RECORD with its pass's version (deletions.py).
+        self.versioned = self.name in tap.settings.detect_deletions
+        self._full_table_if_versioned()
+        self.table_version: int | None = None
+        self._time_extracted = ""
+
+    def _full_table_if_versioned(self) -> None:
+        if self.versioned:
+            self.replication_key = None
+        if not self.replication_key:
+            self.forced_replication_method = "FULL_TABLE"
+
+    @override
+    def apply_catalog(self, catalog: Catalog) -> None:
+        """The catalog's selection; a catalog made before detect_deletions was set does not
+        make a versioned stream incremental again."""
+        super().apply_catalog(catalog)
+        self._full_table_if_versioned()
+
+    def get_pages(self, context: Context | None) -> t.Iterator[list[t.Any]]:
+        """The stream's pages for one organization, from where the last run stopped.
+
+        Every page's records are written (by the consumer of this generator) before
+        its STATE. A pause keeps the resume point; a failure that retrying cannot fix
+        ends this stream only (the tap carries on with the others and exits 1).
+        """
+        tap = self.mokapen_tap
+        configured = (context or {}).get("organization_id", tap.organizations.first)
+        skip = tap.organizations.why_skip(configured)
+        if skip:
+            self.logger.info("Skipping '%s' for organization %s: %s", self.name, configured, skip)
+            return
+        self.organization_id = configured
+        try:
+            org = self.organization_id = tap.organizations.numeric(configured)
+        except errors.RunPaused as exc:  # the token request met the quota or the budget
+            tap.pause(exc, self, f"'{self.name}' stops before its first page")
+            return
+        except errors.MokapenError as exc:
+            tap.stream_failed(self, exc)
+            return
+        if self.scope and self.scope in self.authenticator.refused_scopes:
+            msg = (
+                f"'{self.name}' needs the scope {self.scope}, which Mokapen does not enable "
+                f"for this app: enable it for the app, or deselect '{self.name}'"
+            )
+            tap.stream_failed(self, errors.ConfigError(msg))
+            return
+        stream_state = self.get_context_state(context)
+        # Keyed as the state partitions are: by the organization as configured.
+        cycle = tap.organizations.cycle_started_at(configured)
+        skip = tap.organizations.why_skip(org)
+        if not skip and state.completed_in_cycle(stream_state, cycle):
+            skip = "already synced in this cycle"
+        if skip:
+            self.logger.info("Skipping '%s' for organization %s: %s", self.name, org, skip)
+            return
+        self._resume_position = state.start(stream_state, self.replication_key)
+        self.sizing = PageSize.for_endpoint(
+            tap.settings.page_size,
+            state.page_size(stream_state),
+            where=f"'{self.name}' of organization {org}",
+        )
+        self.progress.begin(org)
+        versions = deletions.TableVersions(self.name, self.stream_state) if self.versioned else None
+        self.table_version = versions.current() if versions else None
+        sdk_private.set_table_version(self, self.table_version)
+        rejected_before = self.stats["rejected"]
+        paginator: Paginator | None = None
+        try:
+            for records, paginator in self.request_pages(context):
+                yield records
+                state.remember_page_size(stream_state, self.sizing.remembered())
+                if self.page_checkpoints and not paginator.finished:
+                    state.checkpoint(stream_state, paginator.position(), cycle=cycle)
+                    sdk_private.write_state(self)
+        except errors.RunPaused as exc:
+            paginator = self._paginator
+            position = paginator.position() if paginator else {}
+            state.pause(stream_state, position, cycle=cycle)
+            where = paginator.describe_position() if paginator else "the first page"
+            tap.pause(exc, self, f"'{self.name}' stops before {where}")
+        except errors.MokapenError as exc:
+            paginator = self._paginator
+            if self._resume_position and (paginator is None or paginator.count == 0):
+                # The server refused the very point this pass resumed at (a stale cursor,
+                # say): the next run starts the stream over rather than fail there forever.
+                state.abandon(stream_state)
+            else:
+                state.fail(stream_state, paginator.position() if paginator else {}, cycle=cycle)
+            tap.stream_failed(self, exc)
+        else:
+            state.finish(stream_state, cycle=cycle)
+            self.stats["completed"] = 1
+            if versions:
+                every = [
+                    c["organization_id"] for c in self.partitions or [{"organization_id": org}]
+                ]
+                clean = self.stats["rejected"] == rejected_before
+                version = versions.completed(configured, every, clean=clean)
+                if version is not None:
+                    deletions.activate(self, version)
+        finally:
+            state.remember_page_size(stream_state, self.sizing.remembered())
+            self.progress.end(self._paginator)
+
+    def request_pages(self, context: Context | None) -> t.Iterator[tuple[list[t.Any], Paginator]]:
+        """Each page's records fit to emit, with the paginator already advanced past the page."""
+        paginator = self.get_new_paginator()
+        if self._resume_position:
+            self.logger.info("Resuming '%s' at %s", self.name, paginator.describe_position())
+        with self.get_http_request_counter() as request_counter:
+            request_counter.with_context(context)
+            for where, response in self.answers(context, paginator):
+                request_counter.increment()
+                # Records of a page share the moment they were extracted.
+                self._time_extracted = to_rfc3339(dt.datetime.now(dt.UTC)) or ""
+                page = self.read_page(response)
+                self.stats["records"] += page.size
+                records = self.intake.take(
+                    page,
+                    # The partition's keys, organization_id numeric whatever the config says.
+                    partition={key: self.organization_id for key in context or {}},
+                    where=where,
+                    organization_id=self.organization_id,
+                )
+                state.remember_fields(self.stream_state, self.intake.evolution.learned)
+                records = self.newer_only(records, context)
+                self.stats["emitted"] += len(records)
+                paginator.advance(response)  # an empty page too: the paginator decides
+                self.sizing.observe(page, more_pages=not paginator.finished)
+                self.progress.page_done(paginator)
+                yield records, paginator
+
+    def newer_only(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
+        """The records to emit of a page (all of them, unless a stream filters)."""
+        return records
+
+    @override
+    def log_sync_costs(self) -> None:
+        super().log_sync_costs()
+        self.mokapen_tap.costs_logged(self)
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Records as dicts, for the SDK's own record loop (see sdk_private.py)."""
+        to_dict = self.intake.record_type.to_dict
+        for page in self.get_pages(context):
+            yield from map(to_dict, page)
+
+    def emit_page(self, records: list[t.Any], context: Context | None) -> None:
+        """A page's RECORD lines, then its newest replication value as bookmark candidate."""
+        output.write_records(self.name, records, self._time_extracted, self.table_version)
+        sdk_private.mark_state_changed(self)
+        if self.replication_key:
+            newest = self.intake.record_type.newest(records, self.replication_key)
+            self.track_bookmark(newest, context)
+
+    def track_bookmark(self, newest: t.Any, context: Context | None) -> None:
+        """Raise the bookmark candidate of the context's state to ``newest`` (state.py)."""
+        if self.replication_key:
+            state.track_bookmark(self.get_context_state(context), self.replication_key, newest)
