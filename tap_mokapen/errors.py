@@ -217,7 +217,7 @@ def judge_api_answer(
     if status == 403:
         raise ConfigError(_forbidden(response, organization_id, stream, scope))
     if status in (400, 422) and _about_page_size(response):
-        raise PageSizeRefused(api_message(response) or describe(response))
+        raise PageSizeRefused(_page_size_message(response))
     if status >= 400:
         raise APIError(describe(response))
 
@@ -232,6 +232,16 @@ def _about_page_size(response: requests.Response) -> bool:
     if isinstance(fields, dict) and "per_page" in fields:
         return True
     return bool(_PAGE_SIZE_WORDS.search(api_message(response)))
+
+
+def _page_size_message(response: requests.Response) -> str:
+    """Mokapen's message and Laravel's ``errors.per_page`` lines, which may name the limit."""
+    body = json_body(response)
+    fields = body.get("errors") if isinstance(body, dict) else None
+    lines = fields.get("per_page") if isinstance(fields, dict) else None
+    details = [str(line) for line in lines if line] if isinstance(lines, list) else []
+    message = api_message(response)
+    return redact(" ".join([message, *(d for d in details if d not in message)]))
 
 
 def _forbidden(

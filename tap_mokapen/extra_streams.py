@@ -126,12 +126,12 @@ def schema(spec: ExtraStream, packaged: dict[str, t.Any] | None) -> dict[str, t.
     """The packaged schema, else the keys the tap relies on; both grow with the records."""
     if packaged is not None:
         return packaged
-    properties: dict[str, t.Any] = {
-        "id": {"type": "integer"},
-        "organization_id": {"type": "integer"},
-    }
+    properties: dict[str, t.Any] = {"organization_id": {"type": "integer"}}
+    if "id" in spec.primary_key:
+        properties["id"] = {"type": "integer"}
     for key in spec.primary_key:
         properties.setdefault(key, {"type": ["string", "integer"]})
     if spec.replication_key:
         properties[spec.replication_key] = {"type": ["string", "null"], "format": "date-time"}
-    return {"type": "object", "properties": properties, "required": ["id"]}
+    required = [key for key in spec.primary_key if key != "organization_id"]
+    return {"type": "object", "properties": properties, "required": required}

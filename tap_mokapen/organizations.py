@@ -157,7 +157,8 @@ class Organizations:
                 reached=self,
                 access_token=settings.access_token,
                 refresh_tokens=store,
-                narrowable=settings.scope is None,
+                # Only the client_credentials grant asks for scopes (the others carry theirs).
+                narrowable=settings.scope is None and settings.auth_mode == "client_credentials",
             )
         return self._authenticators[org]
 

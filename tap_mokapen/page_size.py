@@ -12,8 +12,9 @@ organization and stream, what the server really does:
   smaller ``per_page``): it clamps, and that is the largest page it honours;
 * it answers 422 or 400 about the page size: the tap asks for the limit the message
   names (or half, when it names none) and retries the page;
-* it fails a large page (5xx or no answer) FAULTS_BEFORE_SHRINKING times in a row:
-  the tap tries half the size before the usual retries take over.
+* it fails a large page (5xx, no answer in time) FAULTS_BEFORE_SHRINKING times in a
+  row: the tap tries half the size, down to SMALLEST_TRIAL, and from there the
+  usual retries take over.
 
 What it learned is kept in the stream's STATE (``page_size``, per organization) and
 asked for straight away by the next run, so learning is paid for once; after
@@ -31,8 +32,9 @@ import logging
 import re
 import typing as t
 
-from tap_mokapen.errors import PageSizeRefused, RetriableAPIError
-from tap_mokapen.retries import RETRIABLE_ERRORS
+import requests
+
+from tap_mokapen.errors import PageSizeRefused, RetriableAPIError, TruncatedAnswer
 from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:
@@ -48,14 +50,25 @@ DEFAULT_PAGE_SIZE = 1000
 #: Faults at a large size are tried at a smaller one down to this, not below: a size
 #: this small failing is an outage, not a page too large.
 SMALLEST_TRIAL = 100
-FAULTS_BEFORE_SHRINKING = 2
+#: Two faults in a row can be a blip; three at a large size, a page too large.
+FAULTS_BEFORE_SHRINKING = 3
 RECHECK_AFTER = dt.timedelta(days=7)
 #: A size learned from faults may have been an outage: it is checked again sooner.
 RECHECK_FAULTS_AFTER = dt.timedelta(days=1)
 
 # "must not be greater than 100", "may not be greater than 100", "between 1 and 100",
 # "max:100": the limit is the largest number the message names below the size asked.
+_LIMIT = re.compile(
+    r"(?:greater than|more than|at most|up to|maximum(?: of)?|max:?|between \d+ and)\s*(\d+)",
+    re.IGNORECASE,
+)
 _NUMBER = re.compile(r"\d+")
+#: Faults a page too large can cause (besides a 5xx): no answer in time, an answer cut off.
+_PAGE_FAULTS = (
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    TruncatedAnswer,
+)
 
 
 @dataclasses.dataclass
@@ -121,18 +134,22 @@ class PageSize:
             return False
         if served < self.asked:
             return self._learn(served, "clamped")
+        if self.configured:
+            return False  # the user's size, honoured, says nothing of the largest one
         if self.learned is None or self.learned < self.asked or self._stale():
             return self._learn(self.asked, "honoured")
         return False
 
     def refused(self, refusal: PageSizeRefused) -> int | None:
         """The size to ask for after a refusal or repeated faults; None when none is left."""
-        self.learning_requests += 1
-        floor = SMALLEST_TRIAL if refusal.fault else 1
-        named = [int(n) for n in _NUMBER.findall(refusal.message)]
-        below = [n for n in named if 0 < n < self.asked] if not refusal.fault else []
-        smaller = max(below) if below else self.asked // 2
-        if smaller < floor or self.asked <= floor:
+        if refusal.fault:
+            # Faults shrink the page down to SMALLEST_TRIAL, then the usual retries go on.
+            self.learning_requests += FAULTS_BEFORE_SHRINKING
+            smaller = max(SMALLEST_TRIAL, self.asked // 2)
+        else:
+            self.learning_requests += 1
+            smaller = self.limit_named(refusal.message) or self.asked // 2
+        if smaller < 1 or smaller >= self.asked:
             return None
         what = "failed" if refusal.fault else "refused"
         if self.configured:
@@ -160,14 +177,31 @@ class PageSize:
         self._learn(smaller, what)
         return smaller
 
+    def limit_named(self, message: str) -> int | None:
+        """The largest page a refusal names, below the size asked, if it names one."""
+        for pattern in (_LIMIT, _NUMBER):
+            named = [int(n) for n in pattern.findall(message)]
+            below = [n for n in named if 0 < n < self.asked]
+            if below:
+                return max(below)
+        return None
+
     def count_fault(self, exception: BaseException) -> bool:
-        """Count a failed attempt; True when the page should be tried at a smaller size."""
-        if not isinstance(exception, RETRIABLE_ERRORS) or self.configured:
+        """Count a failed attempt; True when the page should be tried at a smaller size.
+
+        Only what a page too large could cause counts: a 5xx, no answer in time, an
+        answer cut off. A throttle, a refused connection or a reset before any
+        answer says nothing of the page's size.
+        """
+        if self.configured:
             return False
         response = getattr(exception, "response", None)
         status = getattr(response, "status_code", None)
-        if isinstance(exception, RetriableAPIError) and (status is None or status < 500):
-            return False  # a throttle or a body cut short: not the page's size
+        if isinstance(exception, RetriableAPIError):
+            if status is None or status < 500:
+                return False
+        elif not isinstance(exception, _PAGE_FAULTS):
+            return False
         self._faults += 1
         return self.shrink_due
 

@@ -55,11 +55,15 @@ class Progress:
         self._paginator: Paginator | None = None
         self._started = self._last_line = time.monotonic()
         self._waited_at_start = 0.0
+        self._at_start: collections.Counter[str] = collections.Counter()
 
     def begin(self, organization: int | str | None = None) -> None:
+        """A pass over one organization's list: its lines count from here."""
         self.organization = organization
+        self._paginator = None
         self._started = self._last_line = time.monotonic()
         self._waited_at_start = self.waited
+        self._at_start = collections.Counter(self.stats)
 
     def page_done(self, paginator: Paginator) -> None:
         """Count a page and, when the interval has passed, say how far the stream is."""
@@ -124,23 +128,26 @@ class Progress:
         return "" if self.organization is None else f" of organization {self.organization}"
 
     def end(self, paginator: Paginator | None) -> None:
-        stats = self.stats
-        self.seconds += time.monotonic() - self._started
+        """The pass's summary: its own counts, not the stream's over every organization."""
+        seconds = time.monotonic() - self._started
+        self.seconds += seconds
         if paginator:
-            stats["drift_rereads"] += paginator.drift_rereads
+            self.stats["drift_rereads"] += paginator.drift_rereads
+        counts = self.stats - self._at_start
         self.logger.info(
-            "Summary of '%s': %d records read, %d emitted, %d rejected; %d pages, %d requests, "
-            "%d retries, %d 429 answers, %d drift re-reads; %.1f s, %.1f s of it waiting for "
-            "the rate limit",
+            "Summary of '%s'%s: %d records read, %d emitted, %d rejected; %d pages, "
+            "%d requests, %d retries, %d 429 answers, %d drift re-reads; %.1f s, %.1f s of "
+            "it waiting for the rate limit",
             self.stream,
-            stats["records"],
-            stats["emitted"],
-            stats["rejected"],
-            stats["pages"],
-            stats["requests"],
-            stats["retries"],
-            stats["http_429"],
-            stats["drift_rereads"],
-            self.seconds,
-            self.waited,
+            self._of_organization(),
+            counts["records"],
+            counts["emitted"],
+            counts["rejected"],
+            counts["pages"],
+            counts["requests"],
+            counts["retries"],
+            counts["http_429"],
+            counts["drift_rereads"],
+            seconds,
+            self.waited - self._waited_at_start,
         )

@@ -23,6 +23,10 @@ logger = logging.getLogger("tap-mokapen")
 
 Params = dict[str, t.Any]
 
+#: Page sizes servers commonly cap at (Laravel's default is 15): a plain list of
+#: exactly this many records may be the first page of one paged without saying so.
+COMMON_PAGE_SIZES = frozenset({10, 15, 20, 25, 30, 50, 100, 200, 250, 500, 1000})
+
 
 class Scheme(abc.ABC):
     """One list shape's paging rules."""
@@ -73,9 +77,10 @@ class Scheme(abc.ABC):
 class WholeList(Scheme):
     """A list that is not paged: the first answer holds every record.
 
-    Unless it holds exactly a full page: then it may be page 1 of a list paged
-    without saying so, and page 2 is asked for once. The same records again (or
-    none) mean it was the whole list; others mean pages, read on by number.
+    Unless it holds exactly a full page (the size asked, or a size servers cap pages
+    at, such as 15, 100 or 500): then it may be page 1 of a list paged without
+    saying so, and page 2 is asked for once. The same records again (or none) mean
+    it was the whole list; others mean pages of that size, read on by number.
     """
 
     name = "list"
@@ -83,6 +88,7 @@ class WholeList(Scheme):
     def __init__(self, page_size: int) -> None:
         self.page_size = page_size
         self._first_ids: tuple[t.Any, ...] | None = None
+        self._first_size = 0
         self._paged: PageNumbers | None = None
 
     def first(self) -> Params:
@@ -93,13 +99,19 @@ class WholeList(Scheme):
             return self._paged.next(page, requested, path)
         ids = _fingerprint(page)
         if self._first_ids is None:
-            self._first_ids = ids
-            return {"page": 2} if page.size == self.page_size else None
+            self._first_ids, self._first_size = ids, page.size
+            full = page.size == self.page_size or page.size in COMMON_PAGE_SIZES
+            return {"page": 2} if full else None
         if not page.size or ids == self._first_ids:
             return None
         logger.warning("%s pages without saying so: reading it page by page", path)
-        self._paged = PageNumbers({"next_page": 2, "per_page": self.page_size})
+        self._paged = PageNumbers({"next_page": 2, "per_page": self._first_size})
+        self._paged.page_size = self.page_size
         return self._paged.next(page, requested, path)
+
+    def resize(self, page_size: int, requested: Params) -> Params:
+        self.page_size = page_size
+        return self._paged.resize(page_size, requested) if self._paged else requested
 
     def position(self) -> dict[str, t.Any]:
         return {**self._paged.position(), "shape": "page_numbers"} if self._paged else {}

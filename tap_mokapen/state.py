@@ -16,6 +16,11 @@ it, besides the SDK's own ``replication_key``/``replication_key_value``::
                   "checked_at": "...Z",    #   (page_size.py), and when and how that
                   "how": "refused"},       #   was found
     "progress_markers": {...}              # the SDK's bookmark candidate, during a run only
+    "table_pass": {"version": ...,         # detect_deletions: the table version this
+                   "rejected": false}      #   organization's pass is under (deletions.py)
+
+and, at the stream's level, ``"learned_fields"`` (evolution.py) and, for a stream
+in detect_deletions, ``"table_version"``, the pass's open version (deletions.py).
 
 A *cycle* is one complete pass over every selected stream, possibly spread over
 several runs when the quota or ``max_requests_per_run`` stops them early. While a

@@ -92,6 +92,7 @@ class MokapenStream(MokapenClient):
         if skip:
             self.logger.info("Skipping '%s' for organization %s: %s", self.name, org, skip)
             return
+        versions = self._table_pass(stream_state, org)
         self._resume_position = state.start(stream_state, self.replication_key)
         self.sizing = PageSize.for_endpoint(
             tap.settings.page_size,
@@ -99,8 +100,6 @@ class MokapenStream(MokapenClient):
             where=f"'{self.name}' of organization {org}",
         )
         self.progress.begin(org)
-        versions = deletions.TableVersions(self.name, self.stream_state) if self.versioned else None
-        self.table_version = versions.current() if versions else None
         sdk_private.set_table_version(self, self.table_version)
         rejected_before = self.stats["rejected"]
         paginator: Paginator | None = None
@@ -108,6 +107,8 @@ class MokapenStream(MokapenClient):
             for records, paginator in self.request_pages(context):
                 yield records
                 state.remember_page_size(stream_state, self.sizing.remembered())
+                if versions and self.stats["rejected"] > rejected_before:
+                    versions.note_rejections(stream_state)
                 if self.page_checkpoints and not paginator.finished:
                     state.checkpoint(stream_state, paginator.position(), cycle=cycle)
                     sdk_private.write_state(self)
@@ -130,16 +131,35 @@ class MokapenStream(MokapenClient):
             state.finish(stream_state, cycle=cycle)
             self.stats["completed"] = 1
             if versions:
-                every = [
-                    c["organization_id"] for c in self.partitions or [{"organization_id": org}]
-                ]
-                clean = self.stats["rejected"] == rejected_before
-                version = versions.completed(configured, every, clean=clean)
+                if self.stats["rejected"] > rejected_before:
+                    versions.note_rejections(stream_state)
+                version = versions.completed(configured, stream_state)
                 if version is not None:
                     deletions.activate(self, version)
         finally:
             state.remember_page_size(stream_state, self.sizing.remembered())
             self.progress.end(self._paginator)
+
+    def _table_pass(
+        self, partition: dict[str, t.Any], org: int | str
+    ) -> deletions.TableVersions | None:
+        """A versioned stream's table version for this pass (deletions.py); None otherwise."""
+        if not self.versioned:
+            deletions.forget(self.stream_state, partition)
+            self.table_version = None
+            return None
+        versions = deletions.TableVersions(self.name, self.stream_state)
+        every = [c["organization_id"] for c in self.partitions or [{"organization_id": org}]]
+        self.table_version = versions.open(every)
+        if not versions.begin_pass(partition, resuming=state.RESUME in partition):
+            self.logger.info(
+                "'%s' of organization %s: the pass to resume began under another table "
+                "version; it starts over, so that no record is retired unread",
+                self.name,
+                org,
+            )
+            state.abandon(partition)
+        return versions
 
     def request_pages(self, context: Context | None) -> t.Iterator[tuple[list[t.Any], Paginator]]:
         """Each page's records fit to emit, with the paginator already advanced past the page."""

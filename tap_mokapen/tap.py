@@ -95,9 +95,10 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
             if entry and isinstance(stream, OrganizationScopedStream) and not stream.packaged:
                 sampled = entry.schema.to_dict().get("properties", {})
                 stream.schema["properties"] = {**sampled, **stream.schema["properties"]}
-        unknown = sorted(self.settings.detect_deletions - {s.name for s in streams})
+        listed = [s.name for s in streams if isinstance(s, MokapenStream)]
+        unknown = sorted(self.settings.detect_deletions - set(listed))
         if unknown:
-            names = ", ".join(s.name for s in streams if isinstance(s, MokapenStream))
+            names = ", ".join(listed)
             msg = f"detect_deletions names no stream: {', '.join(unknown)} (streams: {names})"
             raise ConfigError(msg)
         return [*streams, RejectedRecordsStream(self)]
@@ -111,7 +112,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
                 if isinstance(stream, OrganizationScopedStream) and not stream.packaged:
                     try:
                         added = stream.sample_fields()
-                    except MokapenError as exc:
+                    except (MokapenError, RunPaused) as exc:
                         self.logger.warning(
                             "Could not sample '%s' (%s): its schema starts from its keys "
                             "and grows as records come",
@@ -275,6 +276,9 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
             stop.tap.stopped(stop.number)
         except MokapenError as exc:
             cls.logger.error("%s", redact(str(exc), limit=2000))
+            sys.exit(1)
+        except RunPaused as exc:  # --plan or --list-organizations: no answer to give
+            cls.logger.error("Stopped before an answer: %s", redact(exc.reason, limit=2000))
             sys.exit(1)
 
     @classmethod

@@ -75,6 +75,9 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     deletions = extra_streams.declared(config.get("detect_deletions"))
     if not all(isinstance(name, str) and name for name in deletions):
         found.append("detect_deletions must be a list of stream names such as ['contacts']")
+    elif deletions and config.get("batch_config"):
+        # BATCH messages carry no table version: every row would look retired.
+        found.append("detect_deletions cannot be used with batch_config")
 
     user_agent = config.get("user_agent")
     if user_agent is not None and not isinstance(user_agent, str):

@@ -14,7 +14,7 @@ import typing as t
 
 import pytest
 
-from tests.helpers import run_tap
+from tests.helpers import run_tap, selecting
 
 CONTACTS, TASKS = 2500, 700
 ORGANIZATION = 849
@@ -105,14 +105,28 @@ def test_a_refusal_naming_no_limit_halves_the_page(sandbox):
 )
 def test_large_pages_that_keep_failing_are_tried_smaller(sandbox, switches):
     serve(sandbox, max_per_page=300, **switches)
-    run = sync(sandbox, request_deadline_seconds=1)
-    # Twice at 1000, twice at 500, then 250 works; the size is kept as learned.
+    run = run_tap(
+        sandbox.config(page_size=None, request_deadline_seconds=1), catalog=selecting("contacts")
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.ids("contacts") == {r["id"]: 1 for r in sandbox.records("contacts")}
+    # Three times at 1000, three at 500, then 250 works; the size is kept as learned.
     assert learned(run, "contacts") | {"checked_at": None} == {
         "largest": 250,
         "how": "failed",
         "checked_at": None,
     }
     assert "failed pages of 500" in run.stderr
+
+
+def test_faults_at_every_size_end_in_the_usual_retries_not_a_failure(sandbox):
+    # 13 answers fail whatever the size: 1000, 500, 250 and 125 three times each, and
+    # the first at 100; below 100 the tap does not shrink, it retries, and completes.
+    serve(sandbox, faults=[{"at": 1, "kind": "500", "times": 13}])
+    run = run_tap(sandbox.config(page_size=None), catalog=selecting("contacts"))
+    assert run.returncode == 0, run.stderr
+    assert run.ids("contacts") == {r["id"]: 1 for r in sandbox.records("contacts")}
+    assert learned(run, "contacts")["largest"] == 100
 
 
 def test_a_configured_page_size_is_asked_for_as_it_is(sandbox):

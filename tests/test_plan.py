@@ -39,8 +39,8 @@ def test_summary_line_per_stream_at_the_end_of_a_run(sandbox):
     run = run_tap(sandbox.config(page_size=100))
     lines = [line for line in run.stderr.splitlines() if "Summary of" in line]
     assert any(
-        "Summary of 'contacts': 500 records read, 500 emitted, 0 rejected; 5 pages, "
-        "5 requests, 0 retries, 0 429 answers, 0 drift re-reads" in line
+        "Summary of 'contacts' of organization 849: 500 records read, 500 emitted, "
+        "0 rejected; 5 pages, 5 requests, 0 retries, 0 429 answers, 0 drift re-reads" in line
         for line in lines
     )
     assert len(lines) == 3

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 import requests
 
-from tap_mokapen import errors as retry
+from tap_mokapen import errors, retries
 from tap_mokapen.errors import APIError, RequestBudgetSpent, TruncatedAnswer
 from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
 from tap_mokapen.pages import PageReader
@@ -42,23 +42,23 @@ def response(status: int, body: bytes, headers: dict | None = None) -> requests.
 
 
 def test_retry_after_from_body_and_header():
-    assert retry.retry_after_seconds(response(429, b'{"retry_after": "45 seconds"}')) == 45
-    assert retry.retry_after_seconds(response(429, b"{}", {"Retry-After": "7"})) == 7
+    assert retries.retry_after_seconds(response(429, b'{"retry_after": "45 seconds"}')) == 45
+    assert retries.retry_after_seconds(response(429, b"{}", {"Retry-After": "7"})) == 7
     both = response(429, b'{"retry_after": "3 seconds"}', {"Retry-After": "9"})
-    assert retry.retry_after_seconds(both) == 9
-    assert retry.retry_after_seconds(response(503, b"oops")) is None
+    assert retries.retry_after_seconds(both) == 9
+    assert retries.retry_after_seconds(response(503, b"oops")) is None
 
 
 def test_quota_body_is_told_apart_from_throttle():
     quota = b'{"message": "Quota exceeded", "API daily request limit exceeded.\\n": 2000}'
-    assert retry.is_quota_exhausted(response(429, quota))
+    assert errors.is_quota_exhausted(response(429, quota))
     throttle = b'{"status": false, "message": "Too Many Requests", "retry_after": "45 seconds"}'
-    assert not retry.is_quota_exhausted(response(429, throttle))
+    assert not errors.is_quota_exhausted(response(429, throttle))
 
 
 def test_api_message_describes_html_pages():
     page = b"<html><head><title>502 Bad Gateway</title></head></html>"
-    assert retry.api_message(response(502, page, {"Content-Type": "text/html"})) == (
+    assert errors.api_message(response(502, page, {"Content-Type": "text/html"})) == (
         "an HTML error page (502 Bad Gateway)"
     )
 

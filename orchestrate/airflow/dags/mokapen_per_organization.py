@@ -34,6 +34,12 @@ Configuration (environment of the Airflow scheduler and workers; nothing hard-co
 
 Credentials reach the tap as ``TAP_MOKAPEN_*`` variables, as in the README; the
 first task's token (``TAP_MOKAPEN_ORGANIZATION_ID``) is the one that lists.
+
+With ``detect_deletions``, give each organization a target schema of its own
+(``MOKAPEN_ORGANIZATION_ENV='{"TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA":
+"mokapen_{organization_id}"}'``): each task sees one organization, and its
+ACTIVATE_VERSION would otherwise retire the other organizations' rows of a shared
+table.
 """
 
 from __future__ import annotations

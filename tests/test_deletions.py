@@ -1,0 +1,89 @@
+"""detect_deletions over HTTP, with a target's version semantics played out in the test.
+
+``VersionedTable`` does what meltanolabs-target-postgres does with versions: a row
+takes the version of the last RECORD for it, and ACTIVATE_VERSION V retires every
+row of the stream whose version is older than V (or none). A live record must
+never be retired, whatever the runs were cut by; a deleted one must be, once every
+organization completed a pass. (tests/test_meltano.py runs the real PostgreSQL.)
+"""
+
+from __future__ import annotations
+
+from tests.helpers import run_tap, selecting
+
+ORGANIZATIONS = [849, 850]
+
+
+class VersionedTable:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[int, int], int | None] = {}
+        self.retired: set[tuple[int, int]] = set()
+
+    def load(self, run) -> None:
+        for message in run.messages:
+            if message.get("stream") != "contacts":
+                continue
+            if message["type"] == "RECORD":
+                key = (message["record"]["organization_id"], message["record"]["id"])
+                self.rows[key] = message.get("version")
+                self.retired.discard(key)
+            elif message["type"] == "ACTIVATE_VERSION":
+                version = message["version"]
+                self.retired |= {key for key, v in self.rows.items() if v is None or v < version}
+
+
+def live(sandbox) -> set[tuple[int, int]]:
+    return {(org, r["id"]) for org in ORGANIZATIONS for r in sandbox.records("contacts", org)}
+
+
+def sync(sandbox, table: VersionedTable, state: dict | None, **switches) -> dict:
+    sandbox.update(**switches)
+    config = sandbox.config(
+        organization_id=None, organization_ids=ORGANIZATIONS, detect_deletions=["contacts"]
+    )
+    run = run_tap(config, state=state, catalog=selecting("contacts"))
+    assert run.returncode == 0, run.stderr
+    table.load(run)
+    assert not (table.retired & live(sandbox)), "a live record was retired"
+    return run.final_state
+
+
+def test_no_live_record_is_retired_however_the_passes_are_cut(sandbox):
+    table = VersionedTable()
+    # Run 1: 850 runs out of quota mid-pass; 849 completes.
+    state = sync(sandbox, table, None, quota_by_org={850: 3})
+    sandbox.new_day()
+    # Run 2: now 849 is cut mid-pass (a new pass of it), 850 completes: activation.
+    state = sync(sandbox, table, state, quota_by_org={849: 3})
+    sandbox.new_day()
+    # Run 3: 849 resumes; its pass began under the version just activated.
+    state = sync(sandbox, table, state, quota_by_org={})
+    # Deletions, then complete passes: exactly the deleted records are retired.
+    deleted = {(849, i) for i in sandbox.mutate("contacts", 849, delete=3)["deleted"]}
+    for _ in range(2):
+        state = sync(sandbox, table, state)
+    assert table.retired == deleted
+
+
+def test_a_pass_resumed_from_a_state_without_versions_starts_over(sandbox):
+    table = VersionedTable()
+    plain = sandbox.config(
+        organization_id=None, organization_ids=ORGANIZATIONS, max_requests_per_run=3
+    )
+    cut = run_tap(plain, catalog=selecting("contacts"))  # paused before detect_deletions
+    assert cut.returncode == 0, cut.stderr
+    table.load(cut)
+    state = sync(sandbox, table, cut.final_state)
+    assert table.rows.keys() == live(sandbox)
+    # The pass that resumed started over under the version, so this run could activate.
+    assert state["bookmarks"]["contacts"]["table_version"].get("closed") is True
+
+
+def test_a_rejected_record_in_an_earlier_run_of_the_pass_stops_the_retiring(sandbox):
+    table = VersionedTable()
+    sandbox.update(bad_records={"every": 150, "kinds": ["missing_id"]})
+    state = sync(sandbox, table, None, quota_by_org={849: 2, 850: 2})
+    sandbox.new_day()
+    state = sync(sandbox, table, state, quota_by_org={}, bad_records=None)
+    assert not table.retired
+    assert state["bookmarks"]["contacts"]["table_version"].get("closed") is not True
