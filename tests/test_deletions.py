@@ -87,3 +87,19 @@ def test_a_rejected_record_in_an_earlier_run_of_the_pass_stops_the_retiring(sand
     state = sync(sandbox, table, state, quota_by_org={}, bad_records=None)
     assert not table.retired
     assert state["bookmarks"]["contacts"]["table_version"].get("closed") is not True
+
+
+def test_deletions_of_a_stream_that_cannot_have_them_are_one_line_errors(sandbox):
+    for settings, problem in (
+        ({"detect_deletions": ["rejected_records"]}, "detect_deletions names no stream"),
+        ({"detect_deletions": ["deals"]}, "detect_deletions names no stream: deals"),
+        (
+            {"detect_deletions": ["contacts"], "batch_config": {"encoding": {"format": "jsonl"}}},
+            "detect_deletions cannot be used with batch_config",
+        ),
+    ):
+        run = run_tap(sandbox.config(**settings), catalog=None)
+        assert run.returncode == 1
+        assert problem in run.stderr
+        assert sum(problem in line for line in run.error_lines()) == 1, run.error_lines()
+    assert sandbox.stats().get("requests", 0) == 0
