@@ -51,6 +51,11 @@ class Paginator(BaseAPIPaginator[Params], abc.ABC):
         """Pages read a second time to stay safe from paging drift."""
         return 0
 
+    @property
+    def repeated_page(self) -> bool:
+        """The page just advanced past held the records before it again: emit none of it."""
+        return False
+
     @abc.abstractmethod
     def position(self) -> dict[str, t.Any]:
         """The resume token for STATE: where the next request starts. JSON-able."""
@@ -114,6 +119,10 @@ class ListPaginator(Paginator):
     @property
     def drift_rereads(self) -> int:
         return self.scheme.drift_rereads
+
+    @property
+    def repeated_page(self) -> bool:
+        return self.scheme.repeated_page
 
     def position(self) -> dict[str, t.Any]:
         return {"shape": self.scheme.name, **self.scheme.position()}

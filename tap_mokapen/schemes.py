@@ -36,6 +36,8 @@ class Scheme(abc.ABC):
     page_size: int = 100
     #: Pages read a second time to stay safe from paging drift.
     drift_rereads: int = 0
+    #: The last page held the records of the one before (a probe of a whole list).
+    repeated_page: bool = False
 
     @abc.abstractmethod
     def first(self) -> Params: ...
@@ -103,6 +105,7 @@ class WholeList(Scheme):
             full = page.size == self.page_size or page.size in COMMON_PAGE_SIZES
             return {"page": 2} if full else None
         if not page.size or ids == self._first_ids:
+            self.repeated_page = bool(page.size)  # the whole list again: already emitted
             return None
         logger.warning("%s pages without saying so: reading it page by page", path)
         self._paged = PageNumbers({"next_page": 2, "per_page": self._first_size})

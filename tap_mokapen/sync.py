@@ -183,8 +183,10 @@ class MokapenStream(MokapenClient):
                 )
                 state.remember_fields(self.stream_state, self.intake.evolution.learned)
                 records = self.newer_only(records, context)
-                self.stats["emitted"] += len(records)
                 paginator.advance(response)  # an empty page too: the paginator decides
+                if paginator.repeated_page:
+                    records = []
+                self.stats["emitted"] += len(records)
                 self.sizing.observe(page, more_pages=not paginator.finished)
                 self.progress.page_done(paginator)
                 yield records, paginator

@@ -208,3 +208,18 @@ def test_a_resume_point_from_another_page_size_loses_no_record():
     # ...and at 200 a page it is page 3, which starts at record 401.
     paginator = ListPaginator(position, read_page=READER.read, page_size=200)
     assert paginator.current_value == {"page": 3, "per_page": 200}
+
+
+def test_a_plain_list_clamped_below_the_size_asked_is_still_probed_and_paged():
+    paginator = ListPaginator(None, read_page=READER.read, page_size=1000)
+    first = [{"id": i} for i in range(1, 101)]  # the server caps a silent page at 100
+    paginator.advance(answer(first))
+    assert paginator.current_value == {"page": 2, "per_page": 1000}
+    paginator.advance(answer([{"id": i} for i in range(101, 201)]))
+    assert not paginator.repeated_page
+    assert paginator.current_value["page"] == 3  # pages of 100, the size it served
+
+    whole = ListPaginator(None, read_page=READER.read, page_size=1000)
+    whole.advance(answer(first))
+    whole.advance(answer(first))  # the same list again: it was whole
+    assert whole.finished and whole.repeated_page  # and page 2 is not emitted again
