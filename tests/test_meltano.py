@@ -157,17 +157,23 @@ def test_meltano_run_to_postgres_lands_the_rows_and_then_the_changes(meltano, sa
     assert edited == "4"
 
 
-def test_deleted_contacts_are_marked_deleted_in_postgres_at_no_extra_request(
-    meltano, sandbox, postgres
-):
+def versioned_contacts_into(postgres) -> dict[str, str]:
+    """An empty schema, and the settings of a run with deletions detected for contacts."""
     postgres.sql("DROP SCHEMA IF EXISTS mokapen CASCADE")
-    settings = {
+    return {
         "TARGET_POSTGRES_PORT": str(postgres.port),
+        # The target acts on ACTIVATE_VERSION only with its metadata columns.
         "TARGET_POSTGRES_ADD_RECORD_METADATA": "true",
         "TARGET_POSTGRES_ACTIVATE_VERSION": "true",
         "TAP_MOKAPEN_DETECT_DELETIONS": '["contacts"]',
         "TAP_MOKAPEN_PAGE_SIZE": "100",
     }
+
+
+def test_deleted_contacts_are_marked_deleted_in_postgres_at_no_extra_request(
+    meltano, sandbox, postgres
+):
+    settings = versioned_contacts_into(postgres)
     meltano.run("tap-mokapen", "target-postgres", **settings)
     assert postgres.sql("SELECT count(*) FROM mokapen.contacts") == "500"
 
@@ -191,14 +197,7 @@ def test_deleted_contacts_are_marked_deleted_in_postgres_at_no_extra_request(
 
 
 def test_an_unfinished_pass_marks_nothing_deleted(meltano, sandbox, postgres):
-    postgres.sql("DROP SCHEMA IF EXISTS mokapen CASCADE")
-    settings = {
-        "TARGET_POSTGRES_PORT": str(postgres.port),
-        "TARGET_POSTGRES_ADD_RECORD_METADATA": "true",
-        "TARGET_POSTGRES_ACTIVATE_VERSION": "true",
-        "TAP_MOKAPEN_DETECT_DELETIONS": '["contacts"]',
-        "TAP_MOKAPEN_PAGE_SIZE": "100",
-    }
+    settings = versioned_contacts_into(postgres)
     meltano.run("tap-mokapen", "target-postgres", **settings)
     sandbox.mutate("contacts", delete=3)
     sandbox.update(quota_cutoff_after=3)  # the second pass stops after two pages of contacts
