@@ -130,9 +130,7 @@ class MokapenStream(MokapenClient):
         else:
             state.finish(stream_state, cycle=cycle)
             self.stats["completed"] = 1
-            if versions:
-                if self.stats["rejected"] > rejected_before:
-                    versions.note_rejections(stream_state)
+            if versions:  # a rejection of any page is noted after that page, above
                 version = versions.completed(configured, stream_state)
                 if version is not None:
                     deletions.activate(self, version)
