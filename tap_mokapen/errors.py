@@ -138,7 +138,7 @@ def json_body(response: requests.Response) -> t.Any:
     if cached is _MISSING:
         try:
             cached = msgspec.json.decode(response.content)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec < 0.23 raised the latter
             cached = None
         response._mokapen_json = cached  # type: ignore[attr-defined]
     return cached

@@ -114,6 +114,10 @@ class PageReader:
             except (msgspec.ValidationError, RecursionError, UnicodeDecodeError):
                 continue  # another shape, or records to sort out one by one
             except msgspec.DecodeError as exc:
+                # msgspec < 0.23 raised UnicodeDecodeError for invalid UTF-8, later
+                # releases a DecodeError: either way such a body is repaired, not retried.
+                if not is_utf8(response.content):
+                    break
                 msg = f"{_path(response)} answered with a body that is cut short or is not JSON"
                 raise TruncatedAnswer(msg, response) from exc
         return careful_read(response)
@@ -205,11 +209,17 @@ def _decode_plain(content: bytes) -> t.Any:
         return None
 
 
-def repair_utf8(content: bytes) -> tuple[bytes, int]:
-    """The body with invalid UTF-8 replaced by U+FFFD, and how many were replaced."""
+def is_utf8(content: bytes) -> bool:
     try:
         content.decode("utf-8")
     except UnicodeDecodeError:
+        return False
+    return True
+
+
+def repair_utf8(content: bytes) -> tuple[bytes, int]:
+    """The body with invalid UTF-8 replaced by U+FFFD, and how many were replaced."""
+    if not is_utf8(content):
         text = content.decode("utf-8", errors="replace")
         replaced = text.count("\ufffd") - content.count("\ufffd".encode())
         return text.encode("utf-8"), replaced

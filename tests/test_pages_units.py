@@ -6,6 +6,7 @@ import collections
 import json
 import typing as t
 
+import msgspec
 import pytest
 import requests
 
@@ -70,8 +71,29 @@ def test_resource_collections_page_by_their_meta():
     assert (page.current_page, page.total, page.next_page_url) == (1, 5, "x?page=2")
 
 
-def test_invalid_utf8_is_repaired_and_counted():
+class _DecoderRaising:
+    """A typed decoder failing on invalid UTF-8 as one msgspec release or another does."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def decode(self, content: bytes) -> t.Any:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "decoder_error",
+    [
+        None,  # the installed msgspec, whatever it raises
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),  # msgspec < 0.23
+        msgspec.DecodeError("JSON is malformed: invalid character"),  # msgspec >= 0.23
+    ],
+    ids=["installed-msgspec", "raises-UnicodeDecodeError", "raises-DecodeError"],
+)
+def test_invalid_utf8_is_repaired_and_counted(decoder_error):
     reader = PageReader(RecordType("contacts", SCHEMA["properties"], required=["id"]))
+    if decoder_error is not None:
+        reader._decoders = [(_DecoderRaising(decoder_error), lambda d: d)]  # type: ignore[list-item]
     page = reader.read(answer(b'{"data": [{"id": 1, "name": "ab\xff\xfecd"}]}'))
     assert page.repaired_utf8 == 2
     assert page.raw == [{"id": 1, "name": "ab\ufffd\ufffdcd"}]
