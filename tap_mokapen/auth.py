@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import requests
 from singer_sdk.authenticators import OAuthAuthenticator
 
-from tap_mokapen import errors, retries, transport
+from tap_mokapen import clock, errors, retries, transport
 from tap_mokapen.limits import RequestPacer
 from tap_mokapen.token_store import RefreshTokenStore
 
@@ -87,7 +87,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.run = reached
         if access_token:
             self.access_token = access_token
-            self.last_refreshed = dt.datetime.now(dt.UTC)
+            self.last_refreshed = clock.now()
 
     @property
     def oauth_request_body(self) -> dict:
@@ -113,7 +113,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
             return True
         margin = min(RENEW_MARGIN, dt.timedelta(seconds=self.expires_in / 10))
         expires_at = self.last_refreshed + dt.timedelta(seconds=self.expires_in)
-        return dt.datetime.now(dt.UTC) < expires_at - margin
+        return clock.now() < expires_at - margin
 
     def ensure_token(self) -> None:
         """Get a token now if needed, so it never has to be fetched inside another request."""
@@ -176,7 +176,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
         return True
 
     def _request_token(self) -> None:
-        requested_at = dt.datetime.now(dt.UTC)
+        requested_at = clock.now()
         with self.pacer.slot():
             # Never redirected: a 3xx would carry the client secret to another host.
             response = self.token_session.post(

@@ -31,11 +31,12 @@ the number of records.
 from __future__ import annotations
 
 import logging
-import time
 import typing as t
 
 from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.singerlib import ActivateVersionMessage
+
+from tap_mokapen import clock
 
 if t.TYPE_CHECKING:
     from tap_mokapen.sync import MokapenStream
@@ -73,7 +74,7 @@ class TableVersions:
             open_version = None
         if open_version is None:
             # Later than any version before, even within the same millisecond.
-            version = max(int(time.time() * 1000), self._last_version() + 1)
+            version = max(int(clock.epoch_seconds() * 1000), self._last_version() + 1)
             open_version = {"version": version, "organizations": members, "done": []}
             self.state[TABLE_VERSION] = open_version
         return int(open_version["version"])

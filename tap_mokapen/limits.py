@@ -10,9 +10,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-import time
 import typing as t
 
+from tap_mokapen import clock as tap_clock
 from tap_mokapen.errors import RequestBudgetSpent
 
 #: A throttle wait is slept in slices this long, so that a long one stays visible.
@@ -41,16 +41,16 @@ class SlidingWindowLimiter:
         limit: int,
         window: float = 60.0,
         *,
-        clock: t.Callable[[], float] = time.monotonic,
-        sleep: t.Callable[[float], None] = time.sleep,
+        clock: t.Callable[[], float] | None = None,
+        sleep: t.Callable[[float], None] | None = None,
     ) -> None:
         if limit < 1 or window <= 0:
             msg = "the rate limit needs a positive request count and window"
             raise ValueError(msg)
         self.limit = limit
         self.window = window
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock or tap_clock.monotonic
+        self._sleep = sleep or tap_clock.sleep
         self._done: collections.deque[float] = collections.deque(maxlen=limit)
 
     def wait_for_slot(self, listener: WaitListener | None = None) -> None:

@@ -13,7 +13,7 @@ import logging
 import typing as t
 from functools import cached_property
 
-from tap_mokapen import state
+from tap_mokapen import clock, state
 from tap_mokapen.auth import MokapenAuthenticator
 from tap_mokapen.errors import ConfigError, MokapenError, QuotaExhausted, RunPaused
 from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
@@ -186,7 +186,7 @@ class Organizations:
         several = len(self.ids) > 1
         what = f"Organization {org} paused (the others carry on)" if several else "Run paused"
         if isinstance(reason, QuotaExhausted):
-            tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+            tomorrow = clock.now().date() + dt.timedelta(days=1)
             when = f"The quota resets at {tomorrow.isoformat()}T00:00:00Z (next UTC midnight)"
         else:
             when = "The next run continues"

@@ -34,6 +34,7 @@ import typing as t
 
 import requests
 
+from tap_mokapen import clock
 from tap_mokapen.errors import PageSizeRefused, RetriableAPIError, TruncatedAnswer
 from tap_mokapen.timestamps import to_rfc3339
 
@@ -98,7 +99,7 @@ class PageSize:
         now: dt.datetime | None = None,
     ) -> PageSize:
         """The size to start with: the user's, else a fresh learned one, else the default."""
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or clock.now()
         learned, checked_at, how = _read(remembered)
         if configured:
             return cls(configured, configured, learned, checked_at, how, where=where)
@@ -212,12 +213,12 @@ class PageSize:
 
     def _learn(self, size: int, how: str) -> bool:
         self.learned, self.how = size, how
-        self.checked_at = to_rfc3339(dt.datetime.now(dt.UTC))
+        self.checked_at = to_rfc3339(clock.now())
         return True
 
     def _stale(self) -> bool:
         checked = _parse(self.checked_at) if self.checked_at else None
-        return checked is None or checked < dt.datetime.now(dt.UTC) - RECHECK_AFTER
+        return checked is None or checked < clock.now() - RECHECK_AFTER
 
 
 def _read(remembered: t.Any) -> tuple[int | None, str | None, str | None]:

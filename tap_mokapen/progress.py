@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import collections
 import logging
-import time
 
+from tap_mokapen import clock
 from tap_mokapen.limits import SlidingWindowLimiter
 from tap_mokapen.paging import Paginator
 
@@ -53,7 +53,7 @@ class Progress:
         self.waited = 0.0
         self.organization: int | str | None = None
         self._paginator: Paginator | None = None
-        self._started = self._last_line = time.monotonic()
+        self._started = self._last_line = clock.monotonic()
         self._waited_at_start = 0.0
         self._at_start: collections.Counter[str] = collections.Counter()
 
@@ -61,7 +61,7 @@ class Progress:
         """A pass over one organization's list: its lines count from here."""
         self.organization = organization
         self._paginator = None
-        self._started = self._last_line = time.monotonic()
+        self._started = self._last_line = clock.monotonic()
         self._waited_at_start = self.waited
         self._at_start = collections.Counter(self.stats)
 
@@ -69,7 +69,7 @@ class Progress:
         """Count a page and, when the interval has passed, say how far the stream is."""
         self.stats["pages"] += 1
         self._paginator = paginator
-        now = time.monotonic()
+        now = clock.monotonic()
         if now - self._last_line >= self.interval:
             self._report(now)
 
@@ -87,7 +87,7 @@ class Progress:
             )
 
     def still_waiting(self, seconds_left: float) -> None:
-        now = time.monotonic()
+        now = clock.monotonic()
         if now - self._last_line >= self.interval:
             self._report(now, f"; waiting {seconds_left:.0f} s more for the rate limit")
 
@@ -129,7 +129,7 @@ class Progress:
 
     def end(self, paginator: Paginator | None) -> None:
         """The pass's summary: its own counts, not the stream's over every organization."""
-        seconds = time.monotonic() - self._started
+        seconds = clock.monotonic() - self._started
         self.seconds += seconds
         if paginator:
             self.stats["drift_rereads"] += paginator.drift_rereads

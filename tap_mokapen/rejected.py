@@ -12,7 +12,6 @@ a clean failure of the stream instead.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import hashlib
 import logging
 import typing as t
@@ -21,7 +20,7 @@ import msgspec
 from singer_sdk import Stream
 from singer_sdk.singerlib import SchemaMessage
 
-from tap_mokapen import output
+from tap_mokapen import clock, output
 from tap_mokapen.errors import APIError
 from tap_mokapen.timestamps import to_rfc3339
 
@@ -102,7 +101,7 @@ class Rejections:
             )
             raise APIError(msg)
         self.counts[stream] += len(rejected)
-        now = to_rfc3339(dt.datetime.now(dt.UTC)) or ""
+        now = to_rfc3339(clock.now()) or ""
         rows = [self._row(stream, organization_id, r, where, now) for r in rejected]
         reasons = collections.Counter(r.reason for r in rejected)
         logger.warning(

@@ -9,8 +9,8 @@ request and every API request are retried by ``retrying``.
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
-import time
 import typing as t
 from urllib.parse import urlsplit
 
@@ -18,6 +18,7 @@ import backoff
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_mokapen import clock
 from tap_mokapen.errors import APIError, ConfigError, MokapenError, json_body
 
 #: The longest single wait between retries of a failing (non-throttled) request.
@@ -51,7 +52,7 @@ def _parse_wait(value: t.Any) -> float | None:
         moment = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
-    return max(0.0, moment.timestamp() - time.time())
+    return max(0.0, moment.timestamp() - clock.epoch_seconds())
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -83,7 +84,7 @@ def wait_generator(
     after FIRST_CONTACT_TRIES quick attempts, naming the address.
     """
     attempt = 0
-    started = time.monotonic()
+    started = clock.monotonic()
     exception = yield  # type: ignore[misc]
     while True:
         attempt += 1
@@ -98,7 +99,7 @@ def wait_generator(
         response = getattr(exception, "response", None)
         asked = retry_after_seconds(response) if response is not None else None
         wait = asked if asked is not None else backoff_seconds(attempt)
-        remaining = max_wait_seconds - (time.monotonic() - started)
+        remaining = max_wait_seconds - (clock.monotonic() - started)
         if asked is not None and asked > remaining:
             msg = (
                 f"{exception} - Mokapen asks to wait {asked:g} s, more than the "
@@ -131,22 +132,41 @@ def retrying(
     *,
     wait_gen: t.Callable[[], t.Generator[float, t.Any, None]],
     max_wait_seconds: float,
-    on_retry: t.Callable[[t.Any], None],
+    on_retry: t.Callable[[dict[str, t.Any]], None],
     jitter: t.Callable[[float], float] | None = backoff.random_jitter,
     give_up: t.Callable[[Exception], bool] = lambda _: False,
 ) -> Send:
     """``send`` retried on every retriable fault, for at most ``max_wait_seconds``
-    (or until ``give_up`` says a fault is not worth retrying as it is)."""
-    return backoff.on_exception(
-        wait_gen,
-        RETRIABLE_ERRORS,
-        max_tries=None,
-        max_time=max_wait_seconds,
-        giveup=give_up,
-        on_backoff=on_retry,
-        jitter=jitter,
-        logger=None,
-    )(send)
+    (or until ``give_up`` says a fault is not worth retrying as it is).
+
+    The loop backoff.on_exception runs, on the tap's clock (clock.py): ``wait_gen``
+    is the SDK's ``backoff_wait_generator`` and ``on_retry`` gets backoff's details
+    (tries, elapsed, wait, exception, args).
+    """
+
+    @functools.wraps(send)
+    def send_with_retries(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        started = clock.monotonic()
+        waits = wait_gen()
+        next(waits)  # primed: the generator is sent each fault in turn
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return send(*args, **kwargs)
+            except RETRIABLE_ERRORS as exc:
+                elapsed = clock.monotonic() - started
+                if give_up(exc) or elapsed >= max_wait_seconds:
+                    raise
+                wait = waits.send(exc)
+                if jitter is not None:
+                    wait = jitter(wait)
+                wait = max(0.0, min(wait, max_wait_seconds - elapsed))
+                details = {"tries": tries, "elapsed": elapsed, "wait": wait, "exception": exc}
+                on_retry({**details, "args": args, "kwargs": kwargs})
+                clock.sleep(wait)
+
+    return t.cast(Send, send_with_retries)
 
 
 def gave_up(

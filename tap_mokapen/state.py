@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
+from tap_mokapen import clock
 from tap_mokapen.timestamps import to_rfc3339
 
 RESUME = "resume"
@@ -53,7 +54,7 @@ StreamState = dict[str, t.Any]
 
 
 def now() -> str:
-    return to_rfc3339(dt.datetime.now(dt.UTC)) or ""
+    return to_rfc3339(clock.now()) or ""
 
 
 def stream_states(tap_state: t.Mapping[str, t.Any]) -> t.Iterator[StreamState]:

@@ -12,12 +12,11 @@ the one at the stream's end, is written when the stream's sync ends
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
 
 from typing_extensions import override
 
-from tap_mokapen import deletions, errors, output, sdk_private, state
+from tap_mokapen import clock, deletions, errors, output, sdk_private, state
 from tap_mokapen.client import MokapenClient
 from tap_mokapen.page_size import PageSize
 from tap_mokapen.paging import Paginator
@@ -169,7 +168,7 @@ class MokapenStream(MokapenClient):
             for where, response in self.answers(context, paginator):
                 request_counter.increment()
                 # Records of a page share the moment they were extracted.
-                self._time_extracted = to_rfc3339(dt.datetime.now(dt.UTC)) or ""
+                self._time_extracted = to_rfc3339(clock.now()) or ""
                 page = self.read_page(response)
                 self.stats["records"] += page.size
                 records = self.intake.take(

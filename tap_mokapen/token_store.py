@@ -19,10 +19,10 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 import typing as t
 from pathlib import Path
 
+from tap_mokapen import clock
 from tap_mokapen.errors import AuthenticationError, ConfigError
 
 #: How long a run waits for another one that is exchanging the same refresh token.
@@ -86,20 +86,20 @@ class RefreshTokenStore:
             )
             raise ConfigError(msg) from None
         with lock:
-            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            deadline = clock.monotonic() + LOCK_WAIT_SECONDS
             while True:
                 try:
                     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
-                    if time.monotonic() > deadline:
+                    if clock.monotonic() > deadline:
                         msg = (
                             f"Another tap-mokapen run has held the refresh-token store "
                             f"{self.path} for {LOCK_WAIT_SECONDS} s: let it finish (its "
                             "token is not lost), then run again"
                         )
                         raise AuthenticationError(msg) from None
-                    time.sleep(0.2)
+                    clock.sleep(0.2)
             try:
                 yield
             finally:

@@ -1,34 +1,55 @@
-"""One sandbox process for the whole test session, started by the first test that needs it
-and reset to its defaults before each test; unit tests run without it."""
+"""One sandbox server for the whole test session, in this process, started by the first test
+that needs it and reset to its defaults before each test; unit tests run without it.
+Every test runs on a clock whose sleeps skip ahead instead of waiting."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
 import typing as t
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import MELTANO, SANDBOX_PORT, Sandbox, free_port
+from tap_mokapen import clock
+from tests.helpers import MELTANO, SANDBOX_PORT, Sandbox, SkippingClock, free_port
 from tests.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def skipping_clock(monkeypatch: pytest.MonkeyPatch) -> SkippingClock:
+    """The tap's clock for this test: waits are recorded and skipped, not slept."""
+    fake = SkippingClock()
+    monkeypatch.setattr(clock, "CLOCK", fake)
+    return fake
+
+
+@pytest.fixture
+def real_clock(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> None:
+    """The wall clock for the tap and the sandbox: for the few tests of real-time pacing."""
+    monkeypatch.setattr(clock, "CLOCK", clock.Clock())
+    sandbox.use_clock(time)
+
+
 @pytest.fixture(scope="session")
-def sandbox_process() -> t.Iterator[Sandbox]:
+def sandbox_server() -> t.Iterator[Sandbox]:
     sandbox = Sandbox(SANDBOX_PORT)
     yield sandbox
     sandbox.stop()
 
 
 @pytest.fixture
-def sandbox(sandbox_process: Sandbox) -> t.Iterator[Sandbox]:
-    """The shared sandbox, at its defaults; left at its defaults for the tests after."""
-    sandbox_process.reset()
-    yield sandbox_process
-    sandbox_process.reset()
+def sandbox(sandbox_server: Sandbox, skipping_clock: SkippingClock) -> t.Iterator[Sandbox]:
+    """The shared sandbox, at its defaults and on the test's clock; left at its defaults
+    for the tests after."""
+    sandbox_server.reset()
+    sandbox_server.use_clock(skipping_clock)
+    yield sandbox_server
+    sandbox_server.reset()
+    sandbox_server.use_clock(time)
 
 
 @pytest.fixture(scope="session")

@@ -1,24 +1,38 @@
-"""Shared test helpers: drive the sandbox over HTTP and run the tap through its real CLI."""
+"""Shared test helpers: the sandbox in the test process, driven over HTTP; the tap's real
+command line run in-process (run_tap) or, where the process is under test, as a process
+(run_tap_process); a clock whose sleeps cost no time."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import datetime as dt
 import functools
+import io
 import json
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
+import traceback
 import typing as t
 from pathlib import Path
 
 import jsonschema
 import requests
+from singer_sdk.logging import ConsoleFormatter
 
-from mokapen_sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
+from mokapen_sandbox import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_ORGANIZATION_ID,
+    SandboxServer,
+)
+from tap_mokapen import clock
 
 TAP = [sys.executable, "-m", "tap_mokapen"]
 MELTANO = str(Path(sys.executable).parent / "meltano")
@@ -35,31 +49,43 @@ SANDBOX_PORT = int(os.environ.get("MOKAPEN_TEST_SANDBOX_PORT") or free_port())
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 
 
-class Sandbox:
-    """A ``mokapen-sandbox`` process on loopback, with its admin calls."""
+class SkippingClock(clock.Clock):
+    """Real time, except that a sleep jumps the clock forward instead of waiting: the
+    tap's throttle, back-off and re-check waits cost no real time, and what was slept
+    is recorded for the tests to assert."""
 
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mokapen_sandbox", "--port", str(port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"{self.url}/_sandbox/stats", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        self.stop()
-        msg = "the sandbox did not start"
-        raise RuntimeError(msg)
+    def __init__(self) -> None:
+        self.skipped = 0.0
+        self.slept: list[float] = []
+
+    def now(self) -> dt.datetime:
+        return super().now() + dt.timedelta(seconds=self.skipped)
+
+    def time(self) -> float:
+        return super().time() + self.skipped
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.skipped
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.skipped += max(0.0, seconds)
+
+
+class Sandbox:
+    """The sandbox server running in the test process (a thread on loopback), with its
+    admin calls over HTTP; its clock is the tests' clock, so the tap's skipped waits
+    pass for the server too."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.server = SandboxServer(port=port).start()
+        self.url = self.server.url
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        self.server.stop()
+
+    def use_clock(self, clock: t.Any) -> None:
+        self.server.sandbox.clock = clock
 
     def reset(self, **settings: t.Any) -> None:
         requests.post(f"{self.url}/_sandbox/reset", json=settings, timeout=10).raise_for_status()
@@ -181,7 +207,95 @@ def selecting(*streams: str) -> dict[str, t.Any]:
 
 
 def run_tap(
-    config: dict[str, t.Any],
+    config: dict[str, t.Any] | None,
+    *,
+    state: dict | None = None,
+    catalog: dict | t.Literal["tested streams"] | None = "tested streams",
+    args: t.Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> TapRun:
+    """Run ``tap-mokapen``'s command line in this process, with files for config, state
+    and catalog, stdout and stderr captured, and the exit code it would give.
+
+    By default the catalog selects TESTED_STREAMS; ``catalog=None`` runs without one
+    (the tap's own default selection). The tap talks HTTP to the sandbox over loopback
+    as it always does; only its waits are skipped (tests/conftest.py's clock).
+    """
+    from tap_mokapen.tap import TapMokapen
+
+    out_bytes = io.BytesIO()
+    stdout = io.TextIOWrapper(io.BufferedWriter(out_bytes), encoding="utf-8", write_through=True)
+    stderr = io.StringIO()
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(ConsoleFormatter())
+    root = logging.getLogger()
+    saved_level, saved_environ = root.level, dict(os.environ)
+    saved_signals = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    with tempfile.TemporaryDirectory() as folder:
+        options = _option_files(Path(folder), config, state, catalog, args)
+        os.environ.update(env or {})
+        root.addHandler(handler)
+        root.setLevel(os.environ.get("TAP_MOKAPEN_LOG_LEVEL", "INFO").upper())
+        try:
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                try:
+                    TapMokapen.get_singer_command().main(
+                        [*options, *args], prog_name="tap-mokapen", standalone_mode=True
+                    )
+                    returncode = 0
+                except SystemExit as exit_:
+                    returncode = _exit_code(exit_.code, stderr)
+                except Exception:
+                    stderr.write(traceback.format_exc())
+                    returncode = 1
+                stdout.flush()
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(saved_level)
+            os.environ.clear()
+            os.environ.update(saved_environ)
+            for number, handler_of in saved_signals.items():
+                signal.signal(number, handler_of)
+    text = out_bytes.getvalue().decode("utf-8", errors="replace")
+    return TapRun(returncode, _messages(text), stderr.getvalue(), text)
+
+
+def _exit_code(code: object, stderr: io.StringIO) -> int:
+    """What the interpreter makes of ``sys.exit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    stderr.write(f"{code}\n")
+    return 1
+
+
+def _option_files(
+    folder: Path,
+    config: dict[str, t.Any] | None,
+    state: dict | None,
+    catalog: dict | t.Literal["tested streams"] | None,
+    args: t.Sequence[str],
+) -> list[str]:
+    """``--config``, ``--state`` and ``--catalog`` options, each from a file in ``folder``."""
+    if catalog == "tested streams":
+        informative = {"--discover", "--about"} & set(args)
+        catalog = None if informative else json.loads(tested_streams_catalog())
+    options = []
+    for name, content in (("config", config), ("state", state), ("catalog", catalog)):
+        if content is not None:
+            path = folder / f"{name}.json"
+            path.write_text(json.dumps(content))
+            options += [f"--{name}", str(path)]
+    return options
+
+
+def _messages(stdout: str) -> list[dict[str, t.Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"type"')]
+
+
+def run_tap_process(
+    config: dict[str, t.Any] | None,
     *,
     state: dict | None = None,
     catalog: dict | t.Literal["tested streams"] | None = "tested streams",
@@ -189,31 +303,19 @@ def run_tap(
     env: dict[str, str] | None = None,
     timeout: float = 300,
 ) -> TapRun:
-    """Run ``tap-mokapen`` as a user would, with files for config, state and catalog.
-
-    By default the catalog selects TESTED_STREAMS; ``catalog=None`` runs without one
-    (the tap's own default selection).
-    """
-    if catalog == "tested streams":
-        informative = {"--discover", "--about"} & set(args)
-        catalog = None if informative else json.loads(tested_streams_catalog())
+    """Run ``tap-mokapen`` as its own process, as a user would: for the tests whose
+    subject is the process (signals, exit codes of the interpreter, the installed
+    command). Same arguments as run_tap."""
     with tempfile.TemporaryDirectory() as folder:
-        command = [*TAP]
-        for name, content in (("config", config), ("state", state), ("catalog", catalog)):
-            if content is not None:
-                path = Path(folder) / f"{name}.json"
-                path.write_text(json.dumps(content))
-                command += [f"--{name}", str(path)]
+        options = _option_files(Path(folder), config, state, catalog, args)
         completed = subprocess.run(
-            [*command, *args],
+            [*TAP, *options, *args],
             capture_output=True,
             text=True,
             timeout=timeout,
             env={**os.environ, **(env or {})},
             check=False,
         )
-    messages = []
-    for line in completed.stdout.splitlines():
-        if line.startswith('{"type"'):
-            messages.append(json.loads(line))
-    return TapRun(completed.returncode, messages, completed.stderr, completed.stdout)
+    return TapRun(
+        completed.returncode, _messages(completed.stdout), completed.stderr, completed.stdout
+    )

@@ -153,20 +153,13 @@ def test_more_bad_settings_are_one_line_errors(sandbox, overrides, expected):
 
 
 def test_a_missing_or_broken_config_file_is_one_line(tmp_path):
-    import subprocess
-    import sys
-
     broken = tmp_path / "config.json"
     broken.write_text('{"client_id": ')
     for path, expected in ((tmp_path / "nope.json", "does not exist"), (broken, "not valid JSON")):
-        done = subprocess.run(
-            [sys.executable, "-m", "tap_mokapen", "--config", str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        done = run_tap(None, catalog=None, args=["--config", str(path)])
         assert done.returncode == 1
         assert expected in done.stderr and "Traceback" not in done.stderr
+        assert len(done.error_lines()) == 1, done.stderr
 
 
 def test_numbers_from_the_environment_are_numbers(sandbox):

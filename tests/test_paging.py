@@ -72,7 +72,7 @@ def test_timestamps_are_utc_rfc3339_for_both_documented_shapes(sandbox):
 
 def test_a_server_repeating_a_page_ends_the_run_with_an_error(sandbox):
     sandbox.reset(repeat_first_page=True)
-    run = run_tap(sandbox.config(page_size=100), timeout=60)
+    run = run_tap(sandbox.config(page_size=100))
 
     assert run.returncode == 1
     assert "returned page 1 when page 2 was asked for" in run.stderr

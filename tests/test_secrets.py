@@ -106,7 +106,7 @@ def test_a_nonsense_expires_in_is_treated_as_unknown(sandbox, expires_in):
 def test_a_trickling_answer_meets_the_deadline_and_is_retried(sandbox):
     sandbox.reset(faults=[{"at": 2, "kind": "trickle"}], trickle_seconds=0.5)
     started = time.monotonic()
-    run = run_tap(sandbox.config(page_size=100, request_deadline_seconds=2), timeout=120)
+    run = run_tap(sandbox.config(page_size=100, request_deadline_seconds=2))
 
     assert run.returncode == 0, run.stderr
     assert time.monotonic() - started < 30  # not the minute a 43-byte trickle takes
@@ -117,7 +117,7 @@ def test_a_trickling_answer_meets_the_deadline_and_is_retried(sandbox):
 @pytest.mark.parametrize("kind", ["oversized", "gzip_bomb"])
 def test_an_answer_past_the_size_cap_fails_that_request_in_bounded_memory(sandbox, kind):
     sandbox.reset(faults=[{"at": 1, "kind": kind}])
-    run = run_tap(sandbox.config(max_response_mb=10), timeout=120)
+    run = run_tap(sandbox.config(max_response_mb=10))
 
     assert run.returncode == 1
     assert "answered with more than max_response_mb=10 MB (decompressed)" in run.stderr
@@ -127,7 +127,7 @@ def test_an_answer_past_the_size_cap_fails_that_request_in_bounded_memory(sandbo
 def test_a_wrong_port_fails_within_seconds_naming_the_address(sandbox):
     port = free_port()
     started = time.monotonic()
-    run = run_tap(sandbox.config(base_url=f"http://127.0.0.1:{port}"), timeout=120)
+    run = run_tap(sandbox.config(base_url=f"http://127.0.0.1:{port}"))
 
     assert run.returncode == 1
     assert time.monotonic() - started < 30

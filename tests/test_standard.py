@@ -10,7 +10,7 @@ from tap_mokapen.tap import TapMokapen
 from tests.helpers import SANDBOX_URL
 
 # The standard tests talk to the sandbox from the class-scoped runner fixture on.
-pytestmark = pytest.mark.usefixtures("sandbox_process")
+pytestmark = pytest.mark.usefixtures("sandbox_server")
 
 TestTapMokapen = get_tap_test_class(
     TapMokapen,

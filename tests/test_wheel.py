@@ -1,4 +1,5 @@
-"""The built wheel carries its schemas: --discover works from a plain install elsewhere."""
+"""The built wheel is the tap alone and carries its schemas: --discover works from a plain
+install elsewhere."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_discover_from_an_installed_wheel(tmp_path):
+def test_the_wheel_holds_the_tap_alone_and_discovers_when_installed(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
@@ -20,6 +22,15 @@ def test_discover_from_an_installed_wheel(tmp_path):
         capture_output=True,
     )
     (wheel,) = wheels.glob("tap_mokapen-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        top_folders = {name.split("/")[0] for name in archive.namelist()}
+        entry_points = archive.read(
+            next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
+        )
+    # The tap alone: the sandbox is its own distribution (sandbox/pyproject.toml).
+    dist_info = "-".join(wheel.name.split("-")[:2]) + ".dist-info"
+    assert top_folders == {"tap_mokapen", dist_info}
+    assert b"mokapen-sandbox" not in entry_points
     target = tmp_path / "venv"
     venv.create(target, with_pip=False)
     python = target / "bin" / "python"

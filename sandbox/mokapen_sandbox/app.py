@@ -43,16 +43,27 @@ def entity_route(names: t.Iterable[str]) -> re.Pattern[str]:
     return re.compile(rf"^/api/v1/(?P<org>[^/]+)/(?P<kind>{kinds})$")
 
 
+class Clock(t.Protocol):
+    """What the sandbox reads the time from: the ``time`` module, or a test's clock that
+    jumps forward when the tap sleeps (so token lifetimes and the throttle's window see
+    the same time as the tap)."""
+
+    def time(self) -> float: ...
+
+    def monotonic(self) -> float: ...
+
+
 class Sandbox:
     def __init__(self, settings: SandboxSettings, base_url: str = "http://127.0.0.1") -> None:
         self.base_url = base_url
+        self.clock: Clock = time
         self._lock = threading.Lock()
         self.reset(settings)
 
     def reset(self, settings: SandboxSettings) -> None:
         with self._lock:
             self.settings = settings
-            self.tokens = TokenIssuer()
+            self.tokens = TokenIssuer(lambda: self.clock.time())
             # The registry as it is now: a test that patches ENTITIES before starting a
             # sandbox gets the new entity's route and datasets, and nothing changes under
             # a running one.
@@ -83,7 +94,7 @@ class Sandbox:
         limit, window = self.settings.rate_limit, self.settings.rate_window
         if not limit:
             return None
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             stamps = self.window.setdefault(client_id, collections.deque())
             while stamps and stamps[0] <= now - window:
@@ -141,7 +152,7 @@ class Sandbox:
 
     def _count_request(self) -> None:
         """Stamp every Mokapen request (not admin calls), for measuring the tap's rate."""
-        now = time.time()
+        now = self.clock.time()
         with self._lock:
             self.stats["requests"] += 1
             self.first_request_at = self.first_request_at or now

@@ -1,4 +1,5 @@
-"""What a real Mokapen may send that the sandbox's defaults do not, over real HTTP."""
+"""What a real Mokapen (or a server claiming to be one) may send that the sandbox's defaults
+do not: the sandbox's fault switches, over real HTTP."""
 
 from __future__ import annotations
 
@@ -98,33 +99,28 @@ MISBEHAVING = ["next_page_url_never_null", "huge_last_page", "endless_empty_page
 @pytest.mark.parametrize("fault", MISBEHAVING)
 def test_a_paginator_announcing_pages_it_does_not_have_costs_one_request(sandbox, fault):
     sandbox.reset(paginator_fault=fault)
-    run = run_tap(sandbox.config(page_size=100), timeout=120)
+    run = run_tap(sandbox.config(page_size=100))
 
     assert run.returncode == 0, run.stderr
     assert set(run.ids("contacts")) == expected_ids(sandbox, "contacts")
     pages = sandbox.stats()["pages_served"]
-    print(fault, pages)
     # 5 pages of contacts and 2 of tasks, plus at most the one empty page that ends each.
     assert pages["849/contacts"] <= 6 and pages["849/tasks"] <= 3
 
 
 def test_a_flapping_total_is_bounded_and_loses_nothing(sandbox):
     sandbox.reset(paginator_fault="total_flapping")
-    run = run_tap(sandbox.config(page_size=100), timeout=120)
+    run = run_tap(sandbox.config(page_size=100))
 
-    pages = sandbox.stats()["pages_served"]
-    print(pages, run.returncode)
-    assert pages["849/contacts"] <= paging.budget(5)
-    if run.returncode == 0:
-        assert set(run.ids("contacts")) == expected_ids(sandbox, "contacts")
-    else:
-        assert "/api/v1/849/contacts kept announcing pages" in run.stderr
+    assert run.returncode == 0, run.stderr
+    assert set(run.ids("contacts")) == expected_ids(sandbox, "contacts")
+    assert sandbox.stats()["pages_served"]["849/contacts"] <= paging.budget(5)
     assert set(run.ids("organizations")) == {849, 850}
 
 
 def test_bad_records_are_rejected_and_every_good_record_arrives(sandbox):
     sandbox.reset(bad_records={"every": 25, "kinds": list(BAD_KINDS)})
-    run = run_tap(sandbox.config(page_size=100), timeout=120)
+    run = run_tap(sandbox.config(page_size=100))
 
     assert run.returncode == 0, run.stderr
     run.assert_records_match_schemas()
@@ -150,7 +146,7 @@ def test_bad_records_are_rejected_and_every_good_record_arrives(sandbox):
 
 def test_strict_records_fail_the_stream_cleanly_and_the_others_go_on(sandbox):
     sandbox.reset(bad_records={"every": 150, "kinds": ["missing_id"]})
-    run = run_tap(sandbox.config(page_size=100, strict_records=True), timeout=120)
+    run = run_tap(sandbox.config(page_size=100, strict_records=True))
 
     assert run.returncode == 1
     assert "strict_records is on" in run.stderr and "Traceback" not in run.stderr

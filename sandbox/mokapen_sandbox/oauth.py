@@ -30,7 +30,8 @@ class OAuthError(Exception):
 
 
 class TokenIssuer:
-    def __init__(self) -> None:
+    def __init__(self, now: t.Callable[[], float] = time.time) -> None:
+        self.now = now
         self._lock = threading.Lock()
         self.access_tokens: dict[str, IssuedToken] = {}
         # refresh token -> (organization, scopes); a rotated one is removed.
@@ -54,7 +55,7 @@ class TokenIssuer:
                 organization_id,
                 frozenset(scopes),
                 settings.client_id,
-                time.time() + settings.token_ttl,
+                self.now() + settings.token_ttl,
             )
         return token
 
@@ -97,7 +98,7 @@ class TokenIssuer:
         with self._lock:
             self.issued += 1
             self.access_tokens[access_token] = IssuedToken(
-                org, scopes, settings.client_id, time.time() + settings.token_ttl
+                org, scopes, settings.client_id, self.now() + settings.token_ttl
             )
         body: dict[str, t.Any] = {
             "token_type": "Bearer",
@@ -129,7 +130,7 @@ class TokenIssuer:
             raise OAuthError(401, "unauthenticated", "Unauthenticated: No Token Provided")
         with self._lock:
             token = self.access_tokens.get(authorization[7:])
-        if token is None or token.revoked or token.expires_at <= time.time():
+        if token is None or token.revoked or token.expires_at <= self.now():
             raise OAuthError(401, "unauthenticated", "Invalid Token")
         return token
 
