@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,14 +35,47 @@ def airflow() -> Path:
     return AIRFLOW
 
 
-def test_dag_runs_meltano_and_the_records_land(airflow, meltano_plugins, sandbox, tmp_path):
+@pytest.fixture(scope="session")
+def airflow_home(airflow: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An AIRFLOW_HOME migrated once, with the tests' pool: each test starts from a copy
+    (an ``airflow`` command costs seconds of CPU; migrating, about eight)."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {**os.environ, **airflow_settings(home)}
+    for args in (["db", "migrate"], ["pools", "set", POOL, "2", "the Mokapen client's throttle"]):
+        subprocess.run([str(airflow), *args], env=env, check=True, capture_output=True)
+    return home
+
+
+POOL = "mokapen-test"
+
+
+def airflow_settings(home: Path) -> dict[str, str]:
+    """Airflow's home and database, named outright."""
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+
+
+def fresh_airflow_home(template: Path, folder: Path) -> dict[str, str]:
+    """A copy of the migrated home in ``folder``, as the settings that select it. Its
+    airflow.cfg is left behind: it names the template's folders, and Airflow writes a new
+    one for the copy."""
+    home = folder / "airflow"
+    shutil.copytree(template, home, ignore=shutil.ignore_patterns("airflow.cfg", "logs"))
+    return airflow_settings(home)
+
+
+def test_dag_runs_meltano_and_the_records_land(
+    airflow, airflow_home, meltano_plugins, sandbox, tmp_path
+):
     output = tmp_path / "out"
     output.mkdir()
     env = {
         **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        **fresh_airflow_home(airflow_home, tmp_path),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "orchestrate" / "airflow" / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "MOKAPEN_MELTANO_PROJECT_ROOT": str(ROOT),
         "MOKAPEN_MELTANO_BIN": str(Path(sys.executable).parent / "meltano"),
         "MOKAPEN_MELTANO_ENVIRONMENT": "sandbox",
@@ -52,7 +86,6 @@ def test_dag_runs_meltano_and_the_records_land(airflow, meltano_plugins, sandbox
         "TARGET_JSONL_DESTINATION_PATH": str(output),
         "TARGET_JSONL_DO_TIMESTAMP_FILE": "false",
     }
-    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True)
     done = subprocess.run(
         [str(airflow), "dags", "test", "mokapen_incremental"],
         env=env,
@@ -77,19 +110,18 @@ STATE_ID = "sandbox:tap-mokapen-to-target-jsonl:{}"
 class FanOut:
     """The fan-out DAG's environment in a folder of its own, and what a run left there."""
 
-    def __init__(self, airflow: Path, sandbox, folder: Path, **settings: str) -> None:
+    def __init__(self, airflow: Path, home: Path, sandbox, folder: Path, **settings: str) -> None:
         self.airflow, self.folder = airflow, folder
         self.output = folder / "out"
         self.env = {
             **os.environ,
-            "AIRFLOW_HOME": str(folder / "airflow"),
+            **fresh_airflow_home(home, folder),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "orchestrate" / "airflow" / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "MOKAPEN_MELTANO_PROJECT_ROOT": str(ROOT),
             "MOKAPEN_MELTANO_BIN": MELTANO,
             "MOKAPEN_MELTANO_ENVIRONMENT": "sandbox",
             "MOKAPEN_PIPELINE": "tap-mokapen target-jsonl",
-            "MOKAPEN_POOL": "mokapen-test",
+            "MOKAPEN_POOL": POOL,
             "MOKAPEN_POOL_SLOTS": "2",
             # The sandbox's throttle is off; each task gets half of this.
             "MOKAPEN_REQUESTS_PER_MINUTE": "100000",
@@ -102,8 +134,6 @@ class FanOut:
             "TARGET_JSONL_DO_TIMESTAMP_FILE": "false",
             **settings,
         }
-        self.airflow_cli("db", "migrate")
-        self.airflow_cli("pools", "set", "mokapen-test", "2", "the Mokapen client's throttle")
 
     def airflow_cli(self, *args: str) -> str:
         done = subprocess.run(
@@ -160,9 +190,9 @@ def partitions(state: dict, stream: str) -> list[dict]:
 
 
 def test_fan_out_runs_one_task_and_keeps_one_state_per_organization(
-    airflow, meltano_plugins, sandbox, tmp_path
+    airflow, airflow_home, meltano_plugins, sandbox, tmp_path
 ):
-    fan_out = FanOut(airflow, sandbox, tmp_path, MOKAPEN_ORGANIZATION_IDS="849, 850")
+    fan_out = FanOut(airflow, airflow_home, sandbox, tmp_path, MOKAPEN_ORGANIZATION_IDS="849, 850")
     done = fan_out.dags_test()
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
@@ -196,12 +226,12 @@ def test_fan_out_runs_one_task_and_keeps_one_state_per_organization(
 
 
 def test_fan_out_lists_the_organizations_and_a_paused_one_leaves_the_others_alone(
-    airflow, meltano_plugins, sandbox, tmp_path
+    airflow, airflow_home, meltano_plugins, sandbox, tmp_path
 ):
     # No MOKAPEN_ORGANIZATION_IDS: the first task asks Mokapen. 850 may spend only two
     # requests today: two pages of 100 contacts, then its quota is gone.
     sandbox.update(quota_by_org={"850": 2})
-    fan_out = FanOut(airflow, sandbox, tmp_path, TAP_MOKAPEN_PAGE_SIZE="100")
+    fan_out = FanOut(airflow, airflow_home, sandbox, tmp_path, TAP_MOKAPEN_PAGE_SIZE="100")
     done = fan_out.dags_test()
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
@@ -230,10 +260,13 @@ def test_fan_out_lists_the_organizations_and_a_paused_one_leaves_the_others_alon
     assert len(fan_out.landed(850, "tasks")) == len(sandbox.records("tasks", 850))
 
 
-def test_a_failing_organization_is_retried_alone(airflow, meltano_plugins, sandbox, tmp_path):
+def test_a_failing_organization_is_retried_alone(
+    airflow, airflow_home, meltano_plugins, sandbox, tmp_path
+):
     # The sandbox app is not installed in 851: its token request fails on every try.
     fan_out = FanOut(
         airflow,
+        airflow_home,
         sandbox,
         tmp_path,
         MOKAPEN_ORGANIZATION_IDS="[849, 851]",
