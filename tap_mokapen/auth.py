@@ -75,7 +75,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.token_organization_id: int | None = None
         self.refresh_tokens = refresh_tokens
         self.dashboard_token = access_token
-        errors.register_secret(client_secret)
+        errors.register_secret(client_secret, client_id=client_id)
         errors.register_secret(access_token)
         if refresh_tokens:
             errors.register_secret(refresh_tokens.current())

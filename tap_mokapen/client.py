@@ -290,13 +290,14 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             self.update_sync_costs(prepared_request, response, context)
             yield f"{path} {paginator.describe_position()}", response
 
-    def list_all(self, context: Context | None) -> t.Iterator[dict[str, t.Any]]:
-        """Every record of the list as plain JSON, outside the record path: no schema
-        growth, no rejections, no state (the organizations list, read for the tap)."""
+    def list_all(self, context: Context | None) -> t.Iterator[t.Any]:
+        """Every record of the list as plain JSON, whatever it is, outside the record path:
+        no schema growth, no rejections, no state (the organizations list, read for the
+        tap, which judges each record itself)."""
         self.sizing = PageSize.for_endpoint(
             self.mokapen_tap.settings.page_size, None, where=f"'{self.name}'"
         )
         paginator = ListPaginator(None, read_page=self.read_page, page_size=self.sizing.asked)
         for _, response in self.answers(context, paginator):
-            yield from (r for r in careful_read(response).records if isinstance(r, dict))
+            yield from careful_read(response).records
             paginator.advance(response)

@@ -20,7 +20,7 @@ from tap_mokapen.extra_streams import ExtraStream
 
 DEFAULT_BASE_URL = "https://mokapen.com"
 MAX_PAGE_SIZE = 10_000
-IDENTIFIER = re.compile(r"^[A-Za-z0-9_.\-=]{1,200}$")
+IDENTIFIER = re.compile(r"[A-Za-z0-9_.\-=]{1,200}")
 _ORGANIZATION_ID = th.CustomType({"type": ["integer", "string"]})
 
 Rule = t.Literal["positive_integer", "positive_number", "zero_or_more"]

@@ -24,9 +24,11 @@ never a query string, a header, a token or a secret.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import typing as t
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import msgspec
 import requests
@@ -109,14 +111,30 @@ MAX_QUOTE = 300
 _SECRETS: set[str] = set()
 
 
-def register_secret(value: str | None) -> None:
+def register_secret(value: str | None, *, client_id: str | None = None) -> None:
     """A secret (client secret, token) that no message may show, whatever a server echoes.
 
-    Kept for the process: masking a secret of another Tap in the same process too
-    does no harm.
+    Masked in every form a server may echo it in: as it is, URL-encoded (``%`` and ``+``
+    forms, as a form body or a query carries it), JSON-escaped, and, given the
+    ``client_id`` it goes with, as the base64 of ``client_id:secret`` that HTTP Basic
+    authentication sends. Kept for the process: masking a secret of another Tap in the
+    same process too does no harm.
     """
-    if value and len(value) >= 4:
-        _SECRETS.add(value)
+    if not value or len(value) < 4:
+        return
+    forms = {
+        value,
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+    }
+    if client_id:
+        basic = f"{client_id}:{value}".encode()
+        forms.add(base64.b64encode(basic).decode())
+        forms.add(base64.urlsafe_b64encode(basic).decode())
+    _SECRETS.update(form for form in forms if len(form) >= 4)
 
 
 def redact(text: str, limit: int = MAX_QUOTE) -> str:
@@ -124,7 +142,15 @@ def redact(text: str, limit: int = MAX_QUOTE) -> str:
     for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
-    return text if len(text) <= limit else text[:limit] + "..."
+    return cut(text, limit)
+
+
+def cut(text: str, limit: int = MAX_QUOTE) -> str:
+    """Text cut to ``limit`` characters, saying how much was left out: a path, a listing or
+    an answer quoted in a message can be of any length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 # -- reading Mokapen's answers ------------------------------------------------------

@@ -5,6 +5,11 @@ schema does not name is still the user's data, so when one appears the schema
 grows a nullable property for it, typed from the values seen, and the stream
 emits a new SCHEMA before the first record that carries it.
 
+A field name the output cannot take as it is gets another, once per stream with one
+line: a name starting with ``_sdc_`` (the prefix Singer loaders keep for their own
+columns: ``_sdc_deleted_at`` from the API would mark the row deleted) becomes
+``api_sdc_...``, and a quote, a backslash or a control character in a name becomes ``_``.
+
 A value of another type than declared (``company_id`` ``"C-12"`` where the schema
 says integer) cannot widen the column: SQL loaders create the column from the
 first SCHEMA and will not alter its type later (meltanolabs-target-postgres
@@ -20,10 +25,11 @@ value does not fit its declared type is rejected instead.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import typing as t
 
-from tap_mokapen.records import json_types
+from tap_mokapen.records import carriable, carriable_name, json_types
 
 logger = logging.getLogger("tap-mokapen")
 
@@ -37,6 +43,10 @@ _JSON_TYPE = {
     dict: "object",
     list: "array",
 }
+#: The prefix Singer loaders keep for their own columns, and what the API's fields that
+#: start with it are renamed to.
+RESERVED_PREFIX, RENAMED_PREFIX = "_sdc_", "api_sdc_"
+
 #: Types a value of the key's type also fits (an integer is a JSON number).
 _ALSO_FITS = {"integer": ("number",)}
 
@@ -75,13 +85,49 @@ class SchemaEvolution:
         #: New fields seen only as null so far: decoded, not emitted, until a value types them.
         self.untyped: set[str] = set()
         self._split: set[tuple[str, str]] = set()
+        self._renamed: set[str] = set()
         #: What earlier runs learned (kept in STATE), so a column's type never changes.
         self.learned: dict[str, t.Any] = {}
         if not frozen:
             for name, property_schema in (learned or {}).items():
+                if name != self.output_name(name):
+                    continue  # learned before such names were renamed: learned again
                 if name not in self.properties and isinstance(property_schema, dict):
                     self.properties[name] = dict(property_schema)
                     self.learned[name] = property_schema
+
+    def output_name(self, name: str) -> str:
+        """The name a field of the API is emitted under (the same, nearly always)."""
+        if name.startswith(RESERVED_PREFIX):
+            name = RENAMED_PREFIX + name[len(RESERVED_PREFIX) :]
+        return name if carriable(name) else carriable_name(name)
+
+    def rename_fields(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The record with every field under its output name (a new dict only when one
+        changes); two fields never merge."""
+        if all(name == self.output_name(name) for name in record):
+            return record
+        renamed: dict[str, t.Any] = {}
+        for name, value in record.items():
+            new = self.output_name(name)
+            if new != name:
+                number = 1
+                while new in record or new in renamed:
+                    number += 1
+                    new = f"{self.output_name(name)}_{number}"
+                if name not in self._renamed:
+                    self._renamed.add(name)
+                    logger.warning(
+                        "field %s in %s is emitted as %s (%s)",
+                        json.dumps(name)[:80],
+                        self.stream,
+                        json.dumps(new)[:80],
+                        "loaders keep the _sdc_ prefix for their own columns"
+                        if name.startswith(RESERVED_PREFIX)
+                        else "a quote, a backslash or a control character in a name becomes _",
+                    )
+            renamed[new] = value
+        return renamed
 
     @property
     def properties(self) -> dict[str, t.Any]:
@@ -107,7 +153,8 @@ class SchemaEvolution:
                 continue
             kind = json_type(value)
             split, number = f"{name}__{kind}", 1
-            while record.get(split) is not None:  # the API sends that name itself
+            # Never a name the API sends itself, nor one learned with another type.
+            while record.get(split) is not None or not self._typed_for(split, value):
                 number += 1
                 split = f"{name}__{kind}_{number}"
             record[split] = value
@@ -115,14 +162,21 @@ class SchemaEvolution:
             if (name, kind) not in self._split:
                 self._split.add((name, kind))
                 logger.warning(
-                    "field %s in %s: a %s value goes to %s__%s (the field stays %s)",
+                    "field %s in %s: a %s value goes to %s (the field stays %s)",
                     name,
                     self.stream,
                     kind,
-                    name,
-                    kind,
+                    split,
                     "/".join(types),
                 )
+
+    def _typed_for(self, name: str, value: t.Any) -> bool:
+        """Whether ``value`` may go to field ``name``: new, or declared with its type."""
+        schema = self.properties.get(name)
+        if schema is None:
+            return True
+        types = json_types(schema)
+        return not types or fits(value, types)
 
     def learn(self, records: t.Iterable[dict[str, t.Any]]) -> bool:
         """Grow the schema for these records' fields and types; True when it changed."""

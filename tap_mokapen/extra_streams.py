@@ -25,9 +25,12 @@ import json
 import re
 import typing as t
 
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-PATH = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
-FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+from tap_mokapen.errors import cut
+
+NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+PATH = re.compile(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*")
+FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+SCOPE = re.compile(r"[A-Za-z0-9_.:\-]+( [A-Za-z0-9_.:\-]+)*")
 KEYS = ("name", "path", "scope", "replication_key", "primary_key")
 
 
@@ -65,8 +68,11 @@ def problems(value: t.Any, taken: t.Iterable[str] = ()) -> list[str]:
             found.append(f'{where} must be an object such as {{"name": "deals"}}')
             continue
         name = entry.get("name")
-        if not isinstance(name, str) or not NAME.match(name):
-            found.append(f"{where}.name must be a lowercase stream name such as 'deals'")
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            found.append(
+                f"{where}.name must be a lowercase stream name such as 'deals' "
+                f"(got {_quoted(name)})"
+            )
             continue
         where = f"extra_streams '{name}'"
         if name in seen:
@@ -80,26 +86,37 @@ def problems(value: t.Any, taken: t.Iterable[str] = ()) -> list[str]:
                 f"{where} has unknown keys: {', '.join(unknown)} (known: {', '.join(KEYS)})"
             )
         path = entry.get("path", name)
-        if not isinstance(path, str) or not PATH.match(path.strip("/")):
+        if not isinstance(path, str) or not PATH.fullmatch(path.strip("/")):
             found.append(
                 f"{where}: path must be the part after /api/v1/{{organization_id}}/, such as "
-                f"'deals' (got {path!r})"
+                f"'deals' (got {_quoted(path)})"
             )
         scope = entry.get("scope", f"{name}.read")
-        if not isinstance(scope, str) or not scope.split():
+        if not isinstance(scope, str) or not SCOPE.fullmatch(scope):
             found.append(f"{where}: scope must be a scope name such as '{name}.read'")
         key = entry.get("replication_key", "updated_at")
-        if key is not None and (not isinstance(key, str) or not FIELD.match(key)):
-            found.append(f"{where}: replication_key must be a field name, or null for none")
+        if key is not None and (not isinstance(key, str) or not FIELD.fullmatch(key)):
+            found.append(
+                f"{where}: replication_key must be a field name, or null for none "
+                f"(got {_quoted(key)})"
+            )
         primary = entry.get("primary_key", ["id"])
         primary = [primary] if isinstance(primary, str) else primary
         if (
             not isinstance(primary, list)
             or not primary
-            or not all(isinstance(p, str) and FIELD.match(p) for p in primary)
+            or not all(isinstance(p, str) and FIELD.fullmatch(p) for p in primary)
         ):
-            found.append(f"{where}: primary_key must be a field name or a list of them")
+            found.append(
+                f"{where}: primary_key must be a field name or a list of them "
+                f"(got {_quoted(primary)})"
+            )
     return found
+
+
+def _quoted(value: t.Any) -> str:
+    """A declared value as Python shows it (a stray newline visible), cut short."""
+    return cut(repr(value), 60)
 
 
 def parse(value: t.Any) -> tuple[ExtraStream, ...]:

@@ -69,6 +69,8 @@ class RecordIntake:
         )
         self.record_type = self._record_type()
         self.reader = PageReader(self.record_type)
+        #: Whether the stream's SCHEMA names every field its records may carry.
+        self._schema_sent = not self.evolution.learned
 
     def _record_type(self) -> RecordType:
         # Decoded but never emitted: fields a frozen schema leaves out, or not typed yet.
@@ -115,7 +117,22 @@ class RecordIntake:
         if rejected:
             self.stats["rejected"] += len(rejected)
             self.rejections.write(self.stream, organization_id, rejected, where)
+        if not self._schema_sent and records:
+            # Fields learned by earlier runs: the SCHEMA the SDK sent at the stream's start
+            # does not name them, the records do.
+            self._send_schema()
         return records
+
+    def _send_schema(self) -> None:
+        self._schema_sent = True
+        self.write_schema(
+            SchemaMessage(
+                self.stream,
+                self.evolution.schema,
+                self.key_properties,
+                [self.replication_key] if self.replication_key else None,
+            )
+        )
 
     def _sort_out(
         self, raw: list[t.Any], partition: t.Mapping[str, t.Any]
@@ -128,23 +145,21 @@ class RecordIntake:
             if reason:
                 rejected.append(Rejected(original, reason))
                 continue
-            record = {**original, **partition}  # the tap's keys, whatever the API sent
-            self.evolution.split_misfits(record)
+            # Under the names the output can take, then the tap's keys, whatever the API sent.
+            record = {**self.evolution.rename_fields(original), **partition}
             good.append(record)
         hidden = len(self.evolution.left_out) + len(self.evolution.untyped)
+        # The API's own fields are learned as sent before any value moves to a variant
+        # column, so that a variant column is never one the API sends with another type.
         grew = self.evolution.learn(good)
+        for record in good:
+            self.evolution.split_misfits(record)
+        grew = self.evolution.learn(good) or grew
         if grew or len(self.evolution.left_out) + len(self.evolution.untyped) != hidden:
             self.record_type = self._record_type()
             self.reader.use(self.record_type)
         if grew:
-            self.write_schema(
-                SchemaMessage(
-                    self.stream,
-                    self.evolution.schema,
-                    self.key_properties,
-                    [self.replication_key] if self.replication_key else None,
-                )
-            )
+            self._send_schema()
         typed = []
         for record in good:
             try:

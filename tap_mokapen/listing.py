@@ -16,7 +16,8 @@ import typing as t
 
 import click
 
-from tap_mokapen.errors import MokapenError, RunPaused
+from tap_mokapen.errors import MokapenError, RunPaused, cut
+from tap_mokapen.organizations import listed_ids
 from tap_mokapen.sync import MokapenStream
 
 if t.TYPE_CHECKING:
@@ -29,15 +30,7 @@ def organization_ids(tap: TapMokapen) -> list[int]:
     """The numeric ids the first configured organization's token lists, in listed order."""
     stream = tap.streams["organizations"]
     assert isinstance(stream, MokapenStream)  # discover_streams made it
-    ids: list[int] = []
-    for organization in stream.list_all(None):
-        found = organization.get("id")
-        # Only a number works as organization_id for every access mode and in state ids.
-        if isinstance(found, int) and not isinstance(found, bool):
-            ids.append(found)
-        else:
-            logger.warning("--list-organizations: an organization without a numeric id is left out")
-    return list(dict.fromkeys(ids))
+    return listed_ids(stream.list_all(None), "--list-organizations")
 
 
 def run(tap: TapMokapen) -> str:
@@ -55,7 +48,7 @@ def run(tap: TapMokapen) -> str:
         "The token of organization %s lists %d organization(s): %s",
         tap.organizations.first,
         len(ids),
-        ", ".join(map(str, ids)) or "none",
+        cut(", ".join(map(str, ids)), 500) or "none",
     )
     return json.dumps(ids)
 

@@ -15,7 +15,7 @@ from functools import cached_property
 
 from tap_mokapen import clock, state
 from tap_mokapen.auth import MokapenAuthenticator
-from tap_mokapen.errors import ConfigError, MokapenError, QuotaExhausted, RunPaused
+from tap_mokapen.errors import ConfigError, MokapenError, QuotaExhausted, RunPaused, cut
 from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
 from tap_mokapen.token_store import RefreshTokenStore
 
@@ -25,6 +25,42 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("tap-mokapen")
 
 OrganizationId = int | str
+
+
+#: Organization ids are positive integers below 2**63: they are path segments, STATE
+#: keys and BIGINT columns. Anything else a server lists is not an organization.
+LARGEST_ORGANIZATION_ID = 2**63 - 1
+
+
+def organization_number(value: t.Any) -> int | None:
+    """``value`` as an organization id, or None when it cannot be one (a boolean, zero, a
+    negative number, a number past BIGINT, anything not an integer)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 < value <= LARGEST_ORGANIZATION_ID else None
+
+
+def listed_ids(listed: t.Iterable[t.Any], who: str) -> list[int]:
+    """The valid ids of a ``GET /organizations`` answer, each once, in listed order; one
+    line names what was left out."""
+    ids: list[int] = []
+    invalid: list[str] = []
+    for organization in listed:
+        found = organization.get("id") if isinstance(organization, dict) else None
+        number = organization_number(found)
+        if number is None:
+            invalid.append(cut(repr(found), 40))
+        else:
+            ids.append(number)
+    if invalid:
+        logger.warning(
+            "%s: %d listed organization(s) without a valid id (a positive integer below "
+            "2^63) are left out: %s",
+            who,
+            len(invalid),
+            cut(", ".join(invalid), 300),
+        )
+    return list(dict.fromkeys(ids))
 
 
 class Organizations:
@@ -37,7 +73,7 @@ class Organizations:
         user_agent: str,
         scope: t.Callable[[], str],
         tap_state: t.Callable[[], t.Mapping[str, t.Any]],
-        list_organizations: t.Callable[[], t.Iterable[dict[str, t.Any]]],
+        list_organizations: t.Callable[[], t.Iterable[t.Any]],
     ) -> None:
         self.settings = settings
         self.user_agent = user_agent
@@ -80,10 +116,17 @@ class Organizations:
                 exc,
             )
             return configured
-        found = [org["id"] for org in listed if isinstance(org.get("id"), int)]
-        logger.info("all_organizations: the app reaches organizations %s", found)
+        found = listed_ids(listed, "all_organizations")
+        logger.info(
+            "all_organizations: the app reaches organizations %s",
+            cut(", ".join(map(str, found)), 500),
+        )
         # An organization configured by its encrypted id is not added a second time.
-        known = set(configured) | {o["id"] for o in listed if o.get("encrypted_id") in configured}
+        known = set(configured) | {
+            o.get("id")
+            for o in listed
+            if isinstance(o, dict) and o.get("encrypted_id") in configured
+        }
         return configured + [org for org in dict.fromkeys(found) if org not in known]
 
     def numeric(self, org: OrganizationId) -> OrganizationId:
@@ -101,14 +144,20 @@ class Organizations:
         if found is None:
             listed = self._list_organizations()
             found = next(
-                (o["id"] for o in listed if org in (o.get("encrypted_id"), o.get("id"))), None
+                (
+                    o.get("id")
+                    for o in listed
+                    if isinstance(o, dict) and org in (o.get("encrypted_id"), o.get("id"))
+                ),
+                None,
             )
-        if not isinstance(found, int):
+        if organization_number(found) is None:
             msg = (
                 f"organization_id {org!r}: Mokapen did not say which numeric organization "
                 "it is; configure the numeric id instead"
             )
             raise ConfigError(msg)
+        assert isinstance(found, int)  # organization_number said so
         logger.info("Organization %s is organization %d", org, found)
         self._numeric[org] = found
         # One token and one quota per organization, whichever spelling is used.

@@ -16,10 +16,15 @@ organization and stream, what the server really does:
   row: the tap tries half the size, down to SMALLEST_TRIAL, and from there the
   usual retries take over.
 
-What it learned is kept in the stream's STATE (``page_size``, per organization) and
-asked for straight away by the next run, so learning is paid for once; after
-RECHECK_AFTER (a day, for a size learned from faults, which may have been an
-outage) the tap asks for the default again, in case Mokapen raised its limit.
+What it learned is kept in the stream's STATE (``page_size``, per organization). A
+server's word is trusted for the next runs only once it repeats: a size below the
+default learned in one run is asked for straight away only after a later run learned
+the same size (``"confirmed": true``); until then the next run asks for the default
+again, so one transient 422 or clamp never pins a small page (10 a page is 500
+requests for 5,000 contacts). Confirming a refusal costs one refused request; a clamp
+costs nothing. After RECHECK_AFTER (a day, for a size learned from faults, which may
+have been an outage) the tap asks for the default again, in case Mokapen raised its
+limit. A ``checked_at`` later than now (a wrong clock) counts as unknown.
 A ``page_size`` set by the user is always asked for first; if the server refuses it,
 the run goes on at the size it accepts and says so.
 """
@@ -83,6 +88,10 @@ class PageSize:
     learned: int | None = None
     checked_at: str | None = None
     how: str | None = None
+    #: The size below the default was learned by two runs, not one.
+    confirmed: bool = False
+    #: What STATE said when the run started: a size learned again equal to it is confirmed.
+    previous: int | None = None
     #: Requests spent finding it in this run (refused and failed attempts).
     learning_requests: int = 0
     #: The endpoint, for log lines: "'contacts' of organization 849".
@@ -100,28 +109,38 @@ class PageSize:
     ) -> PageSize:
         """The size to start with: the user's, else a fresh learned one, else the default."""
         now = now or clock.now()
-        learned, checked_at, how = _read(remembered)
+        learned, checked_at, how, confirmed = _read(remembered, now)
         if configured:
-            return cls(configured, configured, learned, checked_at, how, where=where)
+            return cls(
+                configured, configured, learned, checked_at, how, confirmed, learned, where=where
+            )
         asked = DEFAULT_PAGE_SIZE
         recheck = RECHECK_FAULTS_AFTER if how == "failed" else RECHECK_AFTER
-        if learned and checked_at and _parse(checked_at) > now - recheck:
+        fresh = bool(learned and checked_at and _parse(checked_at) > now - recheck)
+        trusted = confirmed or (learned or 0) >= DEFAULT_PAGE_SIZE
+        if learned and fresh and trusted:
             asked = min(learned, DEFAULT_PAGE_SIZE)
         elif learned and learned < DEFAULT_PAGE_SIZE:
             logger.info(
-                "Re-checking the page size of %s: %d was learned %s, asking for %d again",
+                "%s the page size of %s: %d was learned %s, asking for %d again",
+                "Re-checking" if fresh is False else "Confirming",
                 where,
                 learned,
-                checked_at or "long ago",
+                checked_at or "at an unknown time",
                 DEFAULT_PAGE_SIZE,
             )
-        return cls(asked, None, learned, checked_at, how, where=where)
+        return cls(asked, None, learned, checked_at, how, confirmed, learned, where=where)
 
     def remembered(self) -> dict[str, t.Any] | None:
         """What STATE keeps (state.py), or None when nothing was learned."""
         if self.learned is None:
             return None
-        return {"largest": self.learned, "checked_at": self.checked_at, "how": self.how}
+        return {
+            "largest": self.learned,
+            "checked_at": self.checked_at,
+            "how": self.how,
+            "confirmed": self.confirmed,
+        }
 
     # -- what the answers teach -----------------------------------------------------
 
@@ -213,6 +232,7 @@ class PageSize:
 
     def _learn(self, size: int, how: str) -> bool:
         self.learned, self.how = size, how
+        self.confirmed = size == self.previous
         self.checked_at = to_rfc3339(clock.now())
         return True
 
@@ -221,15 +241,24 @@ class PageSize:
         return checked is None or checked < clock.now() - RECHECK_AFTER
 
 
-def _read(remembered: t.Any) -> tuple[int | None, str | None, str | None]:
+def _read(remembered: t.Any, now: dt.datetime) -> tuple[int | None, str | None, str | None, bool]:
+    """What STATE says was learned: (largest, checked_at, how, confirmed); nothing when it
+    is not a size, and no time when the time is later than now (a wrong clock)."""
     if not isinstance(remembered, dict):
-        return None, None, None
+        return None, None, None, False
     largest = remembered.get("largest")
     if not isinstance(largest, int) or isinstance(largest, bool) or largest < 1:
-        return None, None, None
+        return None, None, None, False
     checked_at = remembered.get("checked_at")
+    if not isinstance(checked_at, str) or _parse(checked_at) > now:
+        checked_at = None
     how = remembered.get("how")
-    return largest, checked_at if isinstance(checked_at, str) else None, how
+    return (
+        largest,
+        checked_at,
+        how if isinstance(how, str) else None,
+        bool(remembered.get("confirmed") is True),
+    )
 
 
 def _parse(timestamp: str) -> dt.datetime:

@@ -140,8 +140,11 @@ def careful_read(response: requests.Response) -> Page:
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         msg = f"{_path(response)} did not answer with a list of records"
         raise APIError(msg)
-    raw = body.pop("data")
-    page = _page_of(msgspec.convert(body, _PagingFields), typed=False)
+    # The body may be the response's cached JSON: read, never changed (a second reading
+    # of the same answer must find what the first found).
+    raw = body["data"]
+    paging = {key: value for key, value in body.items() if key != "data"}
+    page = _page_of(msgspec.convert(paging, _PagingFields), typed=False)
     page.raw, page.repaired_utf8 = raw, repaired
     return page
 

@@ -20,7 +20,7 @@ dropped.
 
 from __future__ import annotations
 
-import keyword
+import re
 import typing as t
 
 import msgspec
@@ -77,10 +77,12 @@ class RecordType:
         dropped: t.Iterable[str] = (),
         any_type: t.Iterable[str] = (),
     ) -> None:
-        self.properties = dict(properties)
+        # A name no typed record can carry stays out: a record holding it takes the careful
+        # path, where intake.py renames it (evolution.py).
+        self.properties = {name: p for name, p in properties.items() if carriable(name)}
         self.required = [name for name in required if name in self.properties]
-        #: JSON field name -> the record's attribute (a few names are not identifiers).
-        self.attributes = {name: _attribute_name(name, i) for i, name in enumerate(properties)}
+        #: JSON field name -> the record's attribute (made by the tap: any key is a field).
+        self.attributes = {name: _attribute_name(name, i) for i, name in enumerate(self.properties)}
         self.dropped = [self.attributes[n] for n in dropped if n in self.attributes]
         fields: list[tuple[str, t.Any] | tuple[str, t.Any, t.Any]] = []
         any_type = set(any_type)
@@ -190,4 +192,22 @@ def _normalize_timestamps(records: list[t.Any], attr: str, field: str) -> list[R
 
 
 def _attribute_name(name: str, index: int) -> str:
-    return name if name.isidentifier() and not keyword.iskeyword(name) else f"field_{index}"
+    """The record's attribute for a field: made by the tap, never taken from the data (a
+    field named ``__init__`` or ``__slots__`` must not become one). ``id`` keeps its name:
+    the paginators read it from records of every stream."""
+    return "id" if name == "id" else f"f{index}"
+
+
+#: What msgspec cannot carry in a field name (its rename refuses them).
+_UNCARRIABLE = re.compile(r'["\\\x00-\x1f]')
+
+
+def carriable(name: str) -> bool:
+    """Whether a field name can be a field of a typed record."""
+    return not _UNCARRIABLE.search(name)
+
+
+def carriable_name(name: str) -> str:
+    """``name`` with each character a typed record cannot carry (a quote, a backslash, a
+    control character) replaced by ``_``."""
+    return _UNCARRIABLE.sub("_", name)

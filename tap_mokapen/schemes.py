@@ -134,6 +134,7 @@ class Cursor(Scheme):
     def __init__(self, position: t.Mapping[str, t.Any]) -> None:
         self.cursor: str | None = position.get("cursor")
         self._seen: set[str] = set()
+        self._too_long_said = False
         self._last_ids: tuple[t.Any, ...] | None = None
 
     def first(self) -> Params:
@@ -167,6 +168,18 @@ class Cursor(Scheme):
         return {"cursor": cursor}
 
     def position(self) -> dict[str, t.Any]:
+        """Where to resume: the cursor, unless it is too long to keep (STATE holds nothing
+        a server sends without a bound); then a resumed run reads the list from its start."""
+        if self.cursor and len(self.cursor) > MAX_KEPT_CURSOR:
+            if not self._too_long_said:
+                self._too_long_said = True
+                logger.warning(
+                    "A cursor of %d characters is not kept in STATE (at most %d): a run "
+                    "resumed from this point reads the list from its start",
+                    len(self.cursor),
+                    MAX_KEPT_CURSOR,
+                )
+            return {}
         return {"cursor": self.cursor}
 
     def describe(self) -> str:
@@ -226,7 +239,12 @@ class PageNumbers(Scheme):
         self.per_page = None  # the next answer says what the server uses now
 
     def position(self) -> dict[str, t.Any]:
-        return {"next_page": self.next_page, "total": self.total, "per_page": self.per_page}
+        # What the server said is kept only as a number of sane size.
+        return {
+            "next_page": self.next_page,
+            "total": _kept(self.total),
+            "per_page": _kept(self.per_page),
+        }
 
     def describe(self) -> str:
         return f"page {self.next_page}"
@@ -321,6 +339,20 @@ class PageNumbers(Scheme):
             msg = f"{path} returned the same records for page {requested} as for the page before"
             raise APIError(msg)
         self._last_ids = ids
+
+
+#: The longest cursor STATE keeps; real ones are tens of characters, and a server
+#: answers 414 to a URL of about 8 KB.
+MAX_KEPT_CURSOR = 2048
+#: The largest count STATE keeps (JSON readers lose precision past 2**53).
+MAX_KEPT_COUNT = 2**53
+
+
+def _kept(value: t.Any) -> int | None:
+    """A count from a server as STATE keeps it: a sane integer, or nothing."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_KEPT_COUNT:
+        return value
+    return None
 
 
 def _has_next(page: Page, requested: int) -> bool:

@@ -168,7 +168,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         needed = [s.scope for s in streams if s.selected and s.scope]
         return " ".join(needed or [s.scope for s in streams if s.scope])
 
-    def _list_organizations(self) -> t.Iterator[dict[str, t.Any]]:
+    def _list_organizations(self) -> t.Iterator[t.Any]:
         stream = self.streams["organizations"]
         assert isinstance(stream, MokapenStream)  # discover_streams made it
         return stream.list_all(None)

@@ -175,7 +175,7 @@ def _organization_problems(config: t.Mapping[str, t.Any]) -> list[str]:
         if _is_int(org):
             if org <= 0:
                 found.append(f"organization_id must be a positive integer (got {org})")
-        elif not isinstance(org, str) or not IDENTIFIER.match(org.strip()):
+        elif not isinstance(org, str) or not IDENTIFIER.fullmatch(org.strip()):
             found.append(
                 f"organization_id must be an integer or an identifier string (got {org!r})"
             )

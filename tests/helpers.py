@@ -170,14 +170,21 @@ class TapRun:
         return {m["stream"]: m["schema"] for m in self.messages if m["type"] == "SCHEMA"}
 
     def assert_records_match_schemas(self) -> None:
-        schemas = self.schemas()
-        validators = {
-            name: jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
-            for name, schema in schemas.items()
-        }
+        """Each record against the SCHEMA in force when it came: every value fits, and
+        every field is named (a loader drops or refuses fields its SCHEMA lacks)."""
+        validators: dict[str, jsonschema.Draft7Validator] = {}
+        named: dict[str, set[str]] = {}
         for message in self.messages:
-            if message["type"] == "RECORD":
-                validators[message["stream"]].validate(message["record"])
+            stream = message.get("stream", "")
+            if message["type"] == "SCHEMA":
+                schema = message["schema"]
+                checker = jsonschema.FormatChecker()
+                validators[stream] = jsonschema.Draft7Validator(schema, format_checker=checker)
+                named[stream] = set(schema.get("properties", {}))
+            elif message["type"] == "RECORD":
+                validators[stream].validate(message["record"])
+                unnamed = set(message["record"]) - named[stream]
+                assert not unnamed, f"{stream}: fields not in its SCHEMA: {unnamed}"
 
     def error_lines(self) -> list[str]:
         return [line for line in self.stderr.splitlines() if "ERROR" in line]

@@ -108,10 +108,18 @@ def test_plan_covers_declared_streams(sandbox):
         ([{"name": "deals", "path": "../admin"}], "extra_streams 'deals': path must be"),
         ([{"name": "deals", "colour": "red"}], "extra_streams 'deals' has unknown keys: colour"),
         ([{"name": "deals"}, {"name": "deals"}], "extra_streams 'deals' is declared twice"),
+        # Checked whole: a trailing newline is no part of a name.
+        ([{"name": "deals\n"}], "extra_streams[0].name must be a lowercase stream name"),
+        ([{"name": "deals", "path": "deals\n"}], "extra_streams 'deals': path must be"),
+        ([{"name": "deals", "primary_key": "id\n"}], "'deals': primary_key must be a field"),
+        ([{"name": "deals", "primary_key": ["id\n"]}], "'deals': primary_key must be a field"),
+        ([{"name": "deals", "replication_key": "at\n"}], "'deals': replication_key must be"),
+        ([{"name": "deals", "scope": "deals.read\n"}], "'deals': scope must be a scope name"),
     ],
 )
 def test_a_bad_declaration_is_one_line_naming_it(sandbox, declared, problem):
     run = run_tap(sandbox.config(extra_streams=declared), catalog=None)
     assert run.returncode == 1
     assert problem in run.stderr
+    assert "Traceback" not in run.stderr
     assert sandbox.stats().get("requests", 0) == 0

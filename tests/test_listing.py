@@ -69,3 +69,36 @@ def test_a_spent_quota_fails_the_listing_and_says_how_to_do_without(sandbox):
     (error,) = done.error_lines()
     assert "Could not list the organizations" in error
     assert "quota for organization 849 is spent" in error
+
+
+ODDITIES = [{"id": True}, {"id": False}, {"id": 0}, {"id": -1}, {"id": 10**30}, {"id": "851"}, 7]
+
+
+def test_only_positive_integers_below_2_63_are_listed(sandbox):
+    sandbox.update(listed_oddities=ODDITIES)
+    done = run_tap(sandbox.config(), args=LIST)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == [849, 850]
+    (line,) = [line for line in done.stderr.splitlines() if "without a valid id" in line]
+    assert "7 listed organization(s) without a valid id" in line
+    assert "True" in line and "-1" in line
+
+
+def test_a_sync_of_all_organizations_skips_ids_that_cannot_be_organizations(sandbox):
+    sandbox.update(listed_oddities=ODDITIES)
+    run = run_tap(sandbox.config(all_organizations=True))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    organizations = {r["organization_id"] for r in run.records("contacts")}
+    assert organizations == {849, 850}
+    assert all(type(o) is int for o in organizations)
+    assert "without a valid id" in run.stderr
+    requested = set(sandbox.stats()["pages_served"])
+    assert requested == {
+        "0/organizations",
+        "849/contacts",
+        "850/contacts",
+        "849/tasks",
+        "850/tasks",
+    }

@@ -64,15 +64,18 @@ def test_a_clamping_server_costs_nothing_to_learn(sandbox):
     assert learned(first, "contacts") | {"checked_at": None} == {
         "largest": 300,
         "how": "clamped",
+        "confirmed": False,
         "checked_at": None,
     }
 
+    # The second run asks for 1000 again, is clamped again at no cost, and trusts 300.
     serve(sandbox, max_per_page=300)
-    sync(sandbox, state=first.final_state)
+    second = sync(sandbox, state=first.final_state)
     assert requests_spent(sandbox) == (pages(300), 1)
+    assert learned(second, "contacts")["confirmed"] is True
 
 
-def test_a_refused_page_size_is_lowered_to_the_named_limit_once(sandbox):
+def test_a_refused_page_size_is_lowered_to_the_named_limit_and_trusted_once_confirmed(sandbox):
     serve(sandbox, max_per_page=300, above_max_per_page="refuse")
     first = sync(sandbox)
     # One refused request per stream (contacts, tasks, organizations) on the first run.
@@ -81,10 +84,37 @@ def test_a_refused_page_size_is_lowered_to_the_named_limit_once(sandbox):
     assert learned(first, "tasks")["largest"] == 300
     assert first.stderr.count("refused pages of 1000") == 3
 
+    # A refusal seen once is not trusted: the second run asks again, and is refused again.
     serve(sandbox, max_per_page=300, above_max_per_page="refuse")
     second = sync(sandbox, state=first.final_state)
+    assert requests_spent(sandbox) == (pages(300) + 3, 1)
+    assert learned(second, "tasks") | {"checked_at": None} == {
+        "largest": 300,
+        "how": "refused",
+        "confirmed": True,
+        "checked_at": None,
+    }
+
+    serve(sandbox, max_per_page=300, above_max_per_page="refuse")
+    third = sync(sandbox, state=second.final_state)
     assert requests_spent(sandbox) == (pages(300), 1)  # no learning request
-    assert "refused" not in second.stderr
+    assert "refused" not in third.stderr
+
+
+def test_one_transient_refusal_does_not_pin_a_small_page(sandbox):
+    # The first run meets one 422 "not greater than 10" (say, a deploy gone wrong).
+    serve(sandbox, max_per_page=10, above_max_per_page="refuse")
+    first = run_tap(sandbox.config(page_size=None), catalog=selecting("contacts"))
+    assert first.returncode == 0, first.stderr
+    assert learned(first, "contacts")["largest"] == 10
+
+    serve(sandbox, max_per_page=5000)  # the server is itself again
+    second = run_tap(
+        sandbox.config(page_size=None), state=first.final_state, catalog=selecting("contacts")
+    )
+    assert second.returncode == 0, second.stderr
+    assert sandbox.stats()["pages_served"]["849/contacts"] == math.ceil(CONTACTS / 1000)
+    assert learned(second, "contacts")["largest"] == 1000
 
 
 def test_a_refusal_naming_no_limit_halves_the_page(sandbox):
@@ -115,6 +145,7 @@ def test_large_pages_that_keep_failing_are_tried_smaller(sandbox, switches):
     assert learned(run, "contacts") | {"checked_at": None} == {
         "largest": 250,
         "how": "failed",
+        "confirmed": False,
         "checked_at": None,
     }
     assert "failed pages of 500" in run.stderr
@@ -145,7 +176,7 @@ def test_a_refused_configured_page_size_names_the_setting_and_completes(sandbox)
 def test_a_week_old_page_size_is_checked_again(sandbox):
     serve(sandbox, max_per_page=5000)
     long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=8)).isoformat()
-    remembered = {"largest": 300, "checked_at": long_ago, "how": "refused"}
+    remembered = {"largest": 300, "checked_at": long_ago, "how": "refused", "confirmed": True}
     state = {
         "bookmarks": {
             stream: {

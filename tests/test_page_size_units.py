@@ -44,18 +44,51 @@ def test_an_answer_smaller_than_asked_on_a_page_that_is_not_the_last_is_a_clamp(
 
 
 @pytest.mark.parametrize(
-    ("how", "days_ago", "asked"),
+    ("how", "days_ago", "confirmed", "asked"),
     [
-        ("refused", 2, 300),
-        ("refused", 8, DEFAULT_PAGE_SIZE),
-        ("failed", 2, DEFAULT_PAGE_SIZE),  # faults may have been an outage: a day
+        ("refused", 2, True, 300),
+        ("refused", 2, False, DEFAULT_PAGE_SIZE),  # seen by one run only: asked again
+        ("clamped", 2, False, DEFAULT_PAGE_SIZE),
+        ("refused", 8, True, DEFAULT_PAGE_SIZE),
+        ("failed", 2, True, DEFAULT_PAGE_SIZE),  # faults may have been an outage: a day
+        ("refused", -3, True, DEFAULT_PAGE_SIZE),  # checked "in the future": a wrong clock
     ],
 )
-def test_a_learned_size_is_used_until_it_is_old(how, days_ago, asked):
+def test_a_learned_size_is_used_once_confirmed_until_it_is_old(how, days_ago, confirmed, asked):
     checked = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)).isoformat()
-    remembered = {"largest": 300, "checked_at": checked, "how": how}
+    remembered = {"largest": 300, "checked_at": checked, "how": how, "confirmed": confirmed}
     assert PageSize.for_endpoint(None, remembered).asked == asked
     assert PageSize.for_endpoint(700, remembered).asked == 700  # the user's size wins
+
+
+def test_a_size_is_confirmed_when_a_second_run_learns_it_again():
+    first = PageSize.for_endpoint(None, None)
+    first.refused(PageSizeRefused("The per page field must not be greater than 10."))
+    assert first.remembered()["confirmed"] is False
+
+    transient = PageSize.for_endpoint(None, first.remembered())
+    assert transient.asked == DEFAULT_PAGE_SIZE  # one 422 pins nothing
+    assert transient.observe(Page(shape="simple", data=[{}] * 1000), more_pages=True)
+    assert transient.remembered()["largest"] == DEFAULT_PAGE_SIZE  # the refusal forgotten
+
+    again = PageSize.for_endpoint(None, first.remembered())
+    again.refused(PageSizeRefused("The per page field must not be greater than 10."))
+    assert again.remembered() | {"checked_at": None} == {
+        "largest": 10,
+        "how": "refused",
+        "confirmed": True,
+        "checked_at": None,
+    }
+    assert PageSize.for_endpoint(None, again.remembered()).asked == 10
+
+
+def test_a_checked_at_in_the_future_is_never_kept():
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
+    remembered = {"largest": 300, "checked_at": future, "how": "refused", "confirmed": True}
+    sizing = PageSize.for_endpoint(None, remembered)
+    assert sizing.checked_at is None
+    sizing.observe(Page(shape="simple", data=[{}] * 300), more_pages=True)
+    assert sizing.remembered()["checked_at"] <= dt.datetime.now(dt.UTC).isoformat()
 
 
 def test_a_malformed_remembered_size_is_ignored():

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import http.server
+import json
 import threading
 import time
 import typing as t
+import urllib.parse
 
 import pytest
 
 from mokapen_sandbox import DEMO_CLIENT_SECRET
+from tap_mokapen import errors
 from tests.helpers import free_port, run_tap
 
 
@@ -83,6 +87,42 @@ def test_a_server_echoing_the_form_never_prints_the_secret(sandbox):
     assert "Invalid request: grant_type=client_credentials" in run.stderr
     assert "client_secret=***" in run.stderr
     assert_no_secret(run)
+
+
+#: A client secret with every character that changes under some encoding.
+ODD_SECRET = 'p@ss w0rd!+/"\\é%&='
+
+
+def every_form(secret: str, client_id: str) -> list[str]:
+    """The forms a server may echo a secret in (errors.register_secret masks each)."""
+    basic = f"{client_id}:{secret}".encode()
+    return [
+        secret,
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        base64.b64encode(basic).decode(),
+    ]
+
+
+def test_a_secret_echoed_url_encoded_is_masked(sandbox):
+    sandbox.reset(token_error_echo=True, client_secret=ODD_SECRET)
+    config = sandbox.config(client_secret=ODD_SECRET)
+    run = run_tap(config)
+
+    assert run.returncode == 1
+    assert "Invalid request: grant_type=client_credentials" in run.stderr
+    assert "client_secret=***" in run.stderr
+    for form in every_form(ODD_SECRET, config["client_id"]):
+        assert form not in run.stderr and form not in run.stdout, form
+
+
+@pytest.mark.parametrize("form", range(6), ids=["raw", "%", "+", "json", "json-utf8", "basic"])
+def test_a_secret_is_masked_in_every_form_a_server_may_echo(form):
+    errors.register_secret(ODD_SECRET, client_id="the-app")
+    echoed = every_form(ODD_SECRET, "the-app")[form]
+    assert errors.redact(f"the server said: {echoed} (sic)") == "the server said: *** (sic)"
 
 
 def test_a_base_url_with_a_password_is_refused_without_showing_it(sandbox):

@@ -246,7 +246,7 @@ class Sandbox:
         rows = [
             {"id": org, "name": name, "plan": "sandbox", "encrypted_id": encrypted_id(org)}
             for org, name in sorted(self.settings.organizations.items())
-        ]
+        ] + list(self.settings.listed_oddities)
         shape = self.settings.shape_for("organizations")
         try:
             request = list_request(shape, self._url(path), params, self.settings)
@@ -318,4 +318,7 @@ class Sandbox:
             row["legacy_ref"] = f"LEG-{row['id']:06d}"
             row["tags"] = ["sandbox", f"group-{row['id'] % 3}"]
             row["score"] = row["id"] % 100 / 8
+        for added in self.settings.added_fields:
+            if row["id"] % int(added.get("every", 1)) == 0:
+                row.update(added.get("fields", {}))
         return row

@@ -84,6 +84,13 @@ class SandboxSettings:
         default_factory=lambda: dict(DEFAULT_ORGANIZATIONS),
         metadata=meaning("organizations the app is installed in, {id: name}"),
     )
+    listed_oddities: list[t.Any] = field(
+        default_factory=list,
+        metadata=meaning(
+            "rows appended to GET /api/v1/organizations as they are, such as "
+            '{"id": true} or {"id": -1}: organizations no app can be installed in'
+        ),
+    )
     client_id: str = field(
         default=DEMO_CLIENT_ID, metadata=meaning("the demo app's OAuth client id")
     )
@@ -190,12 +197,27 @@ class SandboxSettings:
             "legacy_ref (string), tags (list of strings), score (float)"
         ),
     )
+    added_fields: list[dict[str, t.Any]] = field(
+        default_factory=list,
+        metadata=meaning(
+            'fields set on served records, [{"every": n, "fields": {name: value}}]: on '
+            "each record whose id is a multiple of n, in order (a later entry wins); "
+            "any name, any value"
+        ),
+    )
     # Laravel's other list bodies (docs/mokapen-api.md, part 2), per list or for all.
     list_shape: str | dict[str, str] = field(
         default="length_aware",
         metadata=meaning(
             "list body shape, one for every list or {entity or organizations: shape}: "
             + ", ".join(LIST_SHAPES)
+        ),
+    )
+    cursor_growth: int = field(
+        default=0,
+        metadata=meaning(
+            "cursor lists: each next_cursor carries this many characters of filler more "
+            "than the one before (a cursor that grows without bound)"
         ),
     )
     paginator_fault: str | None = field(

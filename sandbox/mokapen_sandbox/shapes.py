@@ -57,20 +57,26 @@ class Source(t.Protocol):
 
 
 class RowList:
-    """A ``Source`` over rows held in memory (the organizations list), sorted by id."""
+    """A ``Source`` over rows held in memory (the organizations list), sorted by id; rows
+    without an integer id (the ``listed_oddities`` switch) come last, as given."""
 
     def __init__(self, rows: list[Row]) -> None:
-        self._rows = sorted(rows, key=lambda row: int(row["id"]))
+        self._rows = sorted(rows, key=_row_order)
 
     def page(self, offset: int, limit: int) -> tuple[list[Row], int]:
         return self._rows[offset : offset + limit], len(self._rows)
 
     def select(self, window: Window) -> tuple[list[Row], bool]:
-        start, end, more = window([int(row["id"]) for row in self._rows])
+        start, end, more = window([_row_order(row) for row in self._rows])
         return self._rows[start:end], more
 
     def all_records(self) -> list[Row]:
         return list(self._rows)
+
+
+def _row_order(row: t.Any) -> int:
+    found = row.get("id") if isinstance(row, dict) else None
+    return found if isinstance(found, int) and not isinstance(found, bool) else 2**80
 
 
 def cursor_window(cursor: Cursor | None, limit: int) -> Window:
@@ -101,11 +107,13 @@ class Cursor:
     record_id: int
     forward: bool = True
 
-    def encode(self) -> str:
-        # As Laravel does: base64url (no padding) of a small JSON object.
-        payload = json.dumps(
-            {"id": self.record_id, "_pointsToNextItems": self.forward}, separators=(",", ":")
-        )
+    def encode(self, padding: int = 0) -> str:
+        # As Laravel does: base64url (no padding) of a small JSON object; ``padding``
+        # characters of filler make it as long as a hostile server's.
+        fields: dict[str, t.Any] = {"id": self.record_id, "_pointsToNextItems": self.forward}
+        if padding:
+            fields["pad"] = "x" * padding
+        payload = json.dumps(fields, separators=(",", ":"))
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
     @classmethod
@@ -147,6 +155,7 @@ class ListRequest:
     request_number: int = 1
     omit_next_page_url: bool = False
     omit_last_page: bool = False
+    cursor_growth: int = 0
 
 
 def list_request(
@@ -182,6 +191,7 @@ def list_request(
         request_number=number,
         omit_next_page_url=settings.omit_next_page_url,
         omit_last_page=settings.omit_last_page,
+        cursor_growth=settings.cursor_growth,
     )
 
 
@@ -329,7 +339,9 @@ def _cursor(source: Source, request: ListRequest, render: Render) -> Row:
     else:
         has_next, has_prev = more_beyond, cursor is not None
     # Cursors come from the records' own ids, read before render can break them.
-    next_cursor = Cursor(rows[-1]["id"]).encode() if rows and has_next else None
+    # With cursor_growth, each page's cursor is longer than the one before.
+    growth = request.cursor_growth * request.request_number
+    next_cursor = Cursor(rows[-1]["id"]).encode(growth) if rows and has_next else None
     prev_cursor = Cursor(rows[0]["id"], forward=False).encode() if rows and has_prev else None
     url = request.url
     return {

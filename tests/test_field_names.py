@@ -1,0 +1,105 @@
+"""Whatever a server names its fields, and whatever it puts in them: no crash, no rejected
+record, nothing a loader mistakes for its own, and no type learned once that poisons later
+runs. Over HTTP, against the sandbox's ``added_fields`` switch."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tests.helpers import run_tap, selecting
+
+#: Names that broke the typed records, or a loader: each on every third contact.
+HOSTILE_NAMES = [
+    "__init__",
+    "__private",
+    "__dict__",
+    "__slots__",
+    "__weakref__",
+    "__annotations__",
+    "__post_init__",
+    "field_3",  # the attribute name the tap once generated for its 4th field
+    'label "quoted"',
+    "back\\slash",
+    "tab\tand\x01control",
+]
+
+
+def sync(sandbox, state=None):
+    run = run_tap(
+        sandbox.config(page_size=100),
+        state=state,
+        catalog=selecting("contacts", "rejected_records"),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    return run
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_any_field_name_is_carried_and_no_record_is_rejected(sandbox, name):
+    sandbox.reset(added_fields=[{"every": 3, "fields": {name: "value"}}])
+    run = sync(sandbox)
+
+    assert run.ids("contacts") == {r["id"]: 1 for r in sandbox.records("contacts")}
+    assert not run.records("rejected_records")
+    carried = [r for r in run.records("contacts") if r["id"] % 3 == 0]
+    emitted_names = {key for record in carried for key in record} - set(
+        run.schemas()["contacts"]["properties"]
+    )
+    assert not emitted_names  # every emitted field is in the SCHEMA
+    assert all("value" in record.values() for record in carried)
+    run.assert_records_match_schemas()
+
+
+def test_names_a_record_cannot_carry_are_renamed_once_with_a_line(sandbox):
+    fields = {'label "quoted"': 1, "back\\slash": 2, "tab\tand\x01control": 3}
+    sandbox.reset(added_fields=[{"every": 1, "fields": fields}])
+    run = sync(sandbox)
+
+    record = run.records("contacts")[0]
+    assert (record["label _quoted_"], record["back_slash"], record["tab_and_control"]) == (1, 2, 3)
+    assert sum("is emitted as" in line for line in run.stderr.splitlines()) == 3
+
+
+def test_a_field_with_the_loaders_prefix_is_renamed_not_taken_for_a_deletion(sandbox):
+    deleted = "2026-01-01T00:00:00.000000Z"
+    sandbox.reset(added_fields=[{"every": 1, "fields": {"_sdc_deleted_at": deleted}}])
+    run = sync(sandbox)
+
+    records = run.records("contacts")
+    assert not any("_sdc_deleted_at" in r for r in records)
+    assert all(r["api_sdc_deleted_at"] == deleted for r in records)
+    assert "_sdc_deleted_at" not in run.schemas()["contacts"]["properties"]
+    (line,) = [line for line in run.stderr.splitlines() if "is emitted as" in line]
+    assert '"_sdc_deleted_at"' in line and '"api_sdc_deleted_at"' in line
+
+
+def test_a_variant_column_learned_from_the_api_never_takes_a_value_of_another_type(sandbox):
+    # The API itself sends company_id__string holding integers (learned as integer), and
+    # company_id holding text on other records.
+    sandbox.reset(
+        added_fields=[
+            {"every": 2, "fields": {"company_id__string": 7}},
+            {"every": 5, "fields": {"company_id": "C-12"}},
+        ]
+    )
+    first = sync(sandbox)
+    # A second full read, with what the first run learned kept in STATE.
+    state = copy.deepcopy(first.final_state)
+    for partition in state["bookmarks"]["contacts"]["partitions"]:
+        partition.pop("replication_key_value")
+    second = sync(sandbox, state=state)
+
+    for run in (first, second):
+        assert run.ids("contacts") == {r["id"]: 1 for r in sandbox.records("contacts")}
+        assert not run.records("rejected_records")
+        run.assert_records_match_schemas()
+        by_id = {r["id"]: r for r in run.records("contacts")}
+        assert by_id[10]["company_id__string"] == 7  # the API's own field, as sent
+        texts = [v for r in by_id.values() for k, v in r.items() if v == "C-12"]
+        assert len(texts) == len([i for i in by_id if i % 5 == 0])  # every text kept
+    properties = second.schemas()["contacts"]["properties"]
+    assert "integer" in properties["company_id__string"]["type"]
+    assert "string" in properties["company_id__string_2"]["type"]
