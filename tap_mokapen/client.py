@@ -260,7 +260,12 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             rejections=tap.rejections,
             write_schema=tap.write_message,
             stats=self.stats,
-            learned=state.learned_fields(self.stream_state),
+            # forget_learned_fields: this run starts from the shipped schema.
+            learned={}
+            if tap.settings.forget_learned_fields
+            else state.learned_fields(self.stream_state),
+            unseen_runs=state.learned_fields_unseen(self.stream_state),
+            max_learned=tap.settings.max_learned_fields,
         )
 
     def read_page(self, response: requests.Response) -> Page:

@@ -120,6 +120,24 @@ SETTINGS: tuple[Setting, ...] = (
         default=False,
     ),
     Setting(
+        "max_learned_fields",
+        th.IntegerType,
+        "The most fields a stream adds to its schema from what the API sends. Past it, "
+        "new fields go together into one JSON object column, overflow_fields. 500 keeps "
+        "a table well inside PostgreSQL's and Redshift's 1,600 columns, shipped fields, "
+        "the loader's own and one level of flattening included.",
+        default=500,
+        rule="positive_integer",
+    ),
+    Setting(
+        "forget_learned_fields",
+        th.BooleanType,
+        "Start this run from the shipped schemas: the fields earlier runs added are "
+        "forgotten (and learned again as they come). The rest of the state is kept. "
+        "Fields not seen for 30 runs in a row are forgotten anyway.",
+        default=False,
+    ),
+    Setting(
         "strict_records",
         th.BooleanType,
         "Fail the stream on the first record that breaks its contract (no integer id, "
@@ -259,6 +277,8 @@ class Settings:
     max_requests_per_run: int | None
     progress_log_seconds: float
     freeze_schema: bool
+    max_learned_fields: int
+    forget_learned_fields: bool
     strict_records: bool
     extra_streams: tuple[ExtraStream, ...] = ()
     detect_deletions: frozenset[str] = frozenset()
@@ -290,6 +310,8 @@ class Settings:
             max_requests_per_run=number(value("max_requests_per_run")),
             progress_log_seconds=float(number(value("progress_log_seconds"))),
             freeze_schema=bool(value("freeze_schema")),
+            max_learned_fields=int(number(value("max_learned_fields"))),
+            forget_learned_fields=bool(value("forget_learned_fields")),
             strict_records=bool(value("strict_records")),
             extra_streams=extra_streams.parse(value("extra_streams")),
             detect_deletions=frozenset(extra_streams.declared(value("detect_deletions"))),

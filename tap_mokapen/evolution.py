@@ -17,6 +17,11 @@ refuses BIGINT to TEXT). So the value moves to a field of its own type,
 ``company_id__string``, a new nullable property like any other, and the record's
 ``company_id`` becomes null: the column keeps its type, the value is kept. A
 ``null`` where the schema did not allow one just makes the property nullable.
+Growth is bounded: a stream adds at most ``max_learned_fields`` fields; past that, new
+fields go together into one JSON object column, OVERFLOW. A learned field not seen for
+FORGET_AFTER_RUNS runs in a row is forgotten, and ``forget_learned_fields`` forgets them
+all for one run.
+
 Each change is logged once per stream. With ``freeze_schema`` the schema never
 changes: a new field is left out (with the same log line) and a record whose
 value does not fit its declared type is rejected instead.
@@ -29,6 +34,7 @@ import json
 import logging
 import typing as t
 
+from tap_mokapen.errors import cut
 from tap_mokapen.records import carriable, carriable_name, json_types
 
 logger = logging.getLogger("tap-mokapen")
@@ -46,6 +52,11 @@ _JSON_TYPE = {
 #: The prefix Singer loaders keep for their own columns, and what the API's fields that
 #: start with it are renamed to.
 RESERVED_PREFIX, RENAMED_PREFIX = "_sdc_", "api_sdc_"
+
+#: Where new fields go once a stream has learned max_learned_fields of them.
+OVERFLOW = "overflow_fields"
+#: A learned field not seen for this many runs in a row is forgotten.
+FORGET_AFTER_RUNS = 30
 
 #: Types a value of the key's type also fits (an integer is a JSON number).
 _ALSO_FITS = {"integer": ("number",)}
@@ -72,6 +83,8 @@ class SchemaEvolution:
         fixed: t.Iterable[str] = (),
         deselected: t.Iterable[str] = (),
         learned: t.Mapping[str, t.Any] | None = None,
+        unseen_runs: t.Mapping[str, t.Any] | None = None,
+        max_learned: int = 500,
     ) -> None:
         self.stream = stream
         self.schema = copy.deepcopy(dict(schema))
@@ -88,13 +101,34 @@ class SchemaEvolution:
         self._renamed: set[str] = set()
         #: What earlier runs learned (kept in STATE), so a column's type never changes.
         self.learned: dict[str, t.Any] = {}
+        self.max_learned = max_learned
+        #: New fields past max_learned: their values go into OVERFLOW.
+        self.overflow: set[str] = set()
+        #: Learned fields met in this run, and how many runs before it each went unseen.
+        self.seen: set[str] = set()
+        self._unseen_before: dict[str, int] = {}
+        forgotten = []
         if not frozen:
             for name, property_schema in (learned or {}).items():
                 if name != self.output_name(name):
                     continue  # learned before such names were renamed: learned again
+                runs = (unseen_runs or {}).get(name, 0)
+                runs = runs if isinstance(runs, int) and not isinstance(runs, bool) else 0
+                if runs >= FORGET_AFTER_RUNS:
+                    forgotten.append(name)
+                    continue
                 if name not in self.properties and isinstance(property_schema, dict):
                     self.properties[name] = dict(property_schema)
                     self.learned[name] = property_schema
+                    self._unseen_before[name] = runs
+        if forgotten:
+            logger.info(
+                "%s: %d learned field(s) not seen for %d runs are forgotten: %s",
+                stream,
+                len(forgotten),
+                FORGET_AFTER_RUNS,
+                cut(", ".join(forgotten), 300),
+            )
 
     def output_name(self, name: str) -> str:
         """The name a field of the API is emitted under (the same, nearly always)."""
@@ -170,6 +204,20 @@ class SchemaEvolution:
                     "/".join(types),
                 )
 
+    def unseen_runs(self) -> dict[str, int]:
+        """For STATE: how many runs in a row, this one included, each learned field went
+        unseen (0: seen in this run)."""
+        return {
+            name: 0 if name in self.seen else self._unseen_before.get(name, 0) + 1
+            for name in self.learned
+        }
+
+    def fold_overflow(self, record: dict[str, t.Any]) -> None:
+        """Move the values of fields past max_learned_fields into OVERFLOW, in place."""
+        folded = {name: record.pop(name) for name in self.overflow & record.keys()}
+        if folded:
+            record[OVERFLOW] = folded
+
     def _typed_for(self, name: str, value: t.Any) -> bool:
         """Whether ``value`` may go to field ``name``: new, or declared with its type."""
         schema = self.properties.get(name)
@@ -184,6 +232,7 @@ class SchemaEvolution:
         for record in records:
             for name, value in record.items():
                 seen.setdefault(name, set()).add(json_type(value))
+        self.seen.update(seen)
         changed = False
         for name, kinds in seen.items():
             schema = self.properties.get(name)
@@ -196,7 +245,22 @@ class SchemaEvolution:
         return changed
 
     def _add(self, name: str, kinds: set[str]) -> bool:
-        if name in self.left_out:
+        if name in self.left_out or name in self.overflow:
+            return False
+        if not self.frozen and len(self.learned) - (OVERFLOW in self.learned) >= self.max_learned:
+            self.overflow.add(name)
+            if OVERFLOW not in self.properties:
+                self.properties[OVERFLOW] = {"type": ["object", "null"]}
+                self.learned[OVERFLOW] = self.properties[OVERFLOW]
+                logger.warning(
+                    "%s has learned %d fields (max_learned_fields): new fields from now on "
+                    "go together into %s, starting with %s",
+                    self.stream,
+                    self.max_learned,
+                    OVERFLOW,
+                    json.dumps(name)[:80],
+                )
+                return True
             return False
         if kinds == {"null"} and not self.frozen:
             # A null says nothing of the column's type: wait for a value to type it.

@@ -48,6 +48,8 @@ class RecordIntake:
         write_schema: t.Callable[[SchemaMessage], None],
         stats: collections.Counter[str],
         learned: t.Mapping[str, t.Any] | None = None,
+        unseen_runs: t.Mapping[str, t.Any] | None = None,
+        max_learned: int = 500,
     ) -> None:
         self.stream = stream
         self.key_properties = list(key_properties)
@@ -66,6 +68,8 @@ class RecordIntake:
             fixed=[*self.key_properties, replication_key or ""],
             deselected=self.deselected,
             learned=learned,
+            unseen_runs=unseen_runs,
+            max_learned=max_learned,
         )
         self.record_type = self._record_type()
         self.reader = PageReader(self.record_type)
@@ -108,6 +112,7 @@ class RecordIntake:
         rejected: list[Rejected] = []
         if page.raw is None:
             records = list(page.data)  # the paginator still reads the page as it came
+            self._note_learned_fields_seen(records)
         else:
             records, rejected = self._sort_out(page.raw, partition or {})
         self.record_type.drop_fields(records)
@@ -122,6 +127,15 @@ class RecordIntake:
             # does not name them, the records do.
             self._send_schema()
         return records
+
+    def _note_learned_fields_seen(self, records: list[t.Any]) -> None:
+        """Which learned fields a typed page holds (the careful path notes its own): once a
+        field is seen, it is not looked for again in this run."""
+        attributes = self.record_type.attributes
+        for name in self.evolution.learned.keys() - self.evolution.seen:
+            attribute = attributes.get(name)
+            if attribute and any(getattr(r, attribute) is not UNSET for r in records):
+                self.evolution.seen.add(name)
 
     def _send_schema(self) -> None:
         self._schema_sent = True
@@ -153,6 +167,7 @@ class RecordIntake:
         # column, so that a variant column is never one the API sends with another type.
         grew = self.evolution.learn(good)
         for record in good:
+            self.evolution.fold_overflow(record)
             self.evolution.split_misfits(record)
         grew = self.evolution.learn(good) or grew
         if grew or len(self.evolution.left_out) + len(self.evolution.untyped) != hidden:

@@ -19,7 +19,8 @@ it, besides the SDK's own ``replication_key``/``replication_key_value``::
     "table_pass": {"version": ...,         # detect_deletions: the table version this
                    "rejected": false}      #   organization's pass is under (deletions.py)
 
-and, at the stream's level, ``"learned_fields"`` (evolution.py) and, for a stream
+and, at the stream's level, ``"learned_fields"`` with ``"learned_fields_unseen_runs"``
+(evolution.py) and, for a stream
 in detect_deletions, ``"table_version"``, the pass's open version (deletions.py).
 
 A *cycle* is one complete pass over every selected stream, possibly spread over
@@ -44,6 +45,7 @@ CYCLE_STARTED_AT = "cycle_started_at"
 MAX_SEEN = "max_seen"
 FAILED = "failed"
 LEARNED_FIELDS = "learned_fields"
+LEARNED_FIELDS_UNSEEN = "learned_fields_unseen_runs"
 PAGE_SIZE = "page_size"
 CYCLE_COMPLETED = "cycle_completed"
 PROGRESS_MARKERS = "progress_markers"
@@ -249,10 +251,27 @@ def learned_fields(stream_state: StreamState) -> dict[str, t.Any]:
     return learned if isinstance(learned, dict) else {}
 
 
-def remember_fields(stream_state: StreamState, learned: t.Mapping[str, t.Any]) -> None:
-    """Keep the fields added to the schema, so later runs declare them the same way."""
-    if learned and stream_state.get(LEARNED_FIELDS) != learned:
-        stream_state[LEARNED_FIELDS] = dict(learned)
+def learned_fields_unseen(stream_state: StreamState) -> dict[str, t.Any]:
+    """How many runs in a row each learned field went unseen (evolution.py forgets it)."""
+    unseen = stream_state.get(LEARNED_FIELDS_UNSEEN)
+    return unseen if isinstance(unseen, dict) else {}
+
+
+def remember_fields(
+    stream_state: StreamState, learned: t.Mapping[str, t.Any], unseen: t.Mapping[str, int]
+) -> None:
+    """Keep the fields added to the schema, so later runs declare them the same way, and
+    how long each went unseen; forgotten ones leave STATE."""
+    if stream_state.get(LEARNED_FIELDS, {}) != learned:
+        if learned:
+            stream_state[LEARNED_FIELDS] = dict(learned)
+        else:
+            stream_state.pop(LEARNED_FIELDS, None)
+    if stream_state.get(LEARNED_FIELDS_UNSEEN, {}) != unseen:
+        if unseen:
+            stream_state[LEARNED_FIELDS_UNSEEN] = dict(unseen)
+        else:
+            stream_state.pop(LEARNED_FIELDS_UNSEEN, None)
 
 
 def page_size(state: StreamState) -> t.Any:

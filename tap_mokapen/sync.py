@@ -178,7 +178,10 @@ class MokapenStream(MokapenClient):
                     where=where,
                     organization_id=self.organization_id,
                 )
-                state.remember_fields(self.stream_state, self.intake.evolution.learned)
+                evolution = self.intake.evolution
+                if not evolution.frozen:  # a frozen run learns nothing, and forgets nothing
+                    learned, unseen = evolution.learned, evolution.unseen_runs()
+                    state.remember_fields(self.stream_state, learned, unseen)
                 records = self.newer_only(records, context)
                 paginator.advance(response)  # an empty page too: the paginator decides
                 if paginator.repeated_page:

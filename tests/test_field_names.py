@@ -103,3 +103,57 @@ def test_a_variant_column_learned_from_the_api_never_takes_a_value_of_another_ty
     properties = second.schemas()["contacts"]["properties"]
     assert "integer" in properties["company_id__string"]["type"]
     assert "string" in properties["company_id__string_2"]["type"]
+
+
+def many_fields(count: int) -> dict[str, int]:
+    return {f"custom_{index:04d}": index for index in range(count)}
+
+
+def test_schema_growth_stops_at_max_learned_fields_and_the_rest_is_kept_in_one_column(sandbox):
+    sandbox.reset(added_fields=[{"every": 1, "fields": many_fields(2000)}])
+    run = run_tap(
+        sandbox.config(page_size=100, max_learned_fields=50), catalog=selecting("contacts")
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+
+    properties = run.schemas()["contacts"]["properties"]
+    learned = [name for name in properties if name.startswith("custom_")]
+    assert len(learned) == 50
+    record = run.records("contacts")[0]
+    assert len(record["overflow_fields"]) == 1950  # every other value, in one object
+    assert {**record["overflow_fields"], **{k: record[k] for k in learned}} == many_fields(2000)
+    run.assert_records_match_schemas()
+    assert sum("max_learned_fields" in line for line in run.stderr.splitlines()) == 1
+    # STATE stays small: the 50 fields, not 2,000.
+    assert len(str(run.final_state)) < 20_000
+
+
+def test_learned_fields_are_forgotten_after_30_runs_unseen_or_when_asked(sandbox):
+    sandbox.reset(added_fields=[{"every": 1, "fields": {"legacy_ref": "L-1"}}])
+    first = sync(sandbox)
+    stream_state = first.final_state["bookmarks"]["contacts"]
+    assert stream_state["learned_fields"] == {"legacy_ref": {"type": ["string", "null"]}}
+    assert stream_state["learned_fields_unseen_runs"] == {"legacy_ref": 0}
+
+    # The API stopped sending it, 29 runs ago: one run more and it is forgotten.
+    sandbox.reset()
+    stream_state["learned_fields_unseen_runs"] = {"legacy_ref": 29}
+    unseen = sync(sandbox, state=first.final_state)
+    assert unseen.final_state["bookmarks"]["contacts"]["learned_fields_unseen_runs"] == {
+        "legacy_ref": 30
+    }
+    forgotten = sync(sandbox, state=unseen.final_state)
+    assert "legacy_ref" not in forgotten.schemas()["contacts"]["properties"]
+    assert "learned_fields" not in forgotten.final_state["bookmarks"]["contacts"]
+    assert "not seen for 30 runs are forgotten: legacy_ref" in forgotten.stderr
+
+    # forget_learned_fields: the rest of the state (the bookmark) is kept.
+    asked = run_tap(
+        sandbox.config(page_size=100, forget_learned_fields=True),
+        state=first.final_state,
+        catalog=selecting("contacts", "rejected_records"),
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert "legacy_ref" not in asked.schemas()["contacts"]["properties"]
+    assert "learned_fields" not in asked.final_state["bookmarks"]["contacts"]
+    assert len(asked.records("contacts")) < 500  # incremental: the bookmark was kept
