@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import requests
 from singer_sdk.authenticators import OAuthAuthenticator
 
-from tap_mokapen import clock, errors, retries, transport
+from tap_mokapen import clock, errors, output, retries, transport
 from tap_mokapen.limits import RequestPacer
 from tap_mokapen.token_store import RefreshTokenStore
 
@@ -177,7 +177,10 @@ class MokapenAuthenticator(OAuthAuthenticator):
 
     def _request_token(self) -> None:
         requested_at = clock.now()
-        with self.pacer.slot():
+        with self.pacer.slot(), output.uninterrupted():
+            # A signal waits for the grant and the saving of the token it rotates (at most
+            # the request's deadline): a run stopped in between would lose the only valid
+            # refresh token.
             # Never redirected: a 3xx would carry the client secret to another host.
             response = self.token_session.post(
                 self.auth_endpoint,
@@ -185,14 +188,14 @@ class MokapenAuthenticator(OAuthAuthenticator):
                 timeout=TOKEN_TIMEOUT_SECONDS,
                 allow_redirects=False,
             )
-        if self.run is not None:
-            self.run.reached = True
-        errors.judge_token_answer(
-            response,
-            organization_id=self.organization_id,
-            refreshing=self.refresh_tokens is not None,
-        )
-        self._accept(response, requested_at)
+            if self.run is not None:
+                self.run.reached = True
+            errors.judge_token_answer(
+                response,
+                organization_id=self.organization_id,
+                refreshing=self.refresh_tokens is not None,
+            )
+            self._accept(response, requested_at)
 
     def _log_retry(self, details: dict) -> None:
         logger.warning(

@@ -202,14 +202,14 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
                     self.authenticator.invalidate()
                     return with_retries(prepared_request, context)
             except errors.ReauthenticationNeeded as exc:
-                msg = (
-                    f"{exc}. A fresh token was refused too: the app's access to "
-                    f"organization {self.organization_id} was revoked or its credentials "
-                    "changed."
+                msg = errors.sentences(
+                    str(exc),
+                    f"A fresh token was refused too: the app's access to organization "
+                    f"{self.organization_id} was revoked or its credentials changed.",
                 )
                 raise errors.AuthenticationError(msg) from None
             except retries.RETRIABLE_ERRORS as exc:
-                path = urlsplit(prepared_request.url or "").path
+                path = errors.url_path(prepared_request.url)
                 what = "" if isinstance(exc, RetriableAPIError) else f"GET {path} failed: "
                 if self.sizing.shrink_due:
                     raise errors.PageSizeRefused(f"{what}{exc}", fault=True) from None
@@ -282,7 +282,7 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         send = self.request_decorator(lambda request, ctx: sdk_private.send(self, request, ctx))
         while not paginator.finished:
             prepared_request = self.prepare(context, paginator.current_value)
-            path = urlsplit(prepared_request.url or "").path
+            path = errors.url_path(prepared_request.url)
             try:
                 response = send(prepared_request, context)
             except errors.PageSizeRefused as refusal:

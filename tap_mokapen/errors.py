@@ -186,10 +186,31 @@ def api_message(response: requests.Response) -> str:
     return "no message" if not response.content else "a body that is not JSON"
 
 
+#: The longest path a message quotes: a server's next_page_url can be of any length.
+MAX_PATH_QUOTE = 200
+
+
+def url_path(url: str | None) -> str:
+    """The path of a URL as a message quotes it: never the query (it may hold a secret),
+    cut to MAX_PATH_QUOTE characters."""
+    return cut(urlsplit(url or "").path, MAX_PATH_QUOTE)
+
+
+def sentences(*parts: str) -> str:
+    """Parts as written sentences: each ends with one full stop (a server's message may
+    end with one already, or with none), joined by a space."""
+    ended = []
+    for part in parts:
+        text = part.strip()
+        if text:
+            ended.append(text if text[-1] in ".!?" else f"{text}.")
+    return " ".join(ended)
+
+
 def describe(response: requests.Response) -> str:
     """``<status> from <METHOD> <path>: <message>``; the path only, never the query."""
     method = response.request.method if response.request is not None else "GET"
-    path = urlsplit(response.url).path
+    path = url_path(response.url)
     return f"{response.status_code} from {method} {path}: {api_message(response)}"
 
 
@@ -200,7 +221,7 @@ def redirect_refused(response: requests.Response) -> str:
     host = target.hostname or "the same host"
     where = f"{host}:{target.port}" if target.port else host
     return (
-        f"{response.status_code} from {method} {urlsplit(response.url).path} redirects to "
+        f"{response.status_code} from {method} {url_path(response.url)} redirects to "
         f"{where}: the tap follows no redirect, which could carry the token or the client "
         "secret elsewhere; check base_url"
     )
@@ -280,18 +301,20 @@ def _forbidden(
         body = json_body(response)
         required = body.get("required") if isinstance(body, dict) else None
         needed = " ".join(required) if isinstance(required, list) else scope
-        return (
-            f"{describe(response)}. Add {needed} to the scope setting (and enable it for "
-            f"the app), or deselect the '{stream}' stream."
+        return sentences(
+            describe(response),
+            f"Add {needed} to the scope setting (and enable it for the app), or deselect "
+            f"the '{stream}' stream.",
         )
     return describe(response)
 
 
 def organization_refused(what: str, organization_id: int | str) -> str:
     """Mokapen refused the organization (token request or API call): the setting to fix."""
-    return (
-        f"{what.rstrip('.')}. Mokapen does not accept organization {organization_id} for these "
-        "credentials: check the organization_id setting."
+    return sentences(
+        what,
+        f"Mokapen does not accept organization {organization_id} for these credentials: "
+        "check the organization_id setting.",
     )
 
 
@@ -316,15 +339,16 @@ def judge_token_answer(
         f"({status}): {message}"
     )
     if error == "invalid_client" or status == 401:
-        raise AuthenticationError(f"{refused} Check client_id and client_secret.")
+        raise AuthenticationError(sentences(refused, "Check client_id and client_secret."))
     if error == "invalid_grant" and refreshing:
-        msg = (
-            f"{refused} The refresh token was revoked or already used: authorize the app "
-            "again (/oauth/authorize) and set the new refresh_token."
+        msg = sentences(
+            refused,
+            "The refresh token was revoked or already used: authorize the app again "
+            "(/oauth/authorize) and set the new refresh_token.",
         )
         raise AuthenticationError(msg)
     if error == "invalid_scope":
-        raise ScopeNotEnabledError(f"{refused} Fix the scope setting.", message)
+        raise ScopeNotEnabledError(sentences(refused, "Fix the scope setting."), message)
     if "organization" in message.lower():
         raise ConfigError(organization_refused(refused, organization_id))
     raise AuthenticationError(refused)

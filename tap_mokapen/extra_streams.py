@@ -86,9 +86,10 @@ def problems(value: t.Any, taken: t.Iterable[str] = ()) -> list[str]:
                 f"{where} has unknown keys: {', '.join(unknown)} (known: {', '.join(KEYS)})"
             )
         path = entry.get("path", name)
-        if not isinstance(path, str) or not PATH.fullmatch(path.strip("/")):
+        if not isinstance(path, str) or len(path) > 200 or not PATH.fullmatch(path.strip("/")):
             found.append(
-                f"{where}: path must be the part after /api/v1/{{organization_id}}/, such as "
+                f"{where}: path must be the part after /api/v1/{{organization_id}}/ (at "
+                f"most 200 characters), such as "
                 f"'deals' (got {_quoted(path)})"
             )
         scope = entry.get("scope", f"{name}.read")

@@ -16,7 +16,7 @@ import typing as t
 
 import click
 
-from tap_mokapen.errors import MokapenError, RunPaused, cut
+from tap_mokapen.errors import MokapenError, RunPaused, cut, sentences
 from tap_mokapen.organizations import listed_ids
 from tap_mokapen.sync import MokapenStream
 
@@ -39,9 +39,9 @@ def run(tap: TapMokapen) -> str:
         ids = organization_ids(tap)
     except RunPaused as pause:
         # Nothing to resume here: the caller has no list, so this is a failure (exit 1).
-        msg = (
-            f"Could not list the organizations: {pause.reason}. Name the organizations "
-            "to the orchestrator instead; that spends no request"
+        msg = sentences(
+            f"Could not list the organizations: {pause.reason}",
+            "Name the organizations to the orchestrator instead; that spends no request.",
         )
         raise MokapenError(msg) from None
     logger.info(

@@ -25,14 +25,16 @@ from singer_sdk.singerlib import Message, RecordMessage
 BUFFER_BYTES = 1 << 16
 _buffered: io.BufferedWriter | None = None
 # A signal must not interrupt a write: it would break the message it lands in (and
-# writing from the handler meets a "reentrant call"). While a write is under way,
-# the stop waits for it to end.
+# writing from the handler meets a "reentrant call"). Nor a refresh-token exchange
+# (auth.py): the rotated token must be saved before the run ends. While either is
+# under way, the stop waits for it to end.
 _writes_under_way = 0
 _stop_when_written: t.Callable[[], None] | None = None
 
 
 @contextlib.contextmanager
-def _writing() -> t.Iterator[None]:
+def uninterrupted() -> t.Iterator[None]:
+    """A block a SIGTERM or SIGINT waits for: the stop comes when it ends."""
     global _writes_under_way, _stop_when_written
     _writes_under_way += 1
     try:
@@ -45,7 +47,7 @@ def _writing() -> t.Iterator[None]:
 
 
 def stop_between_writes(stop: t.Callable[[], None]) -> None:
-    """Call ``stop`` now, or as soon as the message being written is out."""
+    """Call ``stop`` now, or as soon as the uninterrupted block under way has ended."""
     global _stop_when_written
     if _writes_under_way:
         _stop_when_written = stop
@@ -73,7 +75,7 @@ def _flush_at_exit(stream: io.BufferedWriter) -> None:
 class BufferedMsgSpecWriter(MsgSpecWriter):
     def write_message(self, message: Message) -> None:
         out = singer_output()
-        with _writing():
+        with uninterrupted():
             out.write(self.format_message(message))
             if not isinstance(message, RecordMessage):
                 out.flush()
@@ -114,5 +116,5 @@ def write_records(
             for record in records
         ]
     data = _ENCODER.encode_lines(lines)
-    with _writing():
+    with uninterrupted():
         singer_output().write(data)

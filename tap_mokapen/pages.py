@@ -29,12 +29,11 @@ import dataclasses
 import itertools
 import re
 import typing as t
-from urllib.parse import urlsplit
 
 import msgspec
 import requests
 
-from tap_mokapen.errors import APIError, TruncatedAnswer, json_body
+from tap_mokapen.errors import APIError, TruncatedAnswer, json_body, url_path
 from tap_mokapen.records import UNSET, RecordType
 
 Shape = t.Literal["length_aware", "simple", "cursor", "resource", "list"]
@@ -274,4 +273,4 @@ def _depth(content: bytes) -> int:
 
 
 def _path(response: requests.Response) -> str:
-    return urlsplit(response.url).path
+    return url_path(response.url)

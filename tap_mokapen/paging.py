@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import abc
 import typing as t
-from urllib.parse import urlsplit
 
 import requests
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_mokapen.errors import APIError
+from tap_mokapen.errors import APIError, url_path
 from tap_mokapen.schemes import Cursor, PageNumbers, Params, Scheme
 
 if t.TYPE_CHECKING:
@@ -138,7 +137,7 @@ class ListPaginator(Paginator):
 
     def get_next(self, response: requests.Response) -> Params | None:
         page = self._read_page(response)
-        path = urlsplit(response.url).path
+        path = url_path(response.url)
         self._resized = None
         if self._requests == 0:
             self.scheme = self.scheme.for_shape(page)

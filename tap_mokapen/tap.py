@@ -18,7 +18,14 @@ from typing_extensions import override
 
 from tap_mokapen import config, listing, output, plan, sdk_private, validation
 from tap_mokapen import state as state_rules
-from tap_mokapen.errors import AuthenticationError, ConfigError, MokapenError, RunPaused, redact
+from tap_mokapen.errors import (
+    AuthenticationError,
+    ConfigError,
+    MokapenError,
+    RunPaused,
+    redact,
+    sentences,
+)
 from tap_mokapen.organizations import Organizations
 from tap_mokapen.output import BufferedMsgSpecWriter
 from tap_mokapen.rejected import RejectedRecordsStream, Rejections
@@ -181,11 +188,11 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
             self.organizations.refused[org] = error
         self.failures.append((stream.name, org))
         self.logger.error(
-            "'%s' failed for organization %s: %s. Carrying on with the other streams; "
-            "the run will exit 1.",
-            stream.name,
-            org,
-            error,
+            "%s",
+            sentences(
+                f"'{stream.name}' failed for organization {org}: {error}",
+                "Carrying on with the other streams; the run will exit 1.",
+            ),
         )
 
     def costs_logged(self, stream: Stream) -> None:

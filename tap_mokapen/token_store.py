@@ -27,6 +27,9 @@ from tap_mokapen.errors import AuthenticationError, ConfigError
 
 #: How long a run waits for another one that is exchanging the same refresh token.
 LOCK_WAIT_SECONDS = 120
+#: Room taken on disk before an exchange, beyond the store's present size: a refresh
+#: token and its entry are a few hundred bytes.
+RESERVED_BYTES = 16 * 1024
 
 
 def default_path() -> Path:
@@ -51,6 +54,8 @@ class RefreshTokenStore:
         self._key = _fingerprint(f"{client_id}\0{organization_id}")
         self._origin = _fingerprint(configured_token)
         self._configured = configured_token
+        #: The file exchange() reserved for the next save, while an exchange is under way.
+        self._reserved: str | None = None
 
     def _read(self) -> dict[str, dict[str, str]]:
         try:
@@ -68,23 +73,19 @@ class RefreshTokenStore:
 
     @contextlib.contextmanager
     def exchange(self) -> t.Iterator[None]:
-        """Hold the store for one exchange: checked writable, locked against other runs.
+        """Hold the store for one exchange: room for it reserved, locked against other runs.
 
         A refresh token may die the moment it is exchanged, so the new one must be
-        kept before the old is spent: a store that cannot be written stops the run
-        before the exchange, and two runs never exchange the same token at once.
+        kept before the old is spent: the file the new store will be is made, with room
+        for it taken on disk, before the grant, so a full disk or a store that cannot be
+        written stops the run with the old token unspent; and two runs never exchange
+        the same token at once.
         """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with tempfile.NamedTemporaryFile(dir=self.path.parent, prefix=".probe-"):
-                pass  # a file can be made (and is removed) beside the store
             lock = open(self.path.with_name(self.path.name + ".lock"), "a")  # noqa: SIM115
         except OSError as exc:
-            msg = (
-                f"refresh_token_store {self.path} cannot be written ({exc.strerror}): the "
-                "refresh token was not spent; point refresh_token_store at a writable file"
-            )
-            raise ConfigError(msg) from None
+            raise self._unwritable(exc) from None
         with lock:
             deadline = clock.monotonic() + LOCK_WAIT_SECONDS
             while True:
@@ -101,19 +102,58 @@ class RefreshTokenStore:
                         raise AuthenticationError(msg) from None
                     clock.sleep(0.2)
             try:
+                self._reserved = self._reserve()
                 yield
             finally:
+                self._release()
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def save(self, refresh_token: str) -> None:
-        """Keep a rotated token: atomically, owner-only, on disk before it is used."""
-        data = self._read()
-        data[self._key] = {"origin": self._origin, "refresh_token": refresh_token}
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    def _reserve(self) -> str:
+        """A file beside the store with room on disk for the store's next content."""
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            size = 0
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-")
         try:
-            with os.fdopen(handle, "w") as file:
-                json.dump(data, file)
+            # The entries of other apps and organizations, and this one's new token.
+            os.posix_fallocate(handle, 0, size + RESERVED_BYTES)
+        except OSError as exc:
+            os.close(handle)
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise self._unwritable(exc) from None
+        os.close(handle)
+        return temporary
+
+    def _release(self) -> None:
+        reserved, self._reserved = self._reserved, None
+        if reserved:
+            with contextlib.suppress(OSError):
+                os.unlink(reserved)
+
+    def _unwritable(self, exc: OSError) -> ConfigError:
+        return ConfigError(
+            f"refresh_token_store {self.path} cannot be written ({exc.strerror}): the "
+            "refresh token was not spent; point refresh_token_store at a writable file "
+            "with room beside it"
+        )
+
+    def save(self, refresh_token: str) -> None:
+        """Keep a rotated token: atomically, owner-only, on disk before it is used, in the
+        room exchange() reserved."""
+        data = self._read()
+        data[self._key] = {"origin": self._origin, "refresh_token": refresh_token}
+        content = json.dumps(data).encode()
+        temporary, self._reserved = self._reserved, None
+        try:
+            if temporary is None:  # a save outside exchange()
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-")
+                os.close(handle)
+            with open(temporary, "r+b") as file:
+                file.write(content)
+                file.truncate(len(content))
                 file.flush()
                 os.fsync(file.fileno())
             os.chmod(temporary, 0o600)
@@ -123,7 +163,14 @@ class RefreshTokenStore:
                 os.fsync(directory)  # the rename itself survives a crash
             finally:
                 os.close(directory)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        except OSError as exc:
+            if temporary:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+            msg = (
+                f"Mokapen rotated the refresh token, and saving the new one to "
+                f"refresh_token_store {self.path} failed ({exc.strerror}). The old token no "
+                "longer works: authorize the app again in the browser and configure the new "
+                "refresh_token."
+            )
+            raise AuthenticationError(msg) from None

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from tap_mokapen.errors import APIError
+from tap_mokapen.errors import APIError, url_path
 
 CHUNK_BYTES = 1 << 20
 
@@ -96,7 +96,7 @@ class GuardedAdapter(HTTPAdapter):
                 if size > self.max_bytes:
                     response.close()
                     host = urlsplit(request.url or "").netloc
-                    path = urlsplit(request.url or "").path
+                    path = url_path(request.url)
                     msg = (
                         f"{request.method} {host}{path} answered with more than "
                         f"max_response_mb={self.max_bytes / 2**20:g} MB (decompressed): "

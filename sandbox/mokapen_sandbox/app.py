@@ -168,7 +168,9 @@ class Sandbox:
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         if throttled := self._throttle(form.get("client_id", "")):
             return throttled
-        return json_reply(200, self.tokens.issue(form, self.settings))
+        reply = json_reply(200, self.tokens.issue(form, self.settings))
+        reply.delay = self.settings.token_delay_seconds
+        return reply
 
     def _api(self, method: str, path: str, query: str, headers: t.Mapping[str, str]) -> Reply:
         self._count_request()

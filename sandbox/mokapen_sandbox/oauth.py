@@ -82,7 +82,7 @@ class TokenIssuer:
             with self._lock:
                 held = self.refresh_tokens.get(form.get("refresh_token", ""))
                 if held is None:
-                    raise OAuthError(400, "invalid_grant", "The refresh token is invalid.")
+                    raise OAuthError(400, "invalid_grant", settings.refresh_refused_message)
                 org, scopes = held
                 if settings.rotate_refresh_tokens:
                     del self.refresh_tokens[form["refresh_token"]]

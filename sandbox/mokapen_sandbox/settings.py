@@ -129,6 +129,17 @@ class SandboxSettings:
     trickle_seconds: float = field(
         default=1.0, metadata=meaning("the pause between two bytes of a 'trickle' fault's answer")
     )
+    token_delay_seconds: float = field(
+        default=0.0,
+        metadata=meaning(
+            "how long a granted token answer takes (the grant, a refresh token's "
+            "rotation included, is done when the request arrives)"
+        ),
+    )
+    refresh_refused_message: str = field(
+        default="The refresh token is invalid.",
+        metadata=meaning("the message of the invalid_grant answer to an unknown refresh token"),
+    )
     token_error_echo: bool = field(
         default=False,
         metadata=meaning("answer POST /oauth/token with a 400 quoting the form it was sent"),
