@@ -47,10 +47,10 @@ def test_a_long_declared_path_is_refused_in_a_short_line(sandbox):
 
 
 def test_a_huge_organization_listing_is_logged_in_a_short_line(sandbox):
-    sandbox.update(listed_oddities=[{"id": 10_000 + n} for n in range(20_000)])
+    sandbox.update(listed_oddities=[{"id": 10_000 + n} for n in range(5_000)])
     done = run_tap(sandbox.config(), args=LIST)
 
     assert done.returncode == 0, done.stderr[-2000:]
-    assert len(json.loads(done.stdout)) == 20_002  # stdout has them all
+    assert len(json.loads(done.stdout)) == 5_002  # stdout has them all
     assert max(map(len, done.stderr.splitlines())) < 2000
     assert "more characters)" in done.stderr

@@ -191,3 +191,20 @@ def test_a_week_old_page_size_is_checked_again(sandbox):
     assert "Re-checking the page size" in run.stderr
     assert requests_spent(sandbox) == (pages(1000), 1)  # Mokapen raised its limit
     assert learned(run, "contacts")["largest"] == 1000
+
+
+def test_a_page_size_checked_in_the_future_is_not_trusted(sandbox):
+    # A wrong clock once wrote a checked_at years ahead: it would pin 10 a page until then.
+    serve(sandbox, max_per_page=5000)
+    remembered = {
+        "largest": 10,
+        "checked_at": "2099-01-01T00:00:00.000000Z",
+        "how": "refused",
+        "confirmed": True,
+    }
+    partition = {"context": {"organization_id": ORGANIZATION}, "page_size": remembered}
+    state = {"bookmarks": {"contacts": {"partitions": [partition]}}}
+    run = run_tap(sandbox.config(page_size=None), state=state, catalog=selecting("contacts"))
+    assert run.returncode == 0, run.stderr
+    assert sandbox.stats()["pages_served"]["849/contacts"] == math.ceil(CONTACTS / 1000)
+    assert learned(run, "contacts")["checked_at"] <= dt.datetime.now(dt.UTC).isoformat()
