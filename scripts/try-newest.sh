@@ -13,7 +13,7 @@ VENV=.venv-newest LOCK=none bash scripts/setup.sh
 freeze() { .venv-newest/bin/python -m pip freeze --all --exclude-editable | grep -v '^#'; }
 echo "Versions that differ from requirements/lock.txt (< locked, > newest):"
 diff <(grep -v '^#' requirements/lock.txt | sort) <(freeze | sort) || true
-.venv-newest/bin/python -m pytest -m "not slow" -p no:cacheprovider -q
+.venv-newest/bin/python -m pytest -n 4 -m "not slow" -p no:cacheprovider -q
 if [ "${1:-}" = --write-lock ]; then
     {
         echo "# The exact set the whole suite passed with (Python 3.11), used as pip constraints by"
