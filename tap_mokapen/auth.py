@@ -225,19 +225,24 @@ class MokapenAuthenticator(OAuthAuthenticator):
 
     def _accept(self, response: requests.Response, requested_at: dt.datetime) -> None:
         body = errors.json_body(response)
-        if not isinstance(body, dict) or not body.get("access_token"):
+        rotated = body.get("refresh_token") if isinstance(body, dict) else None
+        if isinstance(rotated, str) and rotated:
+            errors.register_secret(rotated)
+            if self.refresh_tokens and rotated != self.refresh_tokens.current():
+                # The old refresh token may be dead already: keep the new one before
+                # reading anything else of the answer (which may be broken).
+                self.refresh_tokens.save(rotated)
+                logger.info("Stored the rotated refresh token in %s", self.refresh_tokens.path)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
             msg = f"The token endpoint {self.auth_endpoint} answered without an access_token"
             raise errors.AuthenticationError(msg)
-        self.access_token = body["access_token"]
+        assert isinstance(body, dict)  # the token came from it
+        self.access_token = token
         errors.register_secret(self.access_token)
         self.expires_in = self._lifetime(body.get("expires_in"))
         self.last_refreshed = requested_at
-        self.organization_name = body.get("organization_name")
+        name = body.get("organization_name")
+        self.organization_name = name if isinstance(name, str) else None
         said = str(body.get("organization_id", ""))
-        self.token_organization_id = int(said) if said.isdigit() else None
-        rotated = body.get("refresh_token")
-        errors.register_secret(rotated)
-        if self.refresh_tokens and rotated and rotated != self.refresh_tokens.current():
-            # The old refresh token may be dead already: keep the new one before anything else.
-            self.refresh_tokens.save(rotated)
-            logger.info("Stored the rotated refresh token in %s", self.refresh_tokens.path)
+        self.token_organization_id = int(said) if said.isascii() and said.isdigit() else None

@@ -265,6 +265,9 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             if tap.settings.forget_learned_fields
             else state.learned_fields(self.stream_state),
             unseen_runs=state.learned_fields_unseen(self.stream_state),
+            forgotten={}
+            if tap.settings.forget_learned_fields
+            else state.forgotten_fields(self.stream_state),
             max_learned=tap.settings.max_learned_fields,
         )
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 import typing as t
 
 from tap_mokapen.errors import cut
@@ -49,14 +50,16 @@ _JSON_TYPE = {
     dict: "object",
     list: "array",
 }
-#: The prefix Singer loaders keep for their own columns, and what the API's fields that
-#: start with it are renamed to.
-RESERVED_PREFIX, RENAMED_PREFIX = "_sdc_", "api_sdc_"
+#: The prefix Singer loaders keep for their own columns: the API's fields that start
+#: with it are emitted with "api" before it.
+RESERVED_PREFIX = "_sdc_"
 
 #: Where new fields go once a stream has learned max_learned_fields of them.
 OVERFLOW = "overflow_fields"
 #: A learned field not seen for this many runs in a row is forgotten.
 FORGET_AFTER_RUNS = 30
+#: How many forgotten fields keep their type in STATE.
+MAX_FORGOTTEN = 1000
 
 #: Types a value of the key's type also fits (an integer is a JSON number).
 _ALSO_FITS = {"integer": ("number",)}
@@ -84,6 +87,7 @@ class SchemaEvolution:
         deselected: t.Iterable[str] = (),
         learned: t.Mapping[str, t.Any] | None = None,
         unseen_runs: t.Mapping[str, t.Any] | None = None,
+        forgotten: t.Mapping[str, t.Any] | None = None,
         max_learned: int = 500,
     ) -> None:
         self.stream = stream
@@ -107,7 +111,11 @@ class SchemaEvolution:
         #: Learned fields met in this run, and how many runs before it each went unseen.
         self.seen: set[str] = set()
         self._unseen_before: dict[str, int] = {}
-        forgotten = []
+        #: Forgotten fields and their types: one that comes back keeps its column's type.
+        self.forgotten: dict[str, t.Any] = {
+            name: schema for name, schema in (forgotten or {}).items() if isinstance(schema, dict)
+        }
+        dropped = []
         if not frozen:
             for name, property_schema in (learned or {}).items():
                 if name != self.output_name(name):
@@ -115,25 +123,34 @@ class SchemaEvolution:
                 runs = (unseen_runs or {}).get(name, 0)
                 runs = runs if isinstance(runs, int) and not isinstance(runs, bool) else 0
                 if runs >= FORGET_AFTER_RUNS:
-                    forgotten.append(name)
+                    dropped.append(name)
+                    if isinstance(property_schema, dict):
+                        self.forgotten[name] = property_schema
                     continue
                 if name not in self.properties and isinstance(property_schema, dict):
                     self.properties[name] = dict(property_schema)
                     self.learned[name] = property_schema
                     self._unseen_before[name] = runs
-        if forgotten:
+        if dropped:
             logger.info(
                 "%s: %d learned field(s) not seen for %d runs are forgotten: %s",
                 stream,
-                len(forgotten),
+                len(dropped),
                 FORGET_AFTER_RUNS,
-                cut(", ".join(forgotten), 300),
+                cut(", ".join(dropped), 300),
             )
+        # Bounded like everything STATE keeps: the most recently forgotten.
+        self.forgotten = dict(list(self.forgotten.items())[-MAX_FORGOTTEN:])
 
     def output_name(self, name: str) -> str:
-        """The name a field of the API is emitted under (the same, nearly always)."""
-        if name.startswith(RESERVED_PREFIX):
-            name = RENAMED_PREFIX + name[len(RESERVED_PREFIX) :]
+        """The name a field of the API is emitted under (the same, nearly always).
+
+        Loaders compare names as they conform them (lower case, ``-``, ``.`` and spaces
+        as ``_``), so ``_SDC_DELETED_AT`` and ``_sdc-deleted-at`` are the loader's own
+        column too; so is the tap's own OVERFLOW.
+        """
+        if _conformed(name).startswith(RESERVED_PREFIX) or name == OVERFLOW:
+            name = "api" + name.strip() if name != OVERFLOW else f"api_{OVERFLOW}"
         return name if carriable(name) else carriable_name(name)
 
     def rename_fields(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -216,7 +233,7 @@ class SchemaEvolution:
         """Move the values of fields past max_learned_fields into OVERFLOW, in place."""
         folded = {name: record.pop(name) for name in self.overflow & record.keys()}
         if folded:
-            record[OVERFLOW] = folded
+            record[OVERFLOW] = {**record.get(OVERFLOW, {}), **folded}
 
     def _typed_for(self, name: str, value: t.Any) -> bool:
         """Whether ``value`` may go to field ``name``: new, or declared with its type."""
@@ -267,6 +284,11 @@ class SchemaEvolution:
             self.untyped.add(name)
             return False
         self.untyped.discard(name)
+        if name in self.forgotten and not self.frozen:
+            # Back after being forgotten: its column has a type already (misfits split).
+            self.properties[name] = self.learned[name] = self.forgotten.pop(name)
+            logger.warning("field %s in %s is back, with its former type", name, self.stream)
+            return True
         described = "/".join(sorted(kinds - {"null"}) or ["null"])
         if self.frozen:
             self.left_out.add(name)
@@ -293,6 +315,11 @@ class SchemaEvolution:
 
 
 _ORDER = ["integer", "number", "boolean", "string", "object", "array", "null"]
+
+
+def _conformed(name: str) -> str:
+    """A name as SQL loaders conform it to a column name (the SDK's conform_name, roughly)."""
+    return re.sub(r"[\s\-.]", "_", name.strip().lower())
 
 
 def _ordered(kinds: set[str]) -> list[str]:

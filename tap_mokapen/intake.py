@@ -49,6 +49,7 @@ class RecordIntake:
         stats: collections.Counter[str],
         learned: t.Mapping[str, t.Any] | None = None,
         unseen_runs: t.Mapping[str, t.Any] | None = None,
+        forgotten: t.Mapping[str, t.Any] | None = None,
         max_learned: int = 500,
     ) -> None:
         self.stream = stream
@@ -69,6 +70,7 @@ class RecordIntake:
             deselected=self.deselected,
             learned=learned,
             unseen_runs=unseen_runs,
+            forgotten=forgotten,
             max_learned=max_learned,
         )
         self.record_type = self._record_type()
@@ -170,6 +172,8 @@ class RecordIntake:
             self.evolution.fold_overflow(record)
             self.evolution.split_misfits(record)
         grew = self.evolution.learn(good) or grew
+        for record in good:  # a variant column past max_learned_fields overflows too
+            self.evolution.fold_overflow(record)
         if grew or len(self.evolution.left_out) + len(self.evolution.untyped) != hidden:
             self.record_type = self._record_type()
             self.reader.use(self.record_type)

@@ -123,7 +123,7 @@ class Organizations:
         )
         # An organization configured by its encrypted id is not added a second time.
         known = set(configured) | {
-            o.get("id")
+            organization_number(o.get("id"))
             for o in listed
             if isinstance(o, dict) and o.get("encrypted_id") in configured
         }

@@ -20,7 +20,7 @@ it, besides the SDK's own ``replication_key``/``replication_key_value``::
                    "rejected": false}      #   organization's pass is under (deletions.py)
 
 and, at the stream's level, ``"learned_fields"`` with ``"learned_fields_unseen_runs"``
-(evolution.py) and, for a stream
+and ``"learned_fields_forgotten"`` (evolution.py) and, for a stream
 in detect_deletions, ``"table_version"``, the pass's open version (deletions.py).
 
 A *cycle* is one complete pass over every selected stream, possibly spread over
@@ -46,6 +46,7 @@ MAX_SEEN = "max_seen"
 FAILED = "failed"
 LEARNED_FIELDS = "learned_fields"
 LEARNED_FIELDS_UNSEEN = "learned_fields_unseen_runs"
+LEARNED_FIELDS_FORGOTTEN = "learned_fields_forgotten"
 PAGE_SIZE = "page_size"
 CYCLE_COMPLETED = "cycle_completed"
 PROGRESS_MARKERS = "progress_markers"
@@ -257,21 +258,30 @@ def learned_fields_unseen(stream_state: StreamState) -> dict[str, t.Any]:
     return unseen if isinstance(unseen, dict) else {}
 
 
+def forgotten_fields(stream_state: StreamState) -> dict[str, t.Any]:
+    """Fields forgotten after going unseen, with the type their column has."""
+    forgotten = stream_state.get(LEARNED_FIELDS_FORGOTTEN)
+    return forgotten if isinstance(forgotten, dict) else {}
+
+
 def remember_fields(
-    stream_state: StreamState, learned: t.Mapping[str, t.Any], unseen: t.Mapping[str, int]
+    stream_state: StreamState,
+    learned: t.Mapping[str, t.Any],
+    unseen: t.Mapping[str, int],
+    forgotten: t.Mapping[str, t.Any],
 ) -> None:
-    """Keep the fields added to the schema, so later runs declare them the same way, and
-    how long each went unseen; forgotten ones leave STATE."""
-    if stream_state.get(LEARNED_FIELDS, {}) != learned:
-        if learned:
-            stream_state[LEARNED_FIELDS] = dict(learned)
-        else:
-            stream_state.pop(LEARNED_FIELDS, None)
-    if stream_state.get(LEARNED_FIELDS_UNSEEN, {}) != unseen:
-        if unseen:
-            stream_state[LEARNED_FIELDS_UNSEEN] = dict(unseen)
-        else:
-            stream_state.pop(LEARNED_FIELDS_UNSEEN, None)
+    """Keep the fields added to the schema, so later runs declare them the same way, how
+    long each went unseen, and the types of forgotten ones (evolution.py bounds them)."""
+    for key, value in (
+        (LEARNED_FIELDS, learned),
+        (LEARNED_FIELDS_UNSEEN, unseen),
+        (LEARNED_FIELDS_FORGOTTEN, forgotten),
+    ):
+        if stream_state.get(key, {}) != value:
+            if value:
+                stream_state[key] = dict(value)
+            else:
+                stream_state.pop(key, None)
 
 
 def page_size(state: StreamState) -> t.Any:

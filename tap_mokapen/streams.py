@@ -89,7 +89,8 @@ class OrganizationScopedStream(MokapenStream):
             records = [r for r in raw if isinstance(r, dict)]
             break
         evolution = SchemaEvolution(self.name, self.schema, frozen=False, fixed=self.primary_keys)
-        evolution.learn(records)
+        # Under the names the sync emits them by (evolution.py renames a few).
+        evolution.learn([evolution.rename_fields(record) for record in records])
         added = set(evolution.properties) - set(self.schema["properties"])
         self.schema["properties"].update(evolution.properties)
         return len(added)

@@ -181,7 +181,7 @@ class MokapenStream(MokapenClient):
                 evolution = self.intake.evolution
                 if not evolution.frozen:  # a frozen run learns nothing, and forgets nothing
                     learned, unseen = evolution.learned, evolution.unseen_runs()
-                    state.remember_fields(self.stream_state, learned, unseen)
+                    state.remember_fields(self.stream_state, learned, unseen, evolution.forgotten)
                 records = self.newer_only(records, context)
                 paginator.advance(response)  # an empty page too: the paginator decides
                 if paginator.repeated_page:

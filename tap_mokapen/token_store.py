@@ -14,19 +14,25 @@ one wins over the stored descendant of the old one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import typing as t
 from pathlib import Path
 
-from tap_mokapen import clock
+from tap_mokapen import clock, output
 from tap_mokapen.errors import AuthenticationError, ConfigError
+
+logger = logging.getLogger("tap-mokapen")
 
 #: How long a run waits for another one that is exchanging the same refresh token.
 LOCK_WAIT_SECONDS = 120
+#: What posix_fallocate says when the file system cannot do it (then zeros are written).
+_NO_FALLOCATE = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS}
 #: Room taken on disk before an exchange, beyond the store's present size: a refresh
 #: token and its entry are a few hundred bytes.
 RESERVED_BYTES = 16 * 1024
@@ -102,7 +108,8 @@ class RefreshTokenStore:
                         raise AuthenticationError(msg) from None
                     clock.sleep(0.2)
             try:
-                self._reserved = self._reserve()
+                with output.uninterrupted():  # a stop never leaves the reserved file behind
+                    self._reserved = self._reserve()
                 yield
             finally:
                 self._release()
@@ -115,9 +122,18 @@ class RefreshTokenStore:
         except OSError:
             size = 0
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-")
+        # The entries of other apps and organizations, and this one's new token.
+        room = size + RESERVED_BYTES
         try:
-            # The entries of other apps and organizations, and this one's new token.
-            os.posix_fallocate(handle, 0, size + RESERVED_BYTES)
+            try:
+                os.posix_fallocate(handle, 0, room)
+            except (AttributeError, OSError) as exc:
+                # Not on every system (macOS) nor every file system (EOPNOTSUPP): zeros
+                # written and flushed take the room as surely.
+                if isinstance(exc, OSError) and exc.errno not in _NO_FALLOCATE:
+                    raise
+                os.write(handle, bytes(room))
+                os.fsync(handle)
         except OSError as exc:
             os.close(handle)
             with contextlib.suppress(OSError):
@@ -158,11 +174,6 @@ class RefreshTokenStore:
                 os.fsync(file.fileno())
             os.chmod(temporary, 0o600)
             os.replace(temporary, self.path)
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)  # the rename itself survives a crash
-            finally:
-                os.close(directory)
         except OSError as exc:
             if temporary:
                 with contextlib.suppress(OSError):
@@ -174,3 +185,16 @@ class RefreshTokenStore:
                 "refresh_token."
             )
             raise AuthenticationError(msg) from None
+        try:  # the new token is in place; this only makes the rename survive a crash
+            directory = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as exc:
+            logger.warning(
+                "The rotated refresh token is saved in %s, but its folder could not be "
+                "synced to disk (%s): a crash of the machine now could lose it",
+                self.path,
+                exc.strerror,
+            )

@@ -5,6 +5,7 @@ Every test runs on a clock whose sleeps skip ahead instead of waiting."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 import typing as t
@@ -17,6 +18,16 @@ from tests.helpers import MELTANO, SANDBOX_PORT, Sandbox, SkippingClock, free_po
 from tests.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers() -> t.Iterator[None]:
+    """A Tap built in a test (a catalog, a contract check) installs its SIGTERM and SIGINT
+    handlers in this process: they are put back after each test."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
 
 
 @pytest.fixture(autouse=True)

@@ -240,10 +240,10 @@ def run_tap(
     saved_signals = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     with tempfile.TemporaryDirectory() as folder:
         options = _option_files(Path(folder), config, state, catalog, args)
-        os.environ.update(env or {})
-        root.addHandler(handler)
-        root.setLevel(os.environ.get("TAP_MOKAPEN_LOG_LEVEL", "INFO").upper())
         try:
+            os.environ.update(env or {})
+            root.addHandler(handler)
+            root.setLevel(os.environ.get("TAP_MOKAPEN_LOG_LEVEL", "INFO").upper())
             with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
                 try:
                     TapMokapen.get_singer_command().main(

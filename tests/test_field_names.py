@@ -157,3 +157,49 @@ def test_learned_fields_are_forgotten_after_30_runs_unseen_or_when_asked(sandbox
     assert "legacy_ref" not in asked.schemas()["contacts"]["properties"]
     assert "learned_fields" not in asked.final_state["bookmarks"]["contacts"]
     assert len(asked.records("contacts")) < 500  # incremental: the bookmark was kept
+
+
+def test_past_the_cap_a_variant_column_overflows_too_and_nothing_is_rejected(sandbox):
+    sandbox.reset(
+        added_fields=[
+            {"every": 1, "fields": {"legacy_ref": "L-1"}},
+            {"every": 5, "fields": {"company_id": "C-12"}},
+        ]
+    )
+    run = run_tap(
+        sandbox.config(page_size=100, max_learned_fields=1),
+        catalog=selecting("contacts", "rejected_records"),
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert not run.records("rejected_records")
+    by_id = {r["id"]: r for r in run.records("contacts")}
+    assert len(by_id) == 500
+    assert by_id[5]["overflow_fields"] == {"company_id__string": "C-12"}
+    run.assert_records_match_schemas()
+
+
+@pytest.mark.parametrize(
+    ("sent", "emitted"),
+    [
+        ("overflow_fields", "api_overflow_fields"),  # the tap's own column
+        ("_SDC_DELETED_AT", "api_SDC_DELETED_AT"),  # a loader lowercases it to its own
+        ("_sdc-deleted-at", "api_sdc-deleted-at"),
+    ],
+)
+def test_names_a_loader_or_the_tap_would_take_for_its_own_are_renamed(sandbox, sent, emitted):
+    sandbox.reset(added_fields=[{"every": 1, "fields": {sent: {"mine": 1}}}])
+    run = sync(sandbox)
+    assert all(r[emitted] == {"mine": 1} and sent not in r for r in run.records("contacts"))
+
+
+def test_a_forgotten_field_that_comes_back_keeps_its_column_type(sandbox):
+    sandbox.reset(added_fields=[{"every": 1, "fields": {"legacy_ref": "L-1"}}])
+    integer = {"type": ["integer", "null"]}
+    state = {"bookmarks": {"contacts": {"learned_fields_forgotten": {"legacy_ref": integer}}}}
+    run = sync(sandbox, state=state)
+
+    properties = run.schemas()["contacts"]["properties"]
+    assert properties["legacy_ref"] == integer  # the column's type, as it was
+    assert all(r["legacy_ref__string"] == "L-1" for r in run.records("contacts"))
+    assert "field legacy_ref in contacts is back" in run.stderr
+    assert "learned_fields_forgotten" not in run.final_state["bookmarks"]["contacts"]

@@ -5,7 +5,9 @@ are the subject."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -66,3 +68,19 @@ def test_a_store_that_cannot_grow_stops_the_run_before_the_token_is_spent(sandbo
     # The configured token still works.
     again = run_tap(config, catalog=selecting("contacts"))
     assert again.returncode == 0, again.stderr
+
+
+def test_room_is_taken_by_writing_where_the_file_system_cannot_preallocate(
+    sandbox, tmp_path, monkeypatch
+):
+    def unsupported(*_: object) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    sandbox.reset(rotate_refresh_tokens=True)
+    store = tmp_path / "tokens.json"
+    config = sandbox.config(refresh_token=sandbox.refresh_token(), refresh_token_store=str(store))
+    run = run_tap(config, catalog=selecting("contacts"))
+    assert run.returncode == 0, run.stderr
+    assert "Stored the rotated refresh token" in run.stderr
+    assert not list(tmp_path.glob(".tokens-*"))  # no reserved file left behind
