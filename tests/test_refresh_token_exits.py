@@ -84,3 +84,16 @@ def test_room_is_taken_by_writing_where_the_file_system_cannot_preallocate(
     assert run.returncode == 0, run.stderr
     assert "Stored the rotated refresh token" in run.stderr
     assert not list(tmp_path.glob(".tokens-*"))  # no reserved file left behind
+
+
+def test_the_rotated_token_is_saved_even_when_the_rest_of_the_answer_is_broken(sandbox, tmp_path):
+    sandbox.reset(rotate_refresh_tokens=True, token_without_access_token=True)
+    store = tmp_path / "tokens.json"
+    config = sandbox.config(refresh_token=sandbox.refresh_token(), refresh_token_store=str(store))
+    broken = run_tap(config, catalog=selecting("contacts"))
+    assert broken.returncode == 1
+    assert "answered without an access_token" in broken.stderr
+
+    sandbox.update(token_without_access_token=False)
+    again = run_tap(config, catalog=selecting("contacts"))
+    assert again.returncode == 0, again.stderr  # with the token the broken answer rotated

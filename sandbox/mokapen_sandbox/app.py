@@ -168,7 +168,10 @@ class Sandbox:
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         if throttled := self._throttle(form.get("client_id", "")):
             return throttled
-        reply = json_reply(200, self.tokens.issue(form, self.settings))
+        answer = self.tokens.issue(form, self.settings)
+        if self.settings.token_without_access_token:
+            answer.pop("access_token", None)
+        reply = json_reply(200, answer)
         reply.delay = self.settings.token_delay_seconds
         return reply
 

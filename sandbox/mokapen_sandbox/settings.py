@@ -129,6 +129,12 @@ class SandboxSettings:
     trickle_seconds: float = field(
         default=1.0, metadata=meaning("the pause between two bytes of a 'trickle' fault's answer")
     )
+    token_without_access_token: bool = field(
+        default=False,
+        metadata=meaning(
+            "granted token answers lack access_token (a rotated refresh_token is still in it)"
+        ),
+    )
     token_delay_seconds: float = field(
         default=0.0,
         metadata=meaning(
