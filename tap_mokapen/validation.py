@@ -25,6 +25,10 @@ from tap_mokapen.config import (
 ALWAYS_ON_STREAMS = ("contacts", "tasks", "organizations", "rejected_records")
 
 
+#: How a true setting may come, as JSON or as text from the environment.
+_TRUE = {"true", "1", "yes", "on"}
+
+
 def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     """Everything wrong with a config, one phrase per problem, never echoing a secret."""
     found: list[str] = [*_credential_problems(config), *_organization_problems(config)]
@@ -70,6 +74,14 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     page_size = number(config.get("page_size"))
     if _is_int(page_size) and page_size > MAX_PAGE_SIZE:
         found.append(f"page_size must be at most {MAX_PAGE_SIZE} (got {page_size})")
+
+    if str(config.get("emit_activate_version_messages", "")).strip().lower() in _TRUE:
+        found.append(
+            "emit_activate_version_messages is not for this tap: the SDK's would send "
+            "ACTIVATE_VERSION before a full-table stream's records, so a run stopped early "
+            "(the quota, a fault) retires every row it had not read yet; use "
+            "detect_deletions, whose versions are activated only by a complete pass"
+        )
 
     found += extra_streams.problems(config.get("extra_streams"), taken=ALWAYS_ON_STREAMS)
     deletions = extra_streams.declared(config.get("detect_deletions"))

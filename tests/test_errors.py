@@ -27,6 +27,9 @@ def assert_no_secret(run, *secrets):
         ({"base_url": "ftp://x"}, "base_url must be an http(s) URL"),
         ({"start_date": "last tuesday"}, "start_date must be an ISO 8601 date-time"),
         ({"max_requests_per_run": 0}, "max_requests_per_run must be a positive integer"),
+        # Versions are the tap's alone (detect_deletions).
+        ({"emit_activate_version_messages": True}, "emit_activate_version_messages is not"),
+        ({"emit_activate_version_messages": "true"}, "use detect_deletions, whose versions"),
     ],
 )
 def test_bad_setting_is_rejected_before_any_request(sandbox, overrides, expected):
