@@ -247,6 +247,7 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         """The stream's record type, schema and rejections (built once the catalog is read)."""
         properties = self.schema["properties"]
         tap = self.mokapen_tap
+        forget = tap.settings.forget_learned_fields
         return RecordIntake(
             self.name,
             self.schema,
@@ -261,13 +262,9 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             write_schema=tap.write_message,
             stats=self.stats,
             # forget_learned_fields: this run starts from the shipped schema.
-            learned={}
-            if tap.settings.forget_learned_fields
-            else state.learned_fields(self.stream_state),
+            learned={} if forget else state.learned_fields(self.stream_state),
             unseen_runs=state.learned_fields_unseen(self.stream_state),
-            forgotten={}
-            if tap.settings.forget_learned_fields
-            else state.forgotten_fields(self.stream_state),
+            forgotten={} if forget else state.forgotten_fields(self.stream_state),
             max_learned=tap.settings.max_learned_fields,
         )
 

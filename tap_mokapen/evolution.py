@@ -6,9 +6,10 @@ grows a nullable property for it, typed from the values seen, and the stream
 emits a new SCHEMA before the first record that carries it.
 
 A field name the output cannot take as it is gets another, once per stream with one
-line: a name starting with ``_sdc_`` (the prefix Singer loaders keep for their own
-columns: ``_sdc_deleted_at`` from the API would mark the row deleted) becomes
-``api_sdc_...``, and a quote, a backslash or a control character in a name becomes ``_``.
+line: a name a loader conforms to ``_sdc_...`` (the prefix Singer loaders keep for their
+own columns: ``_sdc_deleted_at`` from the API would mark the row deleted) and the tap's
+own OVERFLOW get ``api`` before them, and a quote, a backslash or a control character in
+a name becomes ``_``.
 
 A value of another type than declared (``company_id`` ``"C-12"`` where the schema
 says integer) cannot widen the column: SQL loaders create the column from the
@@ -173,9 +174,7 @@ class SchemaEvolution:
                         json.dumps(name)[:80],
                         self.stream,
                         json.dumps(new)[:80],
-                        "loaders keep the _sdc_ prefix for their own columns"
-                        if name.startswith(RESERVED_PREFIX)
-                        else "a quote, a backslash or a control character in a name becomes _",
+                        _why_renamed(name),
                     )
             renamed[new] = value
         return renamed
@@ -315,6 +314,14 @@ class SchemaEvolution:
 
 
 _ORDER = ["integer", "number", "boolean", "string", "object", "array", "null"]
+
+
+def _why_renamed(name: str) -> str:
+    if name == OVERFLOW:
+        return f"{OVERFLOW} is the tap's column for fields past max_learned_fields"
+    if _conformed(name).startswith(RESERVED_PREFIX):
+        return "loaders keep the _sdc_ prefix for their own columns"
+    return "a quote, a backslash or a control character in a name becomes _"
 
 
 def _conformed(name: str) -> str:

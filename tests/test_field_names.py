@@ -190,6 +190,8 @@ def test_names_a_loader_or_the_tap_would_take_for_its_own_are_renamed(sandbox, s
     sandbox.reset(added_fields=[{"every": 1, "fields": {sent: {"mine": 1}}}])
     run = sync(sandbox)
     assert all(r[emitted] == {"mine": 1} and sent not in r for r in run.records("contacts"))
+    (line,) = [line for line in run.stderr.splitlines() if "is emitted as" in line]
+    assert "a quote, a backslash" not in line  # the reason is the name's own
 
 
 def test_a_forgotten_field_that_comes_back_keeps_its_column_type(sandbox):
