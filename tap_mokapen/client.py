@@ -47,6 +47,8 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
 
     #: The keys of the stream's state partitions, which the tap sets on every record.
     partition_keys: t.ClassVar[tuple[str, ...]] = ()
+    #: Read whole under table versions (detect_deletions, sync.py).
+    versioned = False
     # A redirect could carry the token elsewhere: errors.py reports it instead.
     allow_redirects = False
 
@@ -83,6 +85,8 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         self.sizing = PageSize.for_endpoint(tap.settings.page_size, None)
         #: Where the next paginator starts (the pass sets it from the state).
         self._resume_position: dict[str, t.Any] | None = None
+        #: The pages of the last complete pass: a request budget where answers give none.
+        self._known_pages: int | None = None
 
     @property
     def stats(self) -> t.Counter[str]:
@@ -131,7 +135,12 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     def get_new_paginator(self) -> Paginator:
         """A paginator starting where the last run stopped (or at the first page)."""
         self._paginator = ListPaginator(
-            self._resume_position, read_page=self.read_page, page_size=self.sizing.asked
+            self._resume_position,
+            read_page=self.read_page,
+            page_size=self.sizing.asked,
+            # A pass that may retire rows must know a plain list is whole.
+            probe_whole_list=self.versioned,
+            known_pages=self._known_pages,
         )
         return self._paginator
 

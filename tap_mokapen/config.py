@@ -23,7 +23,7 @@ MAX_PAGE_SIZE = 10_000
 IDENTIFIER = re.compile(r"[A-Za-z0-9_.\-=]{1,200}")
 _ORGANIZATION_ID = th.CustomType({"type": ["integer", "string"]})
 
-Rule = t.Literal["positive_integer", "positive_number", "zero_or_more"]
+Rule = t.Literal["positive_integer", "positive_number", "zero_or_more", "share"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +169,23 @@ SETTINGS: tuple[Setting, ...] = (
         "so the target marks (or deletes) the rows the pass did not see.",
     ),
     Setting(
+        "max_deleted_share",
+        th.NumberType,
+        "detect_deletions: the largest share of an organization's records one pass may "
+        "retire. A pass holding fewer than (1 - this) of the records of the last "
+        "complete pass marks nothing deleted and says so; to confirm a real mass "
+        "deletion, run once with 1.",
+        default=0.5,
+        rule="share",
+    ),
+    Setting(
+        "removed_organizations",
+        th.ArrayType(th.IntegerType),
+        "detect_deletions: organizations confirmed gone (the app uninstalled). Their "
+        "rows may be retired; without this, a pass that misses an organization of the "
+        "last complete pass marks nothing deleted.",
+    ),
+    Setting(
         "page_size",
         th.IntegerType,
         "Records per page, sent as per_page. Unset: the tap asks for 1000 and learns, per "
@@ -282,6 +299,8 @@ class Settings:
     strict_records: bool
     extra_streams: tuple[ExtraStream, ...] = ()
     detect_deletions: frozenset[str] = frozenset()
+    max_deleted_share: float = 0.5
+    removed_organizations: tuple[int, ...] = ()
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
@@ -315,6 +334,8 @@ class Settings:
             strict_records=bool(value("strict_records")),
             extra_streams=extra_streams.parse(value("extra_streams")),
             detect_deletions=frozenset(extra_streams.declared(value("detect_deletions"))),
+            max_deleted_share=float(number(value("max_deleted_share"))),
+            removed_organizations=tuple(value("removed_organizations") or ()),
         )
 
     @property

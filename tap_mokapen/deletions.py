@@ -1,31 +1,47 @@
-"""Deletions, seen at no extra request: table versions, activated after complete passes.
+"""Deletions, seen at no extra request: table versions, retired over two complete passes.
 
 Mokapen has no ``updated_at`` filter, so every pass reads every page and sees every
 live record. For a stream in ``detect_deletions`` the tap uses that the Singer way:
-the stream is read whole (full table, no bookmark), every RECORD of a pass carries
-the pass's *table version*, and once the pass has completed for every organization
-of the run the tap emits ``ACTIVATE_VERSION``: a target that supports it marks
-(``_sdc_deleted_at``) or deletes the rows of the stream with an older version,
-which are exactly the records no longer in Mokapen.
+the stream is read whole (full table, no bookmark) and every RECORD of a pass
+carries the pass's *table version*. ``ACTIVATE_VERSION V`` makes a target mark
+(``_sdc_deleted_at``) or delete every row of the stream whose version is older
+than V.
 
-A pass that did not complete must never delete anything, so the version is kept in
-the stream's STATE while it is open::
+A row is retired only when two consecutive complete passes lacked it: when a pass
+completes, the tap activates the version of the complete pass *before* it. A row
+seen by either pass carries one of the two versions and stays; a record missed
+once (edited mid-pass in a list ordered by last update, slid past by drift) is
+read again by the next pass. The cost is latency: a record deleted in Mokapen is
+retired when the second complete pass after its deletion ends.
 
-    "table_version": {"version": 1764325200000,   # the pass's version (ms)
+A pass is complete for deletions only when, for every organization it must cover:
+
+* the answers agreed with each other (schemes.py: no doubt stood);
+* no record was rejected (rejected.py), in any run of the pass;
+* it holds at least ``1 - max_deleted_share`` of the records of the
+  organization's last complete pass (a guard against an answer cut short that
+  looks whole);
+* the run's organizations listing (``all_organizations``) did not fail, and the
+  pass covers every organization of the last complete pass, unless the user
+  confirmed one gone (``removed_organizations``).
+
+State, at the stream's level::
+
+    "table_version": {"version": 1764325200000,   # the open pass's version (ms)
                       "organizations": ["849", "850"],
                       "done": ["849"]}            # organizations that completed it
-    # once activated: {"version": 1764325200000, "closed": true}
+    # once the pass ended: {"version": 1764325200000, "closed": true}
+    "table_complete": {"version": ..., "organizations": [...]}  # the last complete
+                                                                # pass, activated when
+                                                                # the next one completes
 
 and, in each organization's partition, ``"table_pass": {"version": ..., "rejected":
 false}``. A pass spread over several runs (the quota, ``max_requests_per_run``)
 keeps its version; a pass to resume that began under another version (or before
 detect_deletions was set) starts over, since its first pages do not carry this
-version; a paused, failed or budget-stopped organization is not done; drift
-re-reads are part of completing. A pass that rejected a record (rejected.py), in
-any of its runs, does not count as complete: the record exists, and its row must
-not be deleted. When the set of organizations changes, the open version is
-dropped unactivated. STATE holds one number and the organization ids, whatever
-the number of records.
+version. When the set of organizations changes mid-pass, the open version is
+dropped. STATE holds a few numbers and the organization ids, whatever the number
+of records.
 """
 
 from __future__ import annotations
@@ -44,24 +60,44 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("tap-mokapen")
 
 TABLE_VERSION = "table_version"
+TABLE_COMPLETE = "table_complete"
 #: In each organization's partition: the version its pass is under, and whether it
 #: rejected a record (then the pass retires nothing, even once it is complete).
 TABLE_PASS = "table_pass"  # noqa: S105 - a state key, not a password
 
 
-class TableVersions:
-    """The open table version of one stream, in the stream's state."""
+class PassOutcome(t.NamedTuple):
+    """What one organization's pass over a versioned stream came to."""
 
-    def __init__(self, stream: str, stream_state: dict[str, t.Any]) -> None:
+    organization: t.Any
+    #: Why the answers do not add up to the whole list (schemes.py), or None.
+    doubt: str | None
+    #: Records the pass read (all its runs), and those of the last complete pass.
+    records: int
+    last_complete_records: int | None
+
+
+class TableVersions:
+    """The table versions of one stream, in the stream's state."""
+
+    def __init__(
+        self,
+        stream: str,
+        stream_state: dict[str, t.Any],
+        *,
+        max_deleted_share: float = 0.5,
+        removed_organizations: t.Iterable[t.Any] = (),
+    ) -> None:
         self.stream = stream
         self.state = stream_state
+        self.max_deleted_share = max_deleted_share
+        self.removed = {str(o) for o in removed_organizations}
 
     def open(self, organizations: t.Iterable[t.Any]) -> int:
         """The version of the pass under way; a new one when none is open for these organizations.
 
         A version is opened for a set of organizations: when the set changes, the old
-        version is dropped unactivated, since an organization no longer read would
-        see its rows retired.
+        version is dropped, since its pass no longer covers the same rows.
         """
         members = sorted({str(o) for o in organizations})
         open_version = self._open()
@@ -98,23 +134,24 @@ class TableVersions:
         if isinstance(own, dict):
             own["rejected"] = True
 
-    def completed(self, organization: t.Any, partition: dict[str, t.Any]) -> int | None:
-        """Note an organization's complete pass; the version to activate once all are done."""
+    def completed(
+        self, outcome: PassOutcome, partition: dict[str, t.Any], *, listing_failed: bool = False
+    ) -> int | None:
+        """Note an organization's pass that reached the list's end; the version to activate.
+
+        That is the version of the last complete pass, once this pass is complete for
+        every organization (see the module's rules); None otherwise.
+        """
         open_version = self._open()
         own = partition.get(TABLE_PASS)
         if open_version is None or not isinstance(own, dict):
             return None
         if own.get("version") != open_version["version"]:
             return None
-        if own.get("rejected"):
-            logger.warning(
-                "'%s' of organization %s: records were rejected in this pass, so it does not "
-                "count as complete for deletions (no row is marked deleted)",
-                self.stream,
-                organization,
-            )
+        org = outcome.organization
+        if not self._counts(outcome, rejected=bool(own.get("rejected"))):
             return None
-        done = {str(o) for o in open_version["done"]} | {str(organization)}
+        done = {str(o) for o in open_version["done"]} | {str(org)}
         open_version["done"] = sorted(done)
         waiting = sorted(set(self._members()) - done)
         if waiting:
@@ -124,15 +161,85 @@ class TableVersions:
                 ", ".join(waiting),
             )
             return None
+        members = list(open_version["organizations"])
         self.state[TABLE_VERSION] = {"version": open_version["version"], "closed": True}
-        return int(open_version["version"])
+        if listing_failed:
+            logger.warning(
+                "'%s': the organizations listing failed this run, so this pass is not "
+                "counted complete and no row is marked deleted",
+                self.stream,
+            )
+            return None
+        missing = sorted(self._remembered() - set(members) - self.removed, key=_numeric)
+        if missing:
+            logger.warning(
+                "'%s': organization(s) %s of the last complete pass are missing from this "
+                "one, so no row is marked deleted. If an organization is really gone (the "
+                "app uninstalled), add it to removed_organizations and its rows will be "
+                "retired",
+                self.stream,
+                ", ".join(missing),
+            )
+            return None
+        return self._confirm(int(open_version["version"]), members)
+
+    def _counts(self, outcome: PassOutcome, *, rejected: bool) -> bool:
+        """Whether this organization's pass counts as complete for deletions (logs why not)."""
+        org = outcome.organization
+        if rejected:
+            logger.warning(
+                "'%s' of organization %s: records were rejected in this pass, so it does not "
+                "count as complete for deletions (no row is marked deleted)",
+                self.stream,
+                org,
+            )
+            return False
+        if outcome.doubt:  # the scheme said what contradicted what
+            return False
+        last = outcome.last_complete_records
+        if last and outcome.records < (1 - self.max_deleted_share) * last:
+            logger.warning(
+                "'%s' of organization %s: this pass holds %d records, the last complete one "
+                "%d: more than max_deleted_share (%s) would be retired, so no row is marked "
+                "deleted. If they were really deleted, run once with max_deleted_share set "
+                "to 1 (in Meltano: TAP_MOKAPEN_MAX_DELETED_SHARE=1)",
+                self.stream,
+                org,
+                outcome.records,
+                last,
+                self.max_deleted_share,
+            )
+            return False
+        return True
+
+    def _confirm(self, version: int, members: list[str]) -> int | None:
+        """A complete pass: it waits for the next; the one before it is activated now."""
+        before = self.state.get(TABLE_COMPLETE)
+        self.state[TABLE_COMPLETE] = {"version": version, "organizations": members}
+        if not (isinstance(before, dict) and isinstance(before.get("version"), int)):
+            logger.info(
+                "'%s': a complete pass; rows it lacked are marked deleted when the next "
+                "complete pass lacks them too",
+                self.stream,
+            )
+            return None
+        return int(before["version"])
+
+    def _remembered(self) -> set[str]:
+        """The organizations of the last complete pass: the one this pass would activate.
+
+        Its rows that this pass does not hold are retired, so it must cover them all.
+        """
+        value = self.state.get(TABLE_COMPLETE)
+        members = value.get("organizations") if isinstance(value, dict) else None
+        return {str(o) for o in members} if isinstance(members, list) else set()
 
     def _members(self) -> list[str]:
         open_version = self._open()
         return list(open_version["organizations"]) if open_version else []
 
     def _open(self) -> dict[str, t.Any] | None:
-        """The open version; None when it was activated (closed), is missing or malformed."""
+        """The open version; None when it ended (closed), is missing or malformed."""
         value = self.state.get(TABLE_VERSION)
         if (
             isinstance(value, dict)
@@ -150,9 +257,14 @@ class TableVersions:
         return last if isinstance(last, int) and not isinstance(last, bool) else 0
 
 
+def _numeric(org: str) -> tuple[int, str]:
+    return (int(org), org) if org.isdigit() else (2**63, org)
+
+
 def forget(stream_state: dict[str, t.Any], partition: dict[str, t.Any]) -> None:
-    """A stream not (or no longer) versioned: an old open version must never be activated."""
-    stream_state.pop(TABLE_VERSION, None)
+    """A stream not (or no longer) versioned: an old version must never be activated."""
+    for key in (TABLE_VERSION, TABLE_COMPLETE):
+        stream_state.pop(key, None)
     partition.pop(TABLE_PASS, None)
 
 
@@ -164,8 +276,8 @@ def activate(stream: MokapenStream, version: int) -> None:
                 ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
             )
     logger.info(
-        "'%s': every organization completed its pass: ACTIVATE_VERSION %d (the target marks "
-        "the rows of records no longer in Mokapen as deleted)",
+        "'%s': two complete passes in a row: ACTIVATE_VERSION %d (the target marks the "
+        "rows of records neither pass saw as deleted)",
         stream.name,
         version,
     )

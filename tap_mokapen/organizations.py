@@ -90,6 +90,10 @@ class Organizations:
         #: connection is a configuration problem, not a fault to wait out.
         self.reached = False
         self.refused: dict[OrganizationId, MokapenError] = {}
+        #: Why all_organizations could not list the organizations this run, if it could
+        #: not: the run extracts the configured ones, activates no table version (an
+        #: organization left out would see its rows retired) and exits 1.
+        self.listing_failure: str | None = None
         self.run_started_at = state.now()
 
     @property
@@ -110,10 +114,10 @@ class Organizations:
         try:
             listed = list(self._list_organizations())
         except (MokapenError, RunPaused) as exc:
+            self.listing_failure = f"all_organizations could not list the organizations: {exc}"
             logger.error(
-                "all_organizations: could not list the organizations (%s); extracting the "
-                "configured ones only",
-                exc,
+                "%s. Extracting the configured ones only; no deletion is detected this run",
+                self.listing_failure,
             )
             return configured
         found = listed_ids(listed, "all_organizations")

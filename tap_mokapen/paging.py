@@ -12,10 +12,12 @@ opaque).
 shape the endpoint speaks (pages.py), and it pages by that shape's rules, its
 *scheme* (schemes.py): page numbers (drift-safe), a cursor, or a plain list.
 
-Paging always ends, and ends cheaply: an empty page ends a stream; a pass may not
+Paging always ends, and ends cheaply: an empty page ends a stream (once asked
+twice, when its answer says more records follow: schemes.py); a pass may not
 spend more than ``budget(expected)`` requests, where ``expected`` is the number of
-pages the answers announce; a cursor or page seen twice is an error. A server
-that breaks these rules stops the stream with an error naming the endpoint.
+pages the answers announce, else the pages of the last complete pass; a cursor or
+page seen twice is an error. A server that breaks these rules stops the stream
+with an error naming the endpoint.
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ class Paginator(BaseAPIPaginator[Params], abc.ABC):
         """The page just advanced past held the records before it again: emit none of it."""
         return False
 
+    @property
+    def doubt(self) -> str | None:
+        """The contradictions between answers that stood so far, or None."""
+        return None
+
+    def verdict(self) -> str | None:
+        """Why the pass is incomplete, or None; asked once the list has ended."""
+        return self.doubt
+
     @abc.abstractmethod
     def position(self) -> dict[str, t.Any]:
         """The resume token for STATE: where the next request starts. JSON-able."""
@@ -73,7 +84,12 @@ class Paginator(BaseAPIPaginator[Params], abc.ABC):
 
 
 class ListPaginator(Paginator):
-    """Pages by the rules of whichever list shape the endpoint answers with."""
+    """Pages by the rules of whichever list shape the endpoint answers with.
+
+    It keeps its own next request, count and end rather than the SDK's: asking for
+    the same page again, to see whether a contradiction stands, is part of its
+    rules, where the SDK's ``advance`` takes a repeated token for a loop.
+    """
 
     def __init__(
         self,
@@ -81,6 +97,8 @@ class ListPaginator(Paginator):
         *,
         read_page: t.Callable[[requests.Response], Page],
         page_size: int = 100,
+        probe_whole_list: bool = False,
+        known_pages: int | None = None,
     ) -> None:
         position = dict(position or {})
         shape = position.pop("shape", "page_numbers")
@@ -90,15 +108,27 @@ class ListPaginator(Paginator):
             else PageNumbers(position)
         )
         self.scheme.page_size = page_size
-        super().__init__(start_value=self._with_size(self.scheme.first()))
+        self._next: Params | None = self._with_size(self.scheme.first())
+        super().__init__(start_value=self._next)
         self._read_page = read_page
+        self._probe = probe_whole_list
+        #: The pages of the last complete pass: a budget where the answers announce none.
+        self._known_pages = known_pages
         self._requests = 0
-        self._resized: Params | None = None
 
     @property
     def current_value(self) -> Params:
         """The next request's parameters, ``per_page`` included."""
-        return self._resized or super().current_value
+        assert self._next is not None, "no request follows the last page"
+        return self._next
+
+    @property
+    def finished(self) -> bool:
+        return self._next is None
+
+    @property
+    def count(self) -> int:
+        return self._requests
 
     @property
     def page_size(self) -> int:
@@ -110,7 +140,7 @@ class ListPaginator(Paginator):
         The request not yet answered is asked again; by page number, it becomes the
         page holding the first record not yet read (page_size.py decides the size).
         """
-        self._resized = self._with_size(self.scheme.resize(page_size, self.current_value))
+        self._next = self._with_size(self.scheme.resize(page_size, self.current_value))
 
     def _with_size(self, params: Params) -> Params:
         return {**params, "per_page": self.scheme.page_size}
@@ -123,6 +153,15 @@ class ListPaginator(Paginator):
     def repeated_page(self) -> bool:
         return self.scheme.repeated_page
 
+    def verdict(self) -> str | None:
+        """Why the pass is incomplete (schemes.py), or None; asked once the list has ended."""
+        return self.scheme.verdict()
+
+    @property
+    def doubt(self) -> str | None:
+        """The contradictions that stood so far (while the list is being read)."""
+        return "; ".join(self.scheme.doubts) if self.scheme.doubts else None
+
     def position(self) -> dict[str, t.Any]:
         return {"shape": self.scheme.name, **self.scheme.position()}
 
@@ -132,19 +171,19 @@ class ListPaginator(Paginator):
     def pages(self) -> tuple[int, int | None]:
         return self.scheme.pages(self.count)
 
-    def continue_if_empty(self, response: requests.Response) -> bool:
-        return True  # the scheme decides: an empty page may follow deletions
+    def advance(self, response: requests.Response) -> None:
+        """Decide the next request from this answer (None: the list has ended)."""
+        self._next = self.get_next(response)
 
     def get_next(self, response: requests.Response) -> Params | None:
         page = self._read_page(response)
         path = url_path(response.url)
-        self._resized = None
         if self._requests == 0:
-            self.scheme = self.scheme.for_shape(page)
+            self.scheme = self.scheme.for_shape(page, probe=self._probe)
         self._requests += 1
         # Judged before the scheme moves on: this page is not emitted, and the resume
         # point stays on it, so stopping here loses nothing.
-        expected = self.scheme.expected_pages()
+        expected = self.scheme.expected_pages() or self._known_pages
         if expected is not None and self._requests > budget(expected):
             msg = (
                 f"{path} kept announcing pages: stopped after {self._requests} requests, "

@@ -4,7 +4,15 @@
   returned, and safe against paging drift;
 * ``Cursor``: ``cursor=<next_cursor>`` until it is null; deletions shift nothing;
 * ``WholeList``: a plain list, whose first answer is the whole list (unless it
-  fills exactly a page: then page 2 is asked for once).
+  fills exactly a page, or the pass must be sure: then page 2 is asked for once).
+
+A server's answer is evidence, not truth. Where an answer contradicts itself or
+the answers before it (an empty page while its total says records follow, a page
+shorter than the others that is not the last, a total that falls and stays
+fallen), the scheme asks for the same page once more; a contradiction that stands
+is a *doubt*: the pass reads on where it can, but it is incomplete
+(``verdict``), so it retires no row and moves no bookmark (sync.py,
+deletions.py).
 """
 
 from __future__ import annotations
@@ -26,10 +34,22 @@ Params = dict[str, t.Any]
 #: Page sizes servers commonly cap at (Laravel's default is 15): a plain list of
 #: exactly this many records may be the first page of one paged without saying so.
 COMMON_PAGE_SIZES = frozenset({10, 15, 20, 25, 30, 50, 100, 200, 250, 500, 1000})
+#: The largest total believed: 10^8 records take five days of the largest daily
+#: quota (20,000 requests of 1,000 records). A larger one counts as unknown.
+MAX_BELIEVED_TOTAL = 10**8
+#: The largest ``last_page`` believed, for the same reason.
+MAX_BELIEVED_PAGES = 10**7
+
+
+def believed(value: t.Any, limit: int = MAX_BELIEVED_TOTAL) -> int | None:
+    """A count from a server, when it can be true: an integer from 0 to ``limit``."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit:
+        return value
+    return None
 
 
 class Scheme(abc.ABC):
-    """One list shape's paging rules."""
+    """One list shape's paging rules, and the doubts its answers left."""
 
     name: t.ClassVar[str]
     #: The page size the tap asks for (``per_page``).
@@ -38,6 +58,10 @@ class Scheme(abc.ABC):
     drift_rereads: int = 0
     #: The last page held the records of the one before (a probe of a whole list).
     repeated_page: bool = False
+
+    def __init__(self) -> None:
+        #: Contradictions that stood after the page was asked for again.
+        self.doubts: list[str] = []
 
     @abc.abstractmethod
     def first(self) -> Params: ...
@@ -48,18 +72,29 @@ class Scheme(abc.ABC):
     @abc.abstractmethod
     def position(self) -> dict[str, t.Any]: ...
 
+    def doubt(self, what: str) -> None:
+        """A contradiction stood: say so once; the pass is incomplete."""
+        self.doubts.append(what)
+        logger.warning(
+            "%s: this pass is incomplete, so it retires no row and keeps the bookmark", what
+        )
+
+    def verdict(self) -> str | None:
+        """Why the pass cannot count as complete, or None: asked once the list has ended."""
+        return "; ".join(self.doubts) if self.doubts else None
+
     def resize(self, page_size: int, requested: Params) -> Params:
         """Ask for ``page_size`` from now on; the parameters of the request to send again."""
         self.page_size = page_size
         return requested
 
-    def for_shape(self, page: Page) -> Scheme:
-        """The scheme the first answer calls for."""
+    def for_shape(self, page: Page, *, probe: bool) -> Scheme:
+        """The scheme the first answer calls for (``probe``: a whole list asks for page 2)."""
         scheme: Scheme = self
         if page.shape == "cursor":
             scheme = Cursor({})
         elif page.shape == "list":
-            scheme = WholeList(self.page_size)
+            scheme = WholeList(self.page_size, probe=probe)
         scheme.page_size = self.page_size
         return scheme
 
@@ -80,15 +115,18 @@ class WholeList(Scheme):
     """A list that is not paged: the first answer holds every record.
 
     Unless it holds exactly a full page (the size asked, or a size servers cap pages
-    at, such as 15, 100 or 500): then it may be page 1 of a list paged without
-    saying so, and page 2 is asked for once. The same records again (or none) mean
-    it was the whole list; others mean pages of that size, read on by number.
+    at, such as 15, 100 or 500), or ``probe`` is set (a pass that may retire rows
+    must be sure it saw the whole list): then page 2 is asked for once. The same
+    records again (or none) mean it was the whole list; others mean pages of that
+    size, read on by number.
     """
 
     name = "list"
 
-    def __init__(self, page_size: int) -> None:
+    def __init__(self, page_size: int, *, probe: bool = False) -> None:
+        super().__init__()
         self.page_size = page_size
+        self._probe = probe
         self._first_ids: tuple[t.Any, ...] | None = None
         self._first_size = 0
         self._paged: PageNumbers | None = None
@@ -103,13 +141,14 @@ class WholeList(Scheme):
         if self._first_ids is None:
             self._first_ids, self._first_size = ids, page.size
             full = page.size == self.page_size or page.size in COMMON_PAGE_SIZES
-            return {"page": 2} if full else None
+            return {"page": 2} if page.size and (full or self._probe) else None
         if not page.size or ids == self._first_ids:
             self.repeated_page = bool(page.size)  # the whole list again: already emitted
             return None
         logger.warning("%s pages without saying so: reading it page by page", path)
         self._paged = PageNumbers({"next_page": 2, "per_page": self._first_size})
         self._paged.page_size = self.page_size
+        self._paged.doubts = self.doubts  # one account of the pass
         return self._paged.next(page, requested, path)
 
     def resize(self, page_size: int, requested: Params) -> Params:
@@ -122,25 +161,36 @@ class WholeList(Scheme):
     def expected_pages(self) -> int | None:
         return self._paged.expected_pages() if self._paged else None
 
-    def for_shape(self, page: Page) -> Scheme:
+    def for_shape(self, page: Page, *, probe: bool) -> Scheme:
         return self
+
+    def verdict(self) -> str | None:
+        return self._paged.verdict() if self._paged else super().verdict()
 
 
 class Cursor(Scheme):
-    """``cursor=<next_cursor>`` until it is null: a snapshot-safe order, no drift."""
+    """``cursor=<next_cursor>`` until it is null: a snapshot-safe order, no drift.
+
+    A pass resumed at a cursor whose first answer is empty or the list's end starts
+    over from the first page: a cursor kept since an earlier run may have expired,
+    and a server answers an expired cursor with an empty end of the list.
+    """
 
     name = "cursor"
 
     def __init__(self, position: t.Mapping[str, t.Any]) -> None:
+        super().__init__()
         self.cursor: str | None = position.get("cursor")
+        self._resumed = bool(self.cursor)
         self._seen: set[str] = set()
         self._too_long_said = False
         self._last_ids: tuple[t.Any, ...] | None = None
+        self._reasked: str | None = None
 
     def first(self) -> Params:
         return {"cursor": self.cursor} if self.cursor else {"page": 1}
 
-    def for_shape(self, page: Page) -> Scheme:
+    def for_shape(self, page: Page, *, probe: bool) -> Scheme:
         if page.shape == "cursor":
             return self
         # Resumed at a cursor, but the endpoint no longer pages by cursor: it ignored
@@ -148,16 +198,46 @@ class Cursor(Scheme):
         logger.warning("The endpoint no longer pages by cursor: reading it from the start")
         fallback = PageNumbers({})
         fallback.page_size = self.page_size
-        return fallback.for_shape(page)
+        return fallback.for_shape(page, probe=probe)
 
     def next(self, page: Page, requested: Params, path: str) -> Params | None:
+        resumed, self._resumed = self._resumed, False
+        cursor = page.next_cursor
+        if resumed and (not page.size or not cursor):
+            logger.warning(
+                "%s answered the cursor this pass resumed at with %s: it may have expired, "
+                "so the pass starts over from the first page",
+                path,
+                "an empty page" if not page.size else "the end of the list",
+            )
+            self.cursor, self._last_ids = None, None
+            return {"page": 1}
         ids = _fingerprint(page)
-        if ids and ids == self._last_ids and any(i not in (None, UNSET) for i in ids[1:]):
+        reasked = self._reasked is not None and self._reasked == requested.get("cursor", "")
+        self._reasked = None
+        if (
+            not reasked
+            and ids
+            and ids == self._last_ids
+            and any(i not in (None, UNSET) for i in ids[1:])
+        ):
             msg = f"{path} returned the same records for two cursors"
             raise APIError(msg)
         self._last_ids = ids
-        cursor = page.next_cursor
-        if not cursor or not page.size:
+        says_more = bool(page.next_page_url) and page.next_page_url is not UNSET
+        if (not page.size and (cursor or says_more)) or (not cursor and says_more):
+            # An empty page that points further, or a next_page_url without its cursor.
+            what = (
+                f"{path} answered an empty page that points to more"
+                if not page.size
+                else f"{path} sent a next_page_url but no next_cursor"
+            )
+            if not reasked:
+                self._reasked = str(requested.get("cursor", ""))
+                logger.info("%s: asking for the page again", what)
+                return dict(requested)
+            self.doubt(what + " (twice)")
+        if not cursor:
             return None
         cursor = str(cursor)
         if cursor in self._seen or cursor == requested.get("cursor"):
@@ -190,9 +270,16 @@ class PageNumbers(Scheme):
     """Page numbers, led by what the server actually returned, safe against paging drift.
 
     Whether there is a next page comes from ``next_page_url`` when the server sends
-    one, else from ``current_page < last_page``, else from the page not being empty;
-    an empty page always ends the list unless records are owed before it. The page
-    size is whatever the server used (``per_page`` may be ignored).
+    one, else from ``current_page < last_page``, else from the page not being empty.
+    The page size is the number of records a page that is not the last holds: what
+    ``per_page`` says, unless the pages hold fewer (a server that clamps the size
+    without saying so); then the count actually returned, said once.
+
+    Evidence checked on every page, each contradiction asked for again once: an
+    empty page or a list that ends while its own ``total`` (else ``last_page``) says
+    records follow; a page that is not the last holding fewer records than the page
+    size; a ``total`` that falls and stays fallen. One that stands is a doubt: the
+    pass skips no position silently (it reads on past the page, incomplete).
 
     Paging by number is not a snapshot: when records are deleted, later records slide
     forward and one can slip past the page boundary unread. The scheme keeps
@@ -209,9 +296,12 @@ class PageNumbers(Scheme):
     name = "page_numbers"
 
     def __init__(self, position: t.Mapping[str, t.Any]) -> None:
+        super().__init__()
         self.next_page = int(position.get("next_page") or 1)
-        self.total: int | None = position.get("total")
+        self.total: int | None = believed(position.get("total"))
         self.per_page: int | None = position.get("per_page")
+        #: Pages hold fewer records than per_page says: the count returned is the size.
+        self._clamped_size = position.get("clamped") is True
         self.covered = (self.next_page - 1) * (self.per_page or 0)
         self.drift_rereads = 0
         self._ahead: tuple[int, int] | None = None  # a range read beyond ``covered``
@@ -220,6 +310,12 @@ class PageNumbers(Scheme):
         self._warned_no_total = False
         self._announced: int | None = None
         self._totals_fell = 0
+        #: The page size was seen on a page of this run (not only remembered).
+        self._sized = False
+        #: The page asked for a second time, to see whether a contradiction stands.
+        self._reasking: int | None = None
+        #: The total before it fell, until a later answer shows it back (a flap).
+        self._fell_from: int | None = None
 
     def first(self) -> Params:
         if self.covered and self.per_page and self.per_page != self.page_size:
@@ -237,14 +333,16 @@ class PageNumbers(Scheme):
         self.next_page = self.covered // self.page_size + 1
         self._highest_page = self.next_page - 1
         self.per_page = None  # the next answer says what the server uses now
+        self._sized = self._clamped_size = False
 
     def position(self) -> dict[str, t.Any]:
         # What the server said is kept only as a number of sane size.
-        return {
+        kept = {
             "next_page": self.next_page,
             "total": _kept(self.total),
             "per_page": _kept(self.per_page),
         }
+        return {**kept, "clamped": True} if self._clamped_size else kept
 
     def describe(self) -> str:
         return f"page {self.next_page}"
@@ -264,20 +362,50 @@ class PageNumbers(Scheme):
             return f"its total fell {self._totals_fell} times, each a re-read"
         return "it announced more pages than it holds"
 
+    def verdict(self) -> str | None:
+        if self._fell_from is not None:
+            # A total that fell and never came back: deletions during the pass cannot
+            # be told from an answer cut short.
+            fell_from, self._fell_from = self._fell_from, None
+            self.doubt(f"the total fell from {fell_from} to {self.total} during the pass")
+        return super().verdict()
+
     def next(self, page: Page, requested: Params, path: str) -> Params | None:
         number = int(requested.get("page") or 1)
-        self._check_not_repeated(page, number, path)
+        reasked, self._reasking = self._reasking == number, None
+        if not reasked:
+            self._check_not_repeated(page, number, path)
+        self._last_ids = _fingerprint(page)
         data = page.records
-        if isinstance(page.per_page, int) and page.per_page > 0:
-            self.per_page = page.per_page
+        claimed = believed(page.per_page)
+        said = _keys_say_more(page, number)
+        more = bool(data) if said is None else said
+        self._account_for_deletions(page)
+        if claimed and not self._clamped_size:
+            self.per_page = claimed
         elif data:
             self.per_page = max(self.per_page or 0, len(data))
         size = self.per_page or len(data) or 1
-        is_last = not data or not _has_next(page, number)
-        self._account_for_deletions(page)
+        start = (number - 1) * size
+
+        problem = self._contradiction(page, number, start, size, keys_say_more=said)
+        if problem and not reasked:
+            logger.info("%s page %d: %s; asking for it again", path, number, problem)
+            self._reasking = number
+            return {"page": number}
+        skip = False
+        if problem and data and number == 1 and not self._sized:
+            # Page 1 short twice: the server clamps pages without saying so, and the
+            # count it returns is the page size.
+            size = self._clamped(len(data), claimed, path)
+        elif problem:
+            self.doubt(f"{path} page {number}: {problem} (asked twice)")
+            skip = more if data else self._more_expected(page, number, start)
+        if data and more:
+            self._sized = True
+        is_last = not skip and (not data or not more)
         self._note_announced(page, size)
 
-        start = (number - 1) * size
         end = start + (len(data) if is_last else size)
         if start <= self.covered:
             self.covered = max(self.covered, end)
@@ -290,33 +418,87 @@ class PageNumbers(Scheme):
 
         if is_last and start <= self.covered:
             return None  # read to the end without a gap (a range read ahead is past it)
-        self.next_page = self.covered // size + 1
+        # Past a page whose contradiction stood, never back to it (the pass is doubted).
+        self.next_page = max(self.covered // size + 1, number + 1 if skip else 1)
         if self.next_page <= self._highest_page:
             self.drift_rereads += 1
         return {"page": self.next_page}
+
+    def _contradiction(
+        self, page: Page, number: int, start: int, size: int, *, keys_say_more: bool | None
+    ) -> str | None:
+        """What in this answer contradicts itself or the answers before, if anything
+        (``keys_say_more`` None: the answer has no paging keys to say so)."""
+        data = page.records
+        total = believed(page.total)
+        if not data:
+            if self._more_expected(page, number, start):
+                return "an empty page, though the answer says more records follow"
+            return None
+        end = start + len(data)
+        if keys_say_more is True and len(data) < size and (total is None or total > end):
+            return f"{len(data)} records, though pages hold {size} and more follow"
+        if keys_say_more is False and total is not None and total > end:
+            return f"the list ends at record {end}, though its total is {total}"
+        return None
+
+    def _more_expected(self, page: Page, number: int, start: int) -> bool:
+        """Whether the answer's own total (else its last_page) says records lie past ``start``.
+
+        A ``next_page_url`` alone is not enough: servers send one with the empty page
+        past the end.
+        """
+        total = believed(page.total)
+        if total is not None:
+            return total > start
+        last_page = believed(page.last_page, MAX_BELIEVED_PAGES)
+        return last_page is not None and last_page > number
+
+    def _clamped(self, count: int, claimed: int | None, path: str) -> int:
+        if not self._clamped_size:
+            self._clamped_size = True
+            logger.warning(
+                "%s: pages hold %d records where per_page says %s: %d is the page size",
+                path,
+                count,
+                claimed if claimed is not None else "more",
+                count,
+            )
+        self.per_page = count
+        return count
 
     def _note_announced(self, page: Page, size: int) -> None:
         """The pages the list holds by the answers' own account (``total``, else ``last_page``)."""
         announced = None
         if isinstance(self.total, int):
             announced = -(-self.total // size)
-        elif isinstance(page.last_page, int) and 0 < page.last_page < 10**7:
-            announced = page.last_page
+        else:
+            last_page = believed(page.last_page, MAX_BELIEVED_PAGES)
+            announced = last_page or None
         if announced is not None:
             self._announced = max(self._announced or 0, announced, 1)
 
     def _account_for_deletions(self, page: Page) -> None:
-        total = page.total
-        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        total = believed(page.total)
+        if total is None:
             if not self._warned_no_total:
-                logger.warning("The API sends no usable 'total': paging drift cannot be detected")
+                said = "an unbelievable" if page.total not in (None, UNSET) else "no usable"
+                logger.warning(
+                    "The API sends %s 'total': paging drift cannot be detected and the "
+                    "number of pages is unknown",
+                    said,
+                )
                 self._warned_no_total = True
             return
         previous, self.total = self.total, total
+        if self._fell_from is not None and total >= self._fell_from:
+            self._fell_from = None  # back where it was: a flap, not a loss
         if previous is None or total >= previous:
             return
         deleted = previous - total
         self._totals_fell += 1
+        if self._fell_from is None:
+            self._fell_from = previous
         self.covered = max(0, self.covered - deleted)
         if self._ahead:
             self._ahead = (self._ahead[0], self._ahead[1] - deleted)
@@ -338,7 +520,6 @@ class PageNumbers(Scheme):
         if ids and ids == self._last_ids and any(i not in (None, UNSET) for i in ids[1:]):
             msg = f"{path} returned the same records for page {requested} as for the page before"
             raise APIError(msg)
-        self._last_ids = ids
 
 
 #: The longest cursor STATE keeps; real ones are tens of characters, and a server
@@ -355,13 +536,15 @@ def _kept(value: t.Any) -> int | None:
     return None
 
 
-def _has_next(page: Page, requested: int) -> bool:
+def _keys_say_more(page: Page, requested: int) -> bool | None:
+    """Whether the paging keys say a next page exists: ``next_page_url`` when sent, else
+    ``current_page < last_page``; None when the answer has neither."""
     if page.next_page_url is not UNSET:
         return bool(page.next_page_url)
     current = requested if page.current_page is None else page.current_page
     if isinstance(page.last_page, int) and isinstance(current, int):
         return current < page.last_page
-    return bool(page.records)
+    return None
 
 
 def _record_id(record: t.Any) -> t.Any:

@@ -9,9 +9,14 @@ it, besides the SDK's own ``replication_key``/``replication_key_value``::
         "cycle_started_at": "...Z",        # the cycle this pass belongs to
         "max_seen": "...Z",                # newest replication value emitted so far
         "failed": true,                    # the pass failed: it resumes, its cycle goes on
+        "records_read": 1200,              # what the pass read so far, over all its runs
+        "pages_read": 12,
+        "doubt": "...",                    # what contradicted what, if anything did
         ...                                # the paginator's resume token (paging.py),
     },                                     #   e.g. "next_page", "total", "per_page"
     "cycle_completed": "...Z",             # the last cycle that read the stream to the end
+    "last_complete_pass": {"records": 1900,  # what the last pass that the answers agreed
+                           "pages": 19},     #   on read (deletions.py, paging budgets)
     "page_size": {"largest": 100,          # the largest page the server honoured
                   "checked_at": "...Z",    #   (page_size.py), and when and how that
                   "how": "refused"},       #   was found
@@ -22,6 +27,10 @@ it, besides the SDK's own ``replication_key``/``replication_key_value``::
 and, at the stream's level, ``"learned_fields"`` with ``"learned_fields_unseen_runs"``
 and ``"learned_fields_forgotten"`` (evolution.py) and, for a stream
 in detect_deletions, ``"table_version"``, the pass's open version (deletions.py).
+
+A pass that reached the list's end but whose answers contradicted each other
+(schemes.py) is *incomplete*: it ends its cycle, but the bookmark stays where it
+was, so the next pass emits again everything it may have missed.
 
 A *cycle* is one complete pass over every selected stream, possibly spread over
 several runs when the quota or ``max_requests_per_run`` stops them early. While a
@@ -50,6 +59,12 @@ LEARNED_FIELDS_FORGOTTEN = "learned_fields_forgotten"
 PAGE_SIZE = "page_size"
 CYCLE_COMPLETED = "cycle_completed"
 PROGRESS_MARKERS = "progress_markers"
+RECORDS_READ = "records_read"
+PAGES_READ = "pages_read"
+DOUBT = "doubt"
+#: The longest doubt kept: enough to say what contradicted what.
+MAX_DOUBT = 500
+LAST_COMPLETE_PASS = "last_complete_pass"  # noqa: S105 - a state key, not a password
 BOOKMARK_SAFETY_MARGIN = dt.timedelta(minutes=5)
 NOTE = "Bookmark candidates; the run resumes from 'resume', not from these."
 
@@ -179,7 +194,42 @@ def start(state: StreamState, replication_key: str | None) -> dict[str, t.Any] |
         state[PROGRESS_MARKERS] = markers
     if not resume:
         return None
-    return {k: v for k, v in resume.items() if k not in (CYCLE_STARTED_AT, MAX_SEEN, FAILED)}
+    own = (CYCLE_STARTED_AT, MAX_SEEN, FAILED, RECORDS_READ, PAGES_READ, DOUBT)
+    return {k: v for k, v in resume.items() if k not in own}
+
+
+class PassRead(t.NamedTuple):
+    """What a pass read, over all its runs, and the first contradiction that stood."""
+
+    records: int = 0
+    pages: int = 0
+    doubt: str | None = None
+
+    def plus(self, records: int, doubt: str | None) -> PassRead:
+        return PassRead(self.records + records, self.pages + 1, self.doubt or doubt)
+
+
+def read_so_far(state: StreamState) -> PassRead:
+    """What the pass a resume point continues read in earlier runs (nothing: a new pass)."""
+    resume = state.get(RESUME) or {}
+    doubt = resume.get(DOUBT)
+    return PassRead(
+        _count(resume.get(RECORDS_READ)),
+        _count(resume.get(PAGES_READ)),
+        doubt[:MAX_DOUBT] if isinstance(doubt, str) and doubt else None,
+    )
+
+
+def last_complete_pass(state: StreamState) -> PassRead | None:
+    """What the last complete pass read, if one is known."""
+    last = state.get(LAST_COMPLETE_PASS)
+    if not isinstance(last, dict):
+        return None
+    return PassRead(_count(last.get("records")), _count(last.get("pages")))
+
+
+def _count(value: t.Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def track_bookmark(state: StreamState, replication_key: str, newest: t.Any) -> None:
@@ -192,25 +242,43 @@ def track_bookmark(state: StreamState, replication_key: str, newest: t.Any) -> N
         markers["replication_key_value"] = newest
 
 
-def checkpoint(state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str) -> None:
+def checkpoint(
+    state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str, read: PassRead
+) -> None:
     """Record that every record before ``position`` (a paginator's token) has been emitted."""
     max_seen = state.get(PROGRESS_MARKERS, {}).get("replication_key_value")
     started = pass_started(state, cycle)
-    state[RESUME] = {**position, CYCLE_STARTED_AT: started, MAX_SEEN: max_seen}
+    state[RESUME] = {
+        **position,
+        CYCLE_STARTED_AT: started,
+        MAX_SEEN: max_seen,
+        RECORDS_READ: read.records,
+        PAGES_READ: read.pages,
+    }
+    if read.doubt:
+        state[RESUME][DOUBT] = read.doubt[:MAX_DOUBT]
 
 
-def pause(state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str) -> None:
+def pause(
+    state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str, read: PassRead
+) -> None:
     """Leave a resumable state: the bookmark stays where it was, the cursor is saved."""
-    checkpoint(state, position, cycle=cycle)
+    checkpoint(state, position, cycle=cycle, read=read)
     # Without markers the SDK's finalization leaves the old bookmark untouched.
     state.pop(PROGRESS_MARKERS, None)
 
 
-def finish(state: StreamState, *, cycle: str) -> None:
-    """The stream was read to the end: drop the cursor, cap the bookmark candidate."""
+def finish(state: StreamState, *, cycle: str, read: PassRead) -> None:
+    """The stream was read to the end: drop the cursor, and unless the answers left a
+    doubt, remember the pass and cap the bookmark candidate; with one, keep the bookmark."""
     started = pass_started(state, cycle)
     state.pop(RESUME, None)
     state[CYCLE_COMPLETED] = cycle
+    if read.doubt:
+        # What the pass may have missed is emitted again by the next one.
+        state.pop(PROGRESS_MARKERS, None)
+        return
+    state[LAST_COMPLETE_PASS] = {"records": read.records, "pages": read.pages}
     markers = state.get(PROGRESS_MARKERS)
     if markers and markers.get("replication_key_value"):
         markers["replication_key_value"] = min(
@@ -218,7 +286,9 @@ def finish(state: StreamState, *, cycle: str) -> None:
         )
 
 
-def fail(state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str) -> None:
+def fail(
+    state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str, read: PassRead
+) -> None:
     """The stream failed this run: it resumes where it stopped, its cycle does not wait.
 
     The resume point is kept (marked ``failed``) and the bookmark stays where it was.
@@ -226,7 +296,7 @@ def fail(state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str) -> 
     a new cycle, so the other streams are read again even while this one keeps
     failing, and this one resumes its own pass.
     """
-    pause(state, position, cycle=cycle)
+    pause(state, position, cycle=cycle, read=read)
     state[RESUME][FAILED] = True
 
 

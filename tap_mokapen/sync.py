@@ -93,6 +93,9 @@ class MokapenStream(MokapenClient):
             return
         versions = self._table_pass(stream_state, org)
         self._resume_position = state.start(stream_state, self.replication_key)
+        read = state.read_so_far(stream_state) if self._resume_position else state.PassRead()
+        last_complete = state.last_complete_pass(stream_state)
+        self._known_pages = last_complete.pages if last_complete else None
         self.sizing = PageSize.for_endpoint(
             tap.settings.page_size,
             state.page_size(stream_state),
@@ -103,18 +106,19 @@ class MokapenStream(MokapenClient):
         rejected_before = self.stats["rejected"]
         paginator: Paginator | None = None
         try:
-            for records, paginator in self.request_pages(context):
+            for records, page_size, paginator in self.request_pages(context):
                 yield records
+                read = read.plus(page_size, paginator.doubt)
                 state.remember_page_size(stream_state, self.sizing.remembered())
                 if versions and self.stats["rejected"] > rejected_before:
                     versions.note_rejections(stream_state)
                 if self.page_checkpoints and not paginator.finished:
-                    state.checkpoint(stream_state, paginator.position(), cycle=cycle)
+                    state.checkpoint(stream_state, paginator.position(), cycle=cycle, read=read)
                     sdk_private.write_state(self)
         except errors.RunPaused as exc:
             paginator = self._paginator
             position = paginator.position() if paginator else {}
-            state.pause(stream_state, position, cycle=cycle)
+            state.pause(stream_state, position, cycle=cycle, read=read)
             where = paginator.describe_position() if paginator else "the first page"
             tap.pause(exc, self, f"'{self.name}' stops before {where}")
         except errors.MokapenError as exc:
@@ -124,13 +128,23 @@ class MokapenStream(MokapenClient):
                 # say): the next run starts the stream over rather than fail there forever.
                 state.abandon(stream_state)
             else:
-                state.fail(stream_state, paginator.position() if paginator else {}, cycle=cycle)
+                position = paginator.position() if paginator else {}
+                state.fail(stream_state, position, cycle=cycle, read=read)
             tap.stream_failed(self, exc)
         else:
-            state.finish(stream_state, cycle=cycle)
+            verdict = paginator.verdict() if paginator else None
+            read = read._replace(doubt=read.doubt or verdict)
+            state.finish(stream_state, cycle=cycle, read=read)
             self.stats["completed"] = 1
             if versions:  # a rejection of any page is noted after that page, above
-                version = versions.completed(configured, stream_state)
+                outcome = deletions.PassOutcome(
+                    configured,
+                    read.doubt,
+                    read.records,
+                    last_complete.records if last_complete else None,
+                )
+                listing_failed = tap.organizations.listing_failure is not None
+                version = versions.completed(outcome, stream_state, listing_failed=listing_failed)
                 if version is not None:
                     deletions.activate(self, version)
         finally:
@@ -145,7 +159,13 @@ class MokapenStream(MokapenClient):
             deletions.forget(self.stream_state, partition)
             self.table_version = None
             return None
-        versions = deletions.TableVersions(self.name, self.stream_state)
+        settings = self.mokapen_tap.settings
+        versions = deletions.TableVersions(
+            self.name,
+            self.stream_state,
+            max_deleted_share=settings.max_deleted_share,
+            removed_organizations=settings.removed_organizations,
+        )
         every = [c["organization_id"] for c in self.partitions or [{"organization_id": org}]]
         self.table_version = versions.open(every)
         if not versions.begin_pass(partition, resuming=state.RESUME in partition):
@@ -158,8 +178,11 @@ class MokapenStream(MokapenClient):
             state.abandon(partition)
         return versions
 
-    def request_pages(self, context: Context | None) -> t.Iterator[tuple[list[t.Any], Paginator]]:
-        """Each page's records fit to emit, with the paginator already advanced past the page."""
+    def request_pages(
+        self, context: Context | None
+    ) -> t.Iterator[tuple[list[t.Any], int, Paginator]]:
+        """Each page's records fit to emit, the number of records the page held (a repeat
+        counts none), and the paginator already advanced past the page."""
         paginator = self.get_new_paginator()
         if self._resume_position:
             self.logger.info("Resuming '%s' at %s", self.name, paginator.describe_position())
@@ -184,12 +207,13 @@ class MokapenStream(MokapenClient):
                     state.remember_fields(self.stream_state, learned, unseen, evolution.forgotten)
                 records = self.newer_only(records, context)
                 paginator.advance(response)  # an empty page too: the paginator decides
+                held = page.size
                 if paginator.repeated_page:
-                    records = []
+                    records, held = [], 0
                 self.stats["emitted"] += len(records)
                 self.sizing.observe(page, more_pages=not paginator.finished)
                 self.progress.page_done(paginator)
-                yield records, paginator
+                yield records, held, paginator
 
     def newer_only(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
         """The records to emit of a page (all of them, unless a stream filters)."""

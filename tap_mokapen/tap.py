@@ -209,7 +209,8 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         """After every stream: the rejections, and one line on what failed and what completed."""
         for name, count in self.rejections.counts.items():
             self.logger.warning("%d %s record(s) rejected (see rejected_records)", count, name)
-        if self.failures:
+        listing = self.organizations.listing_failure
+        if self.failures or listing:
             failed = ", ".join(f"'{name}' of organization {org}" for name, org in self.failures)
             names = {name for name, _ in self.failures}
             done = [
@@ -217,10 +218,11 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
                 for s in self.mokapen_streams()
                 if s.stats["completed"] and s.name not in names
             ]
+            parts = [f"{len(self.failures)} stream(s) failed: {failed}"] if failed else []
+            parts += [listing] if listing else []
             msg = (
-                f"{len(self.failures)} stream(s) failed: {failed}; "
-                f"completed: {', '.join(done) or 'none'}. The emitted STATE resumes every "
-                "stream without a gap."
+                f"{'; '.join(parts)}; completed: {', '.join(done) or 'none'}. The emitted "
+                "STATE resumes every stream without a gap."
             )
             raise MokapenError(msg)
 

@@ -91,6 +91,14 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
         # BATCH messages carry no table version: every row would look retired.
         found.append("detect_deletions cannot be used with batch_config")
 
+    removed = config.get("removed_organizations")
+    if removed is not None and (
+        not isinstance(removed, list) or not all(_is_int(o) and o > 0 for o in removed)
+    ):
+        found.append(
+            "removed_organizations must be a list of numeric organization ids such as [850]"
+        )
+
     user_agent = config.get("user_agent")
     if user_agent is not None and not isinstance(user_agent, str):
         found.append("user_agent must be a string")
@@ -126,6 +134,10 @@ def _number_problem(config: t.Mapping[str, t.Any], name: str, rule: Rule) -> str
     value = number(config.get(name))
     if value is None:
         return None
+    if rule == "share":
+        if not isinstance(value, int | float | decimal.Decimal) or isinstance(value, bool):
+            return f"{name} must be a number from 0 to 1 (got {value!r})"
+        return None if 0 < value <= 1 else f"{name} must be above 0 and at most 1 (got {value!r})"
     integer, allow_zero = rule == "positive_integer", rule == "zero_or_more"
     # The SDK reads JSON numbers with a fraction as Decimal.
     ok = (

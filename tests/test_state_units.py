@@ -16,11 +16,14 @@ def test_a_checkpoint_keeps_the_paginator_token_opaque_and_resumes_from_it():
     assert state.start(partition, "updated_at") is None
     state.track_bookmark(partition, "updated_at", "2025-01-02T00:00:00.000000Z")
     token = {"cursor": "eyJpZCI6NDJ9", "anything": [1, 2]}  # a shape state.py knows nothing of
-    state.checkpoint(partition, token, cycle=CYCLE)
+    read = state.PassRead(records=250, pages=3, doubt="page 2: an empty page")
+    state.checkpoint(partition, token, cycle=CYCLE, read=read)
 
     stored = json.loads(json.dumps(partition))  # as a target stores it
     assert stored["resume"]["max_seen"] == "2025-01-02T00:00:00.000000Z"
     assert state.start(stored, "updated_at") == token
+    # What the pass read in earlier runs, its doubt included, carries over to its end.
+    assert state.read_so_far(stored) == read
     # The newest value seen before the interruption seeds the next run's candidate.
     assert stored["progress_markers"]["replication_key_value"] == "2025-01-02T00:00:00.000000Z"
 
@@ -37,7 +40,7 @@ def test_a_pause_saves_the_cursor_and_leaves_the_bookmark_alone():
     partition: dict = {"replication_key_value": "2024-12-31T00:00:00.000000Z"}
     state.start(partition, "updated_at")
     state.track_bookmark(partition, "updated_at", "2025-06-01T00:00:00.000000Z")
-    state.pause(partition, {"next_page": 4}, cycle=CYCLE)
+    state.pause(partition, {"next_page": 4}, cycle=CYCLE, read=state.PassRead())
     assert partition["resume"]["next_page"] == 4
     assert "progress_markers" not in partition  # the SDK then keeps the old bookmark
     assert partition["replication_key_value"] == "2024-12-31T00:00:00.000000Z"
@@ -47,11 +50,25 @@ def test_finishing_drops_the_cursor_and_caps_the_bookmark_at_the_cycle_start():
     partition: dict = {"resume": {"next_page": 3, "cycle_started_at": CYCLE}}
     state.start(partition, "updated_at")
     state.track_bookmark(partition, "updated_at", "2099-01-01T00:00:00.000000Z")  # server clock
-    state.finish(partition, cycle=CYCLE)
+    state.finish(partition, cycle=CYCLE, read=state.PassRead(500, 5))
     assert "resume" not in partition
     assert state.completed_in_cycle(partition, CYCLE)
     assert not state.completed_in_cycle(partition, "2026-11-29T10:00:00.000000Z")
     assert partition["progress_markers"]["replication_key_value"] == ("2026-11-28T09:55:00.000000Z")
+    assert state.last_complete_pass(partition) == state.PassRead(500, 5)
+
+
+def test_a_pass_with_a_doubt_ends_its_cycle_but_keeps_the_bookmark():
+    partition: dict = {
+        "replication_key_value": "2024-12-31T00:00:00.000000Z",
+        "last_complete_pass": {"records": 500, "pages": 5},
+    }
+    state.start(partition, "updated_at")
+    state.track_bookmark(partition, "updated_at", "2025-06-01T00:00:00.000000Z")
+    state.finish(partition, cycle=CYCLE, read=state.PassRead(10, 5, "page 2 short"))
+    assert state.completed_in_cycle(partition, CYCLE)
+    assert "progress_markers" not in partition  # the SDK then keeps the old bookmark
+    assert state.last_complete_pass(partition) == state.PassRead(500, 5)
 
 
 def test_an_unfinished_cycle_belongs_to_its_organization():

@@ -12,9 +12,11 @@ import time
 import typing as t
 from urllib.parse import parse_qs
 
+from mokapen_sandbox import glitches
 from mokapen_sandbox.admin import admin_reply
 from mokapen_sandbox.breakage import bad_kind, break_record, finish_body
 from mokapen_sandbox.data import ENTITIES, Dataset, format_timestamp, required_scope
+from mokapen_sandbox.glitches import glitch_for
 from mokapen_sandbox.oauth import (
     IssuedToken,
     OAuthError,
@@ -286,14 +288,25 @@ class Sandbox:
         # Drift strikes before pages after the first, whatever says which page that is.
         later_page = request.page > 1 or request.cursor is not None
         if later_page and self.settings.drift and number % self.settings.drift_every == 0:
-            dataset.mutate(**self.settings.drift)
-        return self._list_reply(shape, dataset, request, render=self._render)
+            dataset.mutate(**self.settings.drift, to_front=self.settings.edits_move_to_front)
+        glitch = glitch_for(self.settings.glitches, org, kind, number)
+        if glitch:
+            self.stats[f"glitch_{glitch['kind']}"] += 1
+        return self._list_reply(shape, dataset, request, render=self._render, glitch=glitch)
 
     def _list_reply(
-        self, shape: str, source: Source, request: ListRequest, *, render: Render
+        self,
+        shape: str,
+        source: Source,
+        request: ListRequest,
+        *,
+        render: Render,
+        glitch: dict[str, t.Any] | None = None,
     ) -> Reply:
-        """A list body in its shape, in the envelope if switched on, bad bytes put in."""
+        """A list body in its shape, glitched, in the envelope if switched on, bad bytes put in."""
         body = list_body(shape, source, request, render)
+        if glitch:
+            body = glitches.apply(body, glitch)
         if self.settings.envelope:
             body = {"status": True, "data": body}
         reply = json_reply(200, body)

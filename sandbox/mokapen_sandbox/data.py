@@ -298,11 +298,15 @@ class Dataset:
         with self._lock:
             return [self._record(i) for i in self._ids]
 
-    def mutate(self, *, update: int = 0, delete: int = 0, insert: int = 0) -> dict[str, list[int]]:
+    def mutate(
+        self, *, update: int = 0, delete: int = 0, insert: int = 0, to_front: bool = False
+    ) -> dict[str, list[int]]:
         """Change records the way users do between two page requests.
 
         Deleted and updated records are picked spread over the whole dataset, so
         deletions land on pages the tap has already read and shift the rest forward.
+        ``to_front``: an updated record moves to the front of the list, as in a list
+        ordered by most recently updated.
         """
         now = dt.datetime.now(dt.UTC)
         done: dict[str, list[int]] = {"updated": [], "deleted": [], "inserted": []}
@@ -330,6 +334,9 @@ class Dataset:
                     )
                 self._changed[record_id] = record
                 done["updated"].append(record_id)
+                if to_front:
+                    self._ids.remove(record_id)
+                    self._ids.insert(0, record_id)
             for _ in range(insert):
                 record_id = self._next_id
                 self._next_id += 1

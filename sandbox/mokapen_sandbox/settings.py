@@ -13,6 +13,8 @@ from dataclasses import field
 
 from mokapen_sandbox.breakage import BAD_KINDS, check_spec
 from mokapen_sandbox.data import ENTITIES, required_scope
+from mokapen_sandbox.glitches import GLITCH_KINDS
+from mokapen_sandbox.glitches import check_spec as check_glitches
 from mokapen_sandbox.shapes import LIST_SHAPES, PAGINATOR_FAULTS
 
 DEMO_CLIENT_ID = "sandbox-client"
@@ -272,6 +274,22 @@ class SandboxSettings:
     drift_every: int = field(
         default=1, metadata=meaning("apply drift before every n-th page request")
     )
+    edits_move_to_front: bool = field(
+        default=False,
+        metadata=meaning(
+            "an edited record moves to the front of its list, as in a list ordered by "
+            "most recently updated (drift and /_sandbox/mutate edits)"
+        ),
+    )
+    glitches: list[dict[str, t.Any]] = field(
+        default_factory=list,
+        metadata=meaning(
+            "entity list answers that contradict themselves, [{at, kind, times, org, "
+            "entity, keep, drop}], at counted per organization and entity; kinds: "
+            + ", ".join(GLITCH_KINDS)
+            + " (see glitches.py)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         # Checked here, not at the first request for that entity, so a bad reset fails
@@ -292,6 +310,7 @@ class SandboxSettings:
             )
             raise ValueError(msg)
         check_spec(self.bad_records)
+        check_glitches(self.glitches)
 
     def _check_list_shape(self) -> None:
         shapes = self.list_shape if isinstance(self.list_shape, dict) else {"": self.list_shape}
