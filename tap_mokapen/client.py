@@ -315,3 +315,7 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         for _, response in self.answers(context, paginator):
             yield from careful_read(response).records
             paginator.advance(response)
+        doubt = paginator.verdict()
+        if doubt:  # a listing that contradicts itself may lack an organization
+            msg = f"the list's answers contradict each other ({doubt})"
+            raise errors.APIError(msg)

@@ -37,11 +37,16 @@ State, at the stream's level::
 
 and, in each organization's partition, ``"table_pass": {"version": ..., "rejected":
 false}``. A pass spread over several runs (the quota, ``max_requests_per_run``)
-keeps its version; a pass to resume that began under another version (or before
-detect_deletions was set) starts over, since its first pages do not carry this
-version. When the set of organizations changes mid-pass, the open version is
-dropped. STATE holds a few numbers and the organization ids, whatever the number
-of records.
+keeps its version. Every organization of one run reads under the same version,
+the one open when the run began (or a new one), even when an organization before
+it completes or closes that version: a version then never straddles a deletion
+for some organizations only. A pass to resume that began under another version
+(or before detect_deletions was set) starts over, since its first pages do not
+carry this version. A pass that ended without counting (a doubt, a rejection,
+the guard) closes its version unactivated, and the next pass takes a new one.
+When the set of organizations changes mid-pass, the open version is dropped.
+STATE holds a few numbers and the organization ids, whatever the number of
+records.
 """
 
 from __future__ import annotations
@@ -115,13 +120,12 @@ class TableVersions:
             self.state[TABLE_VERSION] = open_version
         return int(open_version["version"])
 
-    def begin_pass(self, partition: dict[str, t.Any], *, resuming: bool) -> bool:
-        """Tie an organization's pass to the open version; False when a resume point must go.
+    def begin_pass(self, partition: dict[str, t.Any], version: int, *, resuming: bool) -> bool:
+        """Tie an organization's pass to ``version``; False when a resume point must go.
 
         A pass resumed under another version (or from a state without one) read its
         first pages under none of this version: they would be retired. It starts over.
         """
-        version = self.open(self._members())
         own = partition.get(TABLE_PASS)
         if resuming and isinstance(own, dict) and own.get("version") == version:
             return True
@@ -150,6 +154,9 @@ class TableVersions:
             return None
         org = outcome.organization
         if not self._counts(outcome, rejected=bool(own.get("rejected"))):
+            # This version's pass can no longer be complete: the next pass takes a new one,
+            # so rows it holds are not kept alive by a version that never counted.
+            self.state[TABLE_VERSION] = {"version": open_version["version"], "closed": True}
             return None
         done = {str(o) for o in open_version["done"]} | {str(org)}
         open_version["done"] = sorted(done)

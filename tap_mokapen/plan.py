@@ -20,6 +20,7 @@ import click
 
 from tap_mokapen import state
 from tap_mokapen.page_size import PageSize
+from tap_mokapen.schemes import believed
 
 if t.TYPE_CHECKING:
     from tap_mokapen.pages import Page
@@ -72,8 +73,8 @@ def estimate(tap: TapMokapen) -> list[StreamCost]:
         contexts: list[dict | None] = list(stream.partitions or []) or [None]
         for context in contexts:
             page = first_page(stream, context)
-            total = page.total if isinstance(page.total, int) else None
-            per_page = page.per_page if isinstance(page.per_page, int) else len(page.data) or 1
+            total = believed(page.total)  # an absurd total is no estimate
+            per_page = believed(page.per_page) or page.size or 1
             stream.sizing.observe(page, more_pages=total is not None and total > page.size)
             largest = stream.sizing.learned
             org = (context or {}).get("organization_id", tap.organizations.first)

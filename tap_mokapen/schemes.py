@@ -394,9 +394,9 @@ class PageNumbers(Scheme):
             self._reasking = number
             return {"page": number}
         skip = False
-        if problem and data and number == 1 and not self._sized:
-            # Page 1 short twice: the server clamps pages without saying so, and the
-            # count it returns is the page size.
+        if problem and said is True and data and number == 1 and not self._sized:
+            # Page 1 short twice, with more to come: the server clamps pages without
+            # saying so, and the count it returns is the page size.
             size = self._clamped(len(data), claimed, path)
         elif problem:
             self.doubt(f"{path} page {number}: {problem} (asked twice)")

@@ -38,6 +38,7 @@ class MokapenStream(MokapenClient):
         self.versioned = self.name in tap.settings.detect_deletions
         self._full_table_if_versioned()
         self.table_version: int | None = None
+        self._run_table_version: int | None = None
         self._time_extracted = ""
 
     def _full_table_if_versioned(self) -> None:
@@ -166,9 +167,12 @@ class MokapenStream(MokapenClient):
             max_deleted_share=settings.max_deleted_share,
             removed_organizations=settings.removed_organizations,
         )
-        every = [c["organization_id"] for c in self.partitions or [{"organization_id": org}]]
-        self.table_version = versions.open(every)
-        if not versions.begin_pass(partition, resuming=state.RESUME in partition):
+        if self._run_table_version is None:  # one version for every organization of a run
+            every = [c["organization_id"] for c in self.partitions or [{"organization_id": org}]]
+            self._run_table_version = versions.open(every)
+        self.table_version = self._run_table_version
+        resuming = state.RESUME in partition
+        if not versions.begin_pass(partition, self.table_version, resuming=resuming):
             self.logger.info(
                 "'%s' of organization %s: the pass to resume began under another table "
                 "version; it starts over, so that no record is retired unread",

@@ -190,6 +190,38 @@ class TapRun:
         return [line for line in self.stderr.splitlines() if "ERROR" in line]
 
 
+class VersionedTable:
+    """A target's table, with versions applied as meltanolabs-target-postgres does.
+
+    A row takes the version of the last RECORD for it (and is live again); an
+    ACTIVATE_VERSION V retires every row of the stream whose version is older than V
+    or that has none (target-postgres: ``_sdc_table_version < V OR IS NULL``).
+    """
+
+    def __init__(self, stream: str = "contacts") -> None:
+        self.stream = stream
+        self.rows: dict[tuple[t.Any, t.Any], int | None] = {}
+        self.retired: set[tuple[t.Any, t.Any]] = set()
+        self.activations = 0
+
+    def load(self, run: TapRun) -> None:
+        for message in run.messages:
+            if message.get("stream") != self.stream:
+                continue
+            if message["type"] == "RECORD":
+                key = (message["record"]["organization_id"], message["record"]["id"])
+                self.rows[key] = message.get("version")
+                self.retired.discard(key)
+            elif message["type"] == "ACTIVATE_VERSION":
+                self.activations += 1
+                version = message["version"]
+                self.retired |= {k for k, v in self.rows.items() if v is None or v < version}
+
+    @property
+    def live(self) -> set[tuple[t.Any, t.Any]]:
+        return set(self.rows) - self.retired
+
+
 #: The streams the tests count requests and records of. A stream added to the tap
 #: later is left out of their runs, so adding one never changes what they measure.
 TESTED_STREAMS = ("contacts", "tasks", "organizations", "rejected_records")

@@ -1,35 +1,17 @@
 """detect_deletions over HTTP, with a target's version semantics played out in the test.
 
-``VersionedTable`` does what meltanolabs-target-postgres does with versions: a row
-takes the version of the last RECORD for it, and ACTIVATE_VERSION V retires every
-row of the stream whose version is older than V (or none). A live record must
-never be retired, whatever the runs were cut by; a deleted one must be, once every
-organization completed a pass. (tests/test_meltano.py runs the real PostgreSQL.)
+``VersionedTable`` (tests/helpers.py) does what meltanolabs-target-postgres does
+with versions. A live record must never be retired, whatever the runs were cut
+by; a deleted one must be, once two passes complete for every organization
+lacked it. (tests/test_meltano.py runs the real PostgreSQL; test_completeness.py
+has the glitches.)
 """
 
 from __future__ import annotations
 
-from tests.helpers import run_tap, selecting
+from tests.helpers import VersionedTable, run_tap, selecting
 
 ORGANIZATIONS = [849, 850]
-
-
-class VersionedTable:
-    def __init__(self) -> None:
-        self.rows: dict[tuple[int, int], int | None] = {}
-        self.retired: set[tuple[int, int]] = set()
-
-    def load(self, run) -> None:
-        for message in run.messages:
-            if message.get("stream") != "contacts":
-                continue
-            if message["type"] == "RECORD":
-                key = (message["record"]["organization_id"], message["record"]["id"])
-                self.rows[key] = message.get("version")
-                self.retired.discard(key)
-            elif message["type"] == "ACTIVATE_VERSION":
-                version = message["version"]
-                self.retired |= {key for key, v in self.rows.items() if v is None or v < version}
 
 
 def live(sandbox) -> set[tuple[int, int]]:
@@ -75,8 +57,9 @@ def test_a_pass_resumed_from_a_state_without_versions_starts_over(sandbox):
     table.load(cut)
     state = sync(sandbox, table, cut.final_state)
     assert table.rows.keys() == live(sandbox)
-    # The pass that resumed started over under the version, so this run could activate.
+    # The pass that resumed started over under the version, so it is a complete pass.
     assert state["bookmarks"]["contacts"]["table_version"].get("closed") is True
+    assert "table_complete" in state["bookmarks"]["contacts"]
 
 
 def test_a_rejected_record_in_an_earlier_run_of_the_pass_stops_the_retiring(sandbox):
@@ -86,7 +69,7 @@ def test_a_rejected_record_in_an_earlier_run_of_the_pass_stops_the_retiring(sand
     sandbox.new_day()
     state = sync(sandbox, table, state, quota_by_org={}, bad_records=None)
     assert not table.retired
-    assert state["bookmarks"]["contacts"]["table_version"].get("closed") is not True
+    assert "table_complete" not in state["bookmarks"]["contacts"]
 
 
 def test_deletions_of_a_stream_that_cannot_have_them_are_one_line_errors(sandbox):

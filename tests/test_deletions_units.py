@@ -15,8 +15,7 @@ ORGS = [849, 850]
 
 
 def start(versions: TableVersions, partition: dict, *, resuming: bool = False) -> bool:
-    versions.open(ORGS)
-    return versions.begin_pass(partition, resuming=resuming)
+    return versions.begin_pass(partition, versions.open(ORGS), resuming=resuming)
 
 
 def whole(org: int, records: int = 100, last: int | None = None) -> PassOutcome:
@@ -27,11 +26,11 @@ def whole(org: int, records: int = 100, last: int | None = None) -> PassOutcome:
 def complete_pass(state: dict, orgs=ORGS, **kwargs) -> int | None:
     """One pass over every organization in ``orgs``; the version it activates, if any."""
     versions = TableVersions("contacts", state, **kwargs)
-    versions.open(orgs)
+    version = versions.open(orgs)
     activated = None
     for org in orgs:
         partition: dict = {}
-        versions.begin_pass(partition, resuming=False)
+        versions.begin_pass(partition, version, resuming=False)
         activated = versions.completed(whole(org), partition)
     return activated
 
@@ -65,12 +64,13 @@ def test_a_pass_resumed_under_another_version_starts_over():
     start(versions, a)
     old = a[TABLE_PASS]["version"]
     state[TABLE_VERSION]["closed"] = True  # that pass ended; a new pass begins
-    assert versions.open(ORGS) > old
-    assert not versions.begin_pass(a, resuming=True)  # its first pages carry the old one
+    new = versions.open(ORGS)
+    assert new > old
+    assert not versions.begin_pass(a, new, resuming=True)  # its first pages carry the old one
     # A resume point from before detect_deletions was set has no pass at all: over too.
-    assert not TableVersions("contacts", {}).begin_pass({}, resuming=True)
+    assert not TableVersions("contacts", {}).begin_pass({}, new, resuming=True)
     # Under its own version it resumes.
-    assert versions.begin_pass(a, resuming=True)
+    assert versions.begin_pass(a, new, resuming=True)
 
 
 def test_a_rejection_in_any_run_of_the_pass_keeps_it_from_counting():
@@ -82,20 +82,21 @@ def test_a_rejection_in_any_run_of_the_pass_keeps_it_from_counting():
     later = TableVersions("contacts", state)
     assert start(later, a, resuming=True)  # run 2 resumes the same pass, rejects nothing
     assert later.completed(whole(849), a) is None
-    assert state[TABLE_VERSION]["done"] == []
+    assert state[TABLE_VERSION]["closed"]  # the next pass takes a new version
+    assert TABLE_COMPLETE not in state
 
 
 def test_a_doubted_pass_does_not_count(caplog):
     state: dict = {}
     complete_pass(state)
     versions = TableVersions("contacts", state)
-    versions.open(ORGS)
+    version = versions.open(ORGS)
     for org in ORGS:
         partition: dict = {}
-        versions.begin_pass(partition, resuming=False)
+        versions.begin_pass(partition, version, resuming=False)
         doubted = PassOutcome(org, "page 3: an empty page (asked twice)", 100, 100)
         assert versions.completed(doubted, partition) is None
-    assert state[TABLE_VERSION]["done"] == []
+        assert state[TABLE_VERSION]["closed"]
 
 
 def test_a_pass_far_smaller_than_the_last_complete_one_waits_for_confirmation(caplog):
@@ -104,11 +105,11 @@ def test_a_pass_far_smaller_than_the_last_complete_one_waits_for_confirmation(ca
     first = state[TABLE_COMPLETE]["version"]
     for share, expected in ((0.5, None), (1, first)):
         versions = TableVersions("contacts", state, max_deleted_share=share)
-        versions.open(ORGS)
+        version = versions.open(ORGS)
         activated = None
         for org in ORGS:
             partition: dict = {}
-            versions.begin_pass(partition, resuming=False)
+            versions.begin_pass(partition, version, resuming=False)
             activated = versions.completed(PassOutcome(org, None, 300, 1000), partition)
         assert activated == expected
     assert "this pass holds 300 records, the last complete one 1000" in caplog.text
@@ -133,11 +134,11 @@ def test_a_run_whose_organization_listing_failed_activates_nothing(caplog):
     state: dict = {}
     complete_pass(state)
     versions = TableVersions("contacts", state)
-    versions.open(ORGS)
+    version = versions.open(ORGS)
     activated = []
     for org in ORGS:
         partition: dict = {}
-        versions.begin_pass(partition, resuming=False)
+        versions.begin_pass(partition, version, resuming=False)
         activated.append(versions.completed(whole(org), partition, listing_failed=True))
     assert activated == [None, None]
     assert "the organizations listing failed this run" in caplog.text

@@ -260,7 +260,9 @@ class Sandbox:
         except CursorError:
             return json_reply(400, cursor_error_body())
         # Organizations are served as they are: no timestamps, extra fields or breakage.
-        return self._list_reply(shape, RowList(rows), request, render=list)
+        number = self.pages_served[0, "organizations"]
+        glitch = glitch_for(self.settings.glitches, 0, "organizations", number)
+        return self._list_reply(shape, RowList(rows), request, render=list, glitch=glitch)
 
     def _entities(
         self, token: IssuedToken, org_ref: str, kind: str, path: str, params: dict[str, str]
@@ -290,8 +292,6 @@ class Sandbox:
         if later_page and self.settings.drift and number % self.settings.drift_every == 0:
             dataset.mutate(**self.settings.drift, to_front=self.settings.edits_move_to_front)
         glitch = glitch_for(self.settings.glitches, org, kind, number)
-        if glitch:
-            self.stats[f"glitch_{glitch['kind']}"] += 1
         return self._list_reply(shape, dataset, request, render=self._render, glitch=glitch)
 
     def _list_reply(
@@ -306,7 +306,10 @@ class Sandbox:
         """A list body in its shape, glitched, in the envelope if switched on, bad bytes put in."""
         body = list_body(shape, source, request, render)
         if glitch:
+            self.stats[f"glitch_{glitch['kind']}"] += 1
             body = glitches.apply(body, glitch)
+        if self.settings.paging_lies and isinstance(body, dict):
+            body = glitches.lie(body, self.settings.paging_lies)
         if self.settings.envelope:
             body = {"status": True, "data": body}
         reply = json_reply(200, body)

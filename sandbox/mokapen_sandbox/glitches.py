@@ -3,7 +3,8 @@
 ``glitches = [{"at": n, "kind": k, "times": 1, "org": 849, "entity": "contacts"}]``
 changes the answers to list requests number ``at`` .. ``at + times - 1`` of one
 dataset (counted per organization and entity, as ``paginator_fault`` counts them).
-``org`` and ``entity`` default to every organization and every entity. A glitch
+``org`` and ``entity`` default to every organization and every entity
+(``entity: "organizations"`` glitches the organizations list). A glitch
 changes what the answer *says*, never the dataset: ``/_sandbox/records`` stays the
 truth, so a test can tell what the tap missed.
 
@@ -15,6 +16,10 @@ kinds:
   records (default half of them) were gone, the records served unchanged;
 * ``end``: the answer says the list ends here (no next page or cursor);
 * ``empty_end``: ``empty`` and ``end`` together (an expired cursor's answer).
+
+``paging_lies = {"per_page": 1000, "total": 10**12}`` sets paging keys on every
+list answer to a value whatever the truth (a server that clamps pages without
+saying so, an absurd total).
 """
 
 from __future__ import annotations
@@ -100,3 +105,12 @@ def _end(body: dict[str, t.Any]) -> None:
     if "last_page" in keys and "current_page" in keys:
         keys["last_page"] = keys["current_page"]
         keys["total"] = keys.get("to") or 0
+
+
+def lie(body: dict[str, t.Any], lies: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The body with its paging keys saying what ``lies`` says (keys it has only)."""
+    keys = _keys(body)
+    for key, value in lies.items():
+        if key in keys:
+            keys[key] = value
+    return body

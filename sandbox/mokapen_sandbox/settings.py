@@ -278,7 +278,14 @@ class SandboxSettings:
         default=False,
         metadata=meaning(
             "an edited record moves to the front of its list, as in a list ordered by "
-            "most recently updated (drift and /_sandbox/mutate edits)"
+            "most recently updated (drift edits; lists paged by number only)"
+        ),
+    )
+    paging_lies: dict[str, t.Any] = field(
+        default_factory=dict,
+        metadata=meaning(
+            'paging keys every list answer states whatever the truth, {"per_page": 1000, '
+            '"total": 10**12}: a silent clamp, an absurd total (see glitches.py)'
         ),
     )
     glitches: list[dict[str, t.Any]] = field(
