@@ -173,21 +173,34 @@ def versioned_contacts_into(postgres) -> dict[str, str]:
 def test_deleted_contacts_are_marked_deleted_in_postgres_at_no_extra_request(
     meltano, sandbox, postgres
 ):
+    """Deleted contacts are marked once two complete passes lacked them; a pass whose
+    answers contradict each other (an empty page in the middle) marks nothing."""
     settings = versioned_contacts_into(postgres)
     meltano.run("tap-mokapen", "target-postgres", **settings)
     assert postgres.sql("SELECT count(*) FROM mokapen.contacts") == "500"
+    marked = "SELECT count(*) FROM mokapen.contacts WHERE _sdc_deleted_at IS NOT NULL"
 
     deleted = sandbox.mutate("contacts", delete=3)["deleted"]
+    # Page 3 of contacts answers empty, twice, while its total says 497.
+    at = sandbox.stats()["pages_served"]["849/contacts"] + 3
+    sandbox.update(glitches=[{"kind": "empty", "at": at, "times": 2}])
+    glitched = meltano.run("tap-mokapen", "target-postgres", **settings)
+    assert "this pass is incomplete" in glitched.stderr
+    assert postgres.sql(marked) == "0"
+
+    sandbox.update(glitches=[])
     before = sandbox.stats()["requests"]
     meltano.run("tap-mokapen", "target-postgres", **settings)
     # The same requests as any sync: 5 pages of contacts, 2 of tasks, 1 list, 1 token.
     assert sandbox.stats()["requests"] - before == 5 + 2 + 1 + 1
+    assert postgres.sql(marked) == "0"  # one complete pass lacked them: not yet
 
-    marked = postgres.sql(
+    meltano.run("tap-mokapen", "target-postgres", **settings)
+    marked_ids = postgres.sql(
         "SELECT string_agg(id::text, ',' ORDER BY id) FROM mokapen.contacts "
         "WHERE _sdc_deleted_at IS NOT NULL"
     )
-    assert marked == ",".join(map(str, sorted(deleted)))
+    assert marked_ids == ",".join(map(str, sorted(deleted)))
     assert postgres.sql("SELECT count(*) FROM mokapen.contacts WHERE _sdc_deleted_at IS NULL") == (
         "497"
     )

@@ -223,3 +223,86 @@ def test_a_plain_list_clamped_below_the_size_asked_is_still_probed_and_paged():
     whole.advance(answer(first))
     whole.advance(answer(first))  # the same list again: it was whole
     assert whole.finished and whole.repeated_page  # and page 2 is not emitted again
+
+
+def cursor_page(ids: range, cursor: str | None) -> requests.Response:
+    return answer(
+        {"data": [{"id": i} for i in ids], "per_page": 10, "next_cursor": cursor}
+        | {"next_page_url": f"x?cursor={cursor}" if cursor else None}
+    )
+
+
+def test_a_cursor_list_spends_no_more_than_its_last_complete_pass_allows():
+    paginator = ListPaginator(None, read_page=READER.read, page_size=10, known_pages=2)
+    answered = 0
+    with pytest.raises(APIError, match="2 pages expected"):
+        while True:  # a cursor that never ends
+            paginator.advance(cursor_page(range(answered * 10, answered * 10 + 10), f"c{answered}"))
+            answered += 1
+    assert answered == budget(2)
+
+
+def test_an_empty_page_that_says_more_follow_is_asked_again_then_doubted():
+    paginator = ListPaginator(None, read_page=READER.read, page_size=10)
+    full = {"per_page": 10, "total": 40, "last_page": 4}
+    paginator.advance(answer({**full, "current_page": 1, "data": [{"id": i} for i in range(10)]}))
+    empty = {**full, "current_page": 2, "data": [], "next_page_url": "x?page=3"}
+    paginator.advance(answer(empty))
+    assert paginator.current_value["page"] == 2 and paginator.verdict() is None  # again
+    paginator.advance(answer(empty))
+    assert paginator.current_value["page"] == 3  # it reads on, past the page
+    assert paginator.doubt and "an empty page, though the answer says more" in paginator.doubt
+    assert paginator.verdict() == paginator.doubt
+
+
+def test_a_short_page_that_is_not_the_last_never_moves_past_unread_positions_unnoticed():
+    paginator = ListPaginator(None, read_page=READER.read, page_size=10)
+    keys = {"per_page": 10, "total": 30, "last_page": 3}
+    paginator.advance(answer({**keys, "current_page": 1, "data": [{"id": i} for i in range(10)]}))
+    short = {**keys, "current_page": 2, "data": [{"id": 10}], "next_page_url": "x?page=3"}
+    paginator.advance(answer(short))
+    assert paginator.current_value["page"] == 2  # asked again
+    full = [{"id": i} for i in range(10, 20)]
+    paginator.advance(answer({**short, "data": full}))  # a glitch seen once
+    assert paginator.current_value["page"] == 3 and paginator.verdict() is None
+
+
+def test_page_one_short_twice_is_a_silent_clamp_and_its_count_the_page_size():
+    paginator = ListPaginator(None, read_page=READER.read, page_size=1000)
+    claims = {"per_page": 1000, "total": 250, "last_page": 3, "next_page_url": "x?page=2"}
+    first = answer({**claims, "current_page": 1, "data": [{"id": i} for i in range(100)]})
+    paginator.advance(first)
+    paginator.advance(first)
+    assert paginator.current_value == {"page": 2, "per_page": 1000}
+    assert paginator.verdict() is None
+    assert paginator.position()["per_page"] == 100 and paginator.position()["clamped"] is True
+
+
+def test_a_total_that_falls_for_good_is_a_doubt_and_a_flap_is_not():
+    for totals, doubted in (([30, 20, 20], True), ([30, 20, 30], False)):
+        paginator = ListPaginator(None, read_page=READER.read, page_size=10)
+        number = 1
+        for total in totals:
+            data = [{"id": number * 10 + i} for i in range(10 if number < 3 else 5)]
+            keys = {"per_page": 10, "total": total, "current_page": number}
+            paginator.advance(answer({**keys, "data": data, "next_page_url": "more"}))
+            if paginator.finished:
+                break
+            number = paginator.current_value["page"]
+        assert bool(paginator.verdict()) is doubted, totals
+
+
+def test_a_resumed_cursor_answered_with_the_end_starts_over():
+    paginator = ListPaginator({"shape": "cursor", "cursor": "old"}, read_page=READER.read)
+    paginator.advance(cursor_page(range(0), None))  # expired: an empty end of the list
+    assert paginator.current_value == {"page": 1, "per_page": 100}
+
+
+def test_a_versioned_pass_probes_page_2_of_any_plain_list():
+    listed = [{"id": i} for i in range(77)]
+    probing = ListPaginator(None, read_page=READER.read, probe_whole_list=True)
+    probing.advance(answer(listed))
+    assert probing.current_value == {"page": 2, "per_page": 100}
+    plain = ListPaginator(None, read_page=READER.read)
+    plain.advance(answer(listed))
+    assert plain.finished
