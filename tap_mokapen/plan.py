@@ -135,10 +135,11 @@ def render(summary: dict[str, t.Any]) -> str:
             f"{shown['pages_at_largest']!s:>13}"
         )
     at = f"page_size={summary['page_size']}" if summary["page_size"] else "the learned page size"
+    unknown = " + the pages of lists without a total" if summary["unknown_totals"] else ""
     lines += [
         "",
         f"Requests at {at}: {summary['requests']} ({summary['page_requests']} pages + "
-        f"{summary['token_requests']} token)",
+        f"{summary['token_requests']} token{unknown})",
         f"Time at the rate limit: {summary['minutes_at_rate_limit']} min",
         "Share of each plan's daily quota (days of quota): "
         + ", ".join(f"{name} {days}" for name, days in summary["plan_days"].items()),
@@ -154,9 +155,9 @@ def render(summary: dict[str, t.Any]) -> str:
     lines.append(f"This plan spent {summary['plan_requests_spent']} requests.")
     if summary["unknown_totals"]:
         lines.append(
-            "No 'total' from: "
+            "No believable 'total' from: "
             + ", ".join(summary["unknown_totals"])
-            + " - their page counts are unknown."
+            + " - their page counts are unknown (a sync reads them to their end)."
         )
     return "\n".join(lines)
 

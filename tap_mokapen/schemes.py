@@ -381,13 +381,19 @@ class PageNumbers(Scheme):
         said = _keys_say_more(page, number)
         more = bool(data) if said is None else said
         self._account_for_deletions(page)
-        if claimed and not self._clamped_size:
+        if self._clamped_size:
+            pass  # the count served, not what per_page claims, is the size
+        elif claimed:
             self.per_page = claimed
         elif data:
             self.per_page = max(self.per_page or 0, len(data))
         size = self.per_page or len(data) or 1
         start = (number - 1) * size
 
+        if self._clamped_size and len(data) > size:
+            # The clamp was a guess that this answer refutes: positions are unknown.
+            self.doubt(f"{path} page {number}: {len(data)} records, more than the page size {size}")
+            return None
         problem = self._contradiction(page, number, start, size, keys_say_more=said)
         if problem and not reasked:
             logger.info("%s page %d: %s; asking for it again", path, number, problem)

@@ -306,3 +306,15 @@ def test_a_versioned_pass_probes_page_2_of_any_plain_list():
     plain = ListPaginator(None, read_page=READER.read)
     plain.advance(answer(listed))
     assert plain.finished
+
+
+def test_a_page_larger_than_a_clamp_refutes_it_and_ends_the_pass_doubted():
+    paginator = ListPaginator(None, read_page=READER.read, page_size=1000)
+    claims = {"per_page": 1000, "total": 2000, "last_page": 2, "next_page_url": "x?page=2"}
+    short = answer({**claims, "current_page": 1, "data": [{"id": i} for i in range(10)]})
+    paginator.advance(short)
+    paginator.advance(short)  # short twice: taken for a clamp at 10...
+    page_2 = [{"id": i} for i in range(1000, 2000)]
+    paginator.advance(answer({**claims, "current_page": 2, "data": page_2}))
+    assert paginator.finished  # ...which page 2 refutes
+    assert "more than the page size 10" in (paginator.verdict() or "")
