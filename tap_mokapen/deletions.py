@@ -204,7 +204,7 @@ class TableVersions:
         if outcome.doubt:  # the scheme said what contradicted what
             return False
         last = outcome.last_complete_records
-        if last and outcome.records < (1 - self.max_deleted_share) * last:
+        if far_fewer(outcome.records, last, self.max_deleted_share):
             logger.warning(
                 "'%s' of organization %s: this pass holds %d records, the last complete one "
                 "%d: more than max_deleted_share (%s) would be retired, so no row is marked "
@@ -262,6 +262,11 @@ class TableVersions:
         value = self.state.get(TABLE_VERSION)
         last = value.get("version") if isinstance(value, dict) else None
         return last if isinstance(last, int) and not isinstance(last, bool) else 0
+
+
+def far_fewer(records: int, last_complete: int | None, share: float) -> bool:
+    """Whether a pass holds fewer than ``1 - share`` of the last complete pass's records."""
+    return bool(last_complete) and records < (1 - share) * (last_complete or 0)
 
 
 def _numeric(org: str) -> tuple[int, str]:

@@ -268,17 +268,19 @@ def pause(
     state.pop(PROGRESS_MARKERS, None)
 
 
-def finish(state: StreamState, *, cycle: str, read: PassRead) -> None:
+def finish(state: StreamState, *, cycle: str, read: PassRead, keep_bookmark: bool = False) -> None:
     """The stream was read to the end: drop the cursor, and unless the answers left a
-    doubt, remember the pass and cap the bookmark candidate; with one, keep the bookmark."""
+    doubt, remember the pass; then cap the bookmark candidate, or with a doubt (or
+    ``keep_bookmark``) keep the bookmark where it was."""
     started = pass_started(state, cycle)
     state.pop(RESUME, None)
     state[CYCLE_COMPLETED] = cycle
-    if read.doubt:
+    if not read.doubt:
+        state[LAST_COMPLETE_PASS] = {"records": read.records, "pages": read.pages}
+    if read.doubt or keep_bookmark:
         # What the pass may have missed is emitted again by the next one.
         state.pop(PROGRESS_MARKERS, None)
         return
-    state[LAST_COMPLETE_PASS] = {"records": read.records, "pages": read.pages}
     markers = state.get(PROGRESS_MARKERS)
     if markers and markers.get("replication_key_value"):
         markers["replication_key_value"] = min(

@@ -135,7 +135,12 @@ class MokapenStream(MokapenClient):
         else:
             verdict = paginator.verdict() if paginator else None
             read = read._replace(doubt=read.doubt or verdict)
-            state.finish(stream_state, cycle=cycle, read=read)
+            state.finish(
+                stream_state,
+                cycle=cycle,
+                read=read,
+                keep_bookmark=self._shrunk(read, last_complete),
+            )
             self.stats["completed"] = 1
             if versions:  # a rejection of any page is noted after that page, above
                 outcome = deletions.PassOutcome(
@@ -151,6 +156,27 @@ class MokapenStream(MokapenClient):
         finally:
             state.remember_page_size(stream_state, self.sizing.remembered())
             self.progress.end(self._paginator)
+
+    def _shrunk(self, read: state.PassRead, last: state.PassRead | None) -> bool:
+        """An incremental pass holding far fewer records than the last complete one: the list
+        may have ended early without saying so, so the bookmark stays where it was once
+        (the next pass, compared with this one, moves it). A versioned stream's guard is in
+        deletions.py."""
+        if self.versioned or read.doubt or last is None:
+            return False
+        share = self.mokapen_tap.settings.max_deleted_share
+        if not deletions.far_fewer(read.records, last.records, share):
+            return False
+        self.logger.warning(
+            "'%s' of organization %s: this pass holds %d records, the last complete one %d: "
+            "the bookmark stays where it was, so the next pass emits again whatever this one "
+            "may have missed",
+            self.name,
+            self.organization_id,
+            read.records,
+            last.records,
+        )
+        return True
 
     def _table_pass(
         self, partition: dict[str, t.Any], org: int | str

@@ -297,3 +297,26 @@ def test_an_absurd_total_counts_as_unknown(sandbox):
     plan = run_tap(sandbox.config(page_size=SIZE), catalog=selecting("contacts"), args=["--plan"])
     assert plan.returncode == 0, plan.stderr
     assert not re.search(r"\d{9}", plan.stdout + plan.stderr), plan.stdout
+
+
+def test_a_cursor_list_ending_early_leaves_no_gap_in_an_incremental_stream(
+    sandbox, skipping_clock: SkippingClock
+):
+    """Nothing in a cursor answer says the list ended early; holding far fewer records
+    than the last complete pass keeps the bookmark, so the next run emits the rest."""
+    sandbox.reset(contacts=COUNT, list_shape="cursor")
+    config = sandbox.config(page_size=SIZE)
+    first = run_tap(config, catalog=selecting("contacts"))
+    edited = set(sandbox.mutate("contacts", 849, update=60)["updated"])
+    edited |= set(sandbox.mutate("contacts", 849, update=10)["updated"])
+    skipping_clock.sleep(3600)
+    at = sandbox.stats()["pages_served"]["849/contacts"] + 3
+    sandbox.update(glitches=[{"kind": "end", "at": at}])
+    cut = run_tap(config, state=first.final_state, catalog=selecting("contacts"))
+    assert cut.returncode == 0, cut.stderr
+    assert "the bookmark stays where it was" in cut.stderr
+    assert edited - set(cut.ids("contacts")), "the glitch hid no edited record"
+
+    sandbox.update(glitches=[])
+    healthy = run_tap(config, state=cut.final_state, catalog=selecting("contacts"))
+    assert edited <= set(cut.ids("contacts")) | set(healthy.ids("contacts"))

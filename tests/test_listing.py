@@ -102,3 +102,14 @@ def test_a_sync_of_all_organizations_skips_ids_that_cannot_be_organizations(sand
         "849/tasks",
         "850/tasks",
     }
+
+
+def test_a_listed_organization_with_a_field_the_schema_lacks_is_read_like_any_other(sandbox):
+    # The listing's answer is read twice (for the tap, and as the organizations stream):
+    # a row with an unknown field must read the same both times.
+    sandbox.update(listed_oddities=[{"id": 850, "name": "Globex", "region": {"eu": True}}])
+    run = run_tap(sandbox.config(organization_id=849, all_organizations=True))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert {r["organization_id"] for r in run.records("contacts")} == {849, 850}
+    assert "could not list" not in run.stderr
