@@ -268,14 +268,21 @@ def pause(
     state.pop(PROGRESS_MARKERS, None)
 
 
-def finish(state: StreamState, *, cycle: str, read: PassRead, keep_bookmark: bool = False) -> None:
+def finish(
+    state: StreamState,
+    *,
+    cycle: str,
+    read: PassRead,
+    keep_bookmark: bool = False,
+    remember_pass: bool = True,
+) -> None:
     """The stream was read to the end: drop the cursor, and unless the answers left a
-    doubt, remember the pass; then cap the bookmark candidate, or with a doubt (or
-    ``keep_bookmark``) keep the bookmark where it was."""
+    doubt, remember the pass (``remember_pass``); then cap the bookmark candidate, or
+    with a doubt (or ``keep_bookmark``) keep the bookmark where it was."""
     started = pass_started(state, cycle)
     state.pop(RESUME, None)
     state[CYCLE_COMPLETED] = cycle
-    if not read.doubt:
+    if not read.doubt and remember_pass:
         state[LAST_COMPLETE_PASS] = {"records": read.records, "pages": read.pages}
     if read.doubt or keep_bookmark:
         # What the pass may have missed is emitted again by the next one.

@@ -135,11 +135,14 @@ class MokapenStream(MokapenClient):
         else:
             verdict = paginator.verdict() if paginator else None
             read = read._replace(doubt=read.doubt or verdict)
+            shrunk = self._shrunk(read, last_complete)
             state.finish(
                 stream_state,
                 cycle=cycle,
                 read=read,
-                keep_bookmark=self._shrunk(read, last_complete),
+                keep_bookmark=shrunk,
+                # A versioned pass far smaller is no baseline until the user confirms it.
+                remember_pass=not (shrunk and self.versioned),
             )
             self.stats["completed"] = 1
             if versions:  # a rejection of any page is noted after that page, above
@@ -158,24 +161,26 @@ class MokapenStream(MokapenClient):
             self.progress.end(self._paginator)
 
     def _shrunk(self, read: state.PassRead, last: state.PassRead | None) -> bool:
-        """An incremental pass holding far fewer records than the last complete one: the list
-        may have ended early without saying so, so the bookmark stays where it was once
-        (the next pass, compared with this one, moves it). A versioned stream's guard is in
-        deletions.py."""
-        if self.versioned or read.doubt or last is None:
-            return False
+        """Whether a pass without a doubt holds far fewer records than the last complete one
+        (``max_deleted_share``): the list may have ended early without saying so.
+
+        An incremental stream keeps its bookmark this once (the next pass, compared with
+        this one, moves it); a versioned one retires nothing (deletions.py says so) until
+        the user confirms.
+        """
         share = self.mokapen_tap.settings.max_deleted_share
-        if not deletions.far_fewer(read.records, last.records, share):
+        if read.doubt or last is None or not deletions.far_fewer(read.records, last.records, share):
             return False
-        self.logger.warning(
-            "'%s' of organization %s: this pass holds %d records, the last complete one %d: "
-            "the bookmark stays where it was, so the next pass emits again whatever this one "
-            "may have missed",
-            self.name,
-            self.organization_id,
-            read.records,
-            last.records,
-        )
+        if not self.versioned:
+            self.logger.warning(
+                "'%s' of organization %s: this pass holds %d records, the last complete one "
+                "%d: the bookmark stays where it was, so the next pass emits again whatever "
+                "this one may have missed",
+                self.name,
+                self.organization_id,
+                read.records,
+                last.records,
+            )
         return True
 
     def _table_pass(

@@ -204,6 +204,9 @@ def test_a_plain_list_clamped_at_an_odd_size_retires_nothing(sandbox):
     assert runs.request_number() - first_request == 2
     assert activations(clamped) == 0
     assert "this pass holds 77 records, the last complete one 200" in clamped.stderr
+    # A clamp that lasts is no baseline: it keeps being refused until someone confirms.
+    for _ in range(2):
+        assert "the last complete one 200" in runs.run().stderr
 
 
 def test_a_real_mass_deletion_is_retired_once_confirmed(sandbox):
