@@ -94,6 +94,9 @@ class Organizations:
         #: not: the run extracts the configured ones, activates no table version (an
         #: organization left out would see its rows retired) and exits 1.
         self.listing_failure: str | None = None
+        #: The listing met the quota or the run's budget: the run is paused, not failed,
+        #: but it activates no table version either.
+        self.listing_paused = False
         self.run_started_at = state.now()
 
     @property
@@ -113,7 +116,16 @@ class Organizations:
             return configured
         try:
             listed = list(self._list_organizations())
-        except (MokapenError, RunPaused) as exc:
+        except RunPaused as exc:
+            # The quota or the run's budget: a pause, not a failure; no deletion either.
+            self.listing_paused = True
+            logger.warning(
+                "all_organizations: the organizations list waits for the next run (%s); "
+                "extracting the configured ones only, and no deletion is detected this run",
+                exc.reason,
+            )
+            return configured
+        except MokapenError as exc:
             self.listing_failure = f"all_organizations could not list the organizations: {exc}"
             logger.error(
                 "%s. Extracting the configured ones only; no deletion is detected this run",

@@ -44,6 +44,14 @@ def budget(expected_pages: int) -> int:
     return 3 * expected_pages + 10
 
 
+def known_budget(last_pass_pages: int | None) -> int | None:
+    """Pages to allow a list that announces none, from its last complete pass: generous,
+    since a list may grow between passes (an import), but bounded."""
+    if not last_pass_pages:
+        return None
+    return max(10 * last_pass_pages, last_pass_pages + 100)
+
+
 class Paginator(BaseAPIPaginator[Params], abc.ABC):
     """What the request loop needs of any paging scheme."""
 
@@ -59,7 +67,16 @@ class Paginator(BaseAPIPaginator[Params], abc.ABC):
 
     @property
     def doubt(self) -> str | None:
-        """The contradictions between answers that stood so far, or None."""
+        """The first contradiction between answers that stood so far, or None."""
+        return None
+
+    @property
+    def restarts(self) -> int:
+        """How many times the pass started over from the first page."""
+        return 0
+
+    def records_covered(self) -> int | None:
+        """The list positions read, when the shape tells them (page numbers)."""
         return None
 
     def verdict(self) -> str | None:
@@ -159,8 +176,15 @@ class ListPaginator(Paginator):
 
     @property
     def doubt(self) -> str | None:
-        """The contradictions that stood so far (while the list is being read)."""
-        return "; ".join(self.scheme.doubts) if self.scheme.doubts else None
+        """The first contradiction that stood so far (while the list is being read)."""
+        return self.scheme.first_doubt
+
+    @property
+    def restarts(self) -> int:
+        return self.scheme.restarts
+
+    def records_covered(self) -> int | None:
+        return self.scheme.records_covered()
 
     def position(self) -> dict[str, t.Any]:
         return {"shape": self.scheme.name, **self.scheme.position()}
@@ -183,7 +207,7 @@ class ListPaginator(Paginator):
         self._requests += 1
         # Judged before the scheme moves on: this page is not emitted, and the resume
         # point stays on it, so stopping here loses nothing.
-        expected = self.scheme.expected_pages() or self._known_pages
+        expected = self.scheme.expected_pages() or known_budget(self._known_pages)
         if expected is not None and self._requests > budget(expected):
             msg = (
                 f"{path} kept announcing pages: stopped after {self._requests} requests, "

@@ -39,6 +39,8 @@ COMMON_PAGE_SIZES = frozenset({10, 15, 20, 25, 30, 50, 100, 200, 250, 500, 1000}
 MAX_BELIEVED_TOTAL = 10**8
 #: The largest ``last_page`` believed, for the same reason.
 MAX_BELIEVED_PAGES = 10**7
+#: The contradictions kept to say what went wrong; the others are counted.
+MAX_DOUBTS = 3
 
 
 def believed(value: t.Any, limit: int = MAX_BELIEVED_TOTAL) -> int | None:
@@ -60,8 +62,10 @@ class Scheme(abc.ABC):
     repeated_page: bool = False
 
     def __init__(self) -> None:
-        #: Contradictions that stood after the page was asked for again.
+        #: Contradictions that stood after the page was asked for again (the first few),
+        #: and how many stood in all.
         self.doubts: list[str] = []
+        self.doubted = 0
 
     @abc.abstractmethod
     def first(self) -> Params: ...
@@ -73,15 +77,35 @@ class Scheme(abc.ABC):
     def position(self) -> dict[str, t.Any]: ...
 
     def doubt(self, what: str) -> None:
-        """A contradiction stood: say so once; the pass is incomplete."""
-        self.doubts.append(what)
+        """A contradiction stood: say so; the pass is incomplete. The first few are kept."""
+        self.doubted += 1
+        if len(self.doubts) < MAX_DOUBTS:
+            self.doubts.append(what)
         logger.warning(
             "%s: this pass is incomplete, so it retires no row and keeps the bookmark", what
         )
 
     def verdict(self) -> str | None:
         """Why the pass cannot count as complete, or None: asked once the list has ended."""
-        return "; ".join(self.doubts) if self.doubts else None
+        return self.first_doubt
+
+    @property
+    def first_doubt(self) -> str | None:
+        """What first contradicted what, and how many more contradictions stood."""
+        if not self.doubts:
+            return None
+        more = f" (and {self.doubted - 1} more)" if self.doubted > 1 else ""
+        return self.doubts[0] + more
+
+    @property
+    def restarts(self) -> int:
+        """How many times the pass started over from the first page (Cursor)."""
+        return 0
+
+    def records_covered(self) -> int | None:
+        """The list positions the pass read, when the shape tells them (None: count the
+        records of the pages instead); a page read twice counts once."""
+        return None
 
     def resize(self, page_size: int, requested: Params) -> Params:
         """Ask for ``page_size`` from now on; the parameters of the request to send again."""
@@ -148,7 +172,6 @@ class WholeList(Scheme):
         logger.warning("%s pages without saying so: reading it page by page", path)
         self._paged = PageNumbers({"next_page": 2, "per_page": self._first_size})
         self._paged.page_size = self.page_size
-        self._paged.doubts = self.doubts  # one account of the pass
         return self._paged.next(page, requested, path)
 
     def resize(self, page_size: int, requested: Params) -> Params:
@@ -167,13 +190,21 @@ class WholeList(Scheme):
     def verdict(self) -> str | None:
         return self._paged.verdict() if self._paged else super().verdict()
 
+    @property
+    def first_doubt(self) -> str | None:
+        return self._paged.first_doubt if self._paged else super().first_doubt
+
+    def records_covered(self) -> int | None:
+        return self._paged.records_covered() if self._paged else self._first_size
+
 
 class Cursor(Scheme):
     """``cursor=<next_cursor>`` until it is null: a snapshot-safe order, no drift.
 
-    A pass resumed at a cursor whose first answer is empty or the list's end starts
-    over from the first page: a cursor kept since an earlier run may have expired,
-    and a server answers an expired cursor with an empty end of the list.
+    A pass resumed at a cursor whose first answer is empty starts over from the first
+    page: a cursor kept since an earlier run may have expired, and a server answers
+    an expired cursor with an empty end of the list (a real end behind a cursor holds
+    at least one record).
     """
 
     name = "cursor"
@@ -186,6 +217,11 @@ class Cursor(Scheme):
         self._too_long_said = False
         self._last_ids: tuple[t.Any, ...] | None = None
         self._reasked: str | None = None
+        self._restarts = 0
+
+    @property
+    def restarts(self) -> int:
+        return self._restarts
 
     def first(self) -> Params:
         return {"cursor": self.cursor} if self.cursor else {"page": 1}
@@ -203,14 +239,16 @@ class Cursor(Scheme):
     def next(self, page: Page, requested: Params, path: str) -> Params | None:
         resumed, self._resumed = self._resumed, False
         cursor = page.next_cursor
-        if resumed and (not page.size or not cursor):
+        if resumed and not page.size:
+            # A cursor kept since an earlier run answered with nothing: it may have
+            # expired (the end of the list holds at least one record behind a cursor).
             logger.warning(
-                "%s answered the cursor this pass resumed at with %s: it may have expired, "
-                "so the pass starts over from the first page",
+                "%s answered the cursor this pass resumed at with an empty page: it may have "
+                "expired, so the pass starts over from the first page",
                 path,
-                "an empty page" if not page.size else "the end of the list",
             )
             self.cursor, self._last_ids = None, None
+            self._restarts += 1
             return {"page": 1}
         ids = _fingerprint(page)
         reasked = self._reasked is not None and self._reasked == requested.get("cursor", "")
@@ -237,6 +275,8 @@ class Cursor(Scheme):
                 logger.info("%s: asking for the page again", what)
                 return dict(requested)
             self.doubt(what + " (twice)")
+            if not page.size:
+                return None  # empty pages are not read on: one that stands ends the pass
         if not cursor:
             return None
         cursor = str(cursor)
@@ -314,8 +354,11 @@ class PageNumbers(Scheme):
         self._sized = False
         #: The page asked for a second time, to see whether a contradiction stands.
         self._reasking: int | None = None
-        #: The total before it fell, until a later answer shows it back (a flap).
-        self._fell_from: int | None = None
+        #: The total before it fell, until a later answer shows it back (a flap) or the
+        #: page past the end shows it true (kept in the resume token across runs).
+        self._fell_from: int | None = believed(position.get("fell_from"))
+        #: The page asked for past the end, after the total fell.
+        self._end_probe: int | None = None
 
     def first(self) -> Params:
         if self.covered and self.per_page and self.per_page != self.page_size:
@@ -342,10 +385,15 @@ class PageNumbers(Scheme):
             "total": _kept(self.total),
             "per_page": _kept(self.per_page),
         }
+        if self._fell_from is not None:
+            kept["fell_from"] = self._fell_from
         return {**kept, "clamped": True} if self._clamped_size else kept
 
     def describe(self) -> str:
         return f"page {self.next_page}"
+
+    def records_covered(self) -> int | None:
+        return self.covered
 
     def pages(self, count: int) -> tuple[int, int | None]:
         size = self.per_page
@@ -364,14 +412,29 @@ class PageNumbers(Scheme):
 
     def verdict(self) -> str | None:
         if self._fell_from is not None:
-            # A total that fell and never came back: deletions during the pass cannot
-            # be told from an answer cut short.
+            # Never confirmed by the page past the end (the pass ended otherwise).
             fell_from, self._fell_from = self._fell_from, None
             self.doubt(f"the total fell from {fell_from} to {self.total} during the pass")
         return super().verdict()
 
+    def _past_the_end(self, page: Page, number: int, path: str) -> None:
+        """The answer to the page asked for past the end, after the total fell: empty, the
+        fall was deletions; records, the fallen total cut the list short."""
+        self._end_probe = None
+        if not page.records:
+            self._fell_from = None
+            return
+        fell_from, self._fell_from = self._fell_from, None
+        self.doubt(
+            f"{path} page {number}, past the end that a total fallen from {fell_from} to "
+            f"{self.total} set, holds {len(page.records)} records"
+        )
+
     def next(self, page: Page, requested: Params, path: str) -> Params | None:
         number = int(requested.get("page") or 1)
+        if self._end_probe == number:
+            self._past_the_end(page, number, path)
+            return None
         reasked, self._reasking = self._reasking == number, None
         if not reasked:
             self._check_not_repeated(page, number, path)
@@ -406,7 +469,9 @@ class PageNumbers(Scheme):
             size = self._clamped(len(data), claimed, path)
         elif problem:
             self.doubt(f"{path} page {number}: {problem} (asked twice)")
-            skip = more if data else self._more_expected(page, number, start)
+            # Read on past a short page; an empty one that stands ends the pass (a total
+            # that over-counts would otherwise be read page by empty page).
+            skip = bool(data) and more
         if data and more:
             self._sized = True
         is_last = not skip and (not data or not more)
@@ -423,6 +488,13 @@ class PageNumbers(Scheme):
         self._highest_page = max(self._highest_page, number)
 
         if is_last and start <= self.covered:
+            if self._fell_from is not None and not data and not problem:
+                self._fell_from = None  # an empty page at the end: the fall was deletions
+            if self._fell_from is not None and data and not problem:
+                # The total fell during the pass: the page past the end tells deletions
+                # (it is empty) from a total that cuts the list short (it is not).
+                self._end_probe = number + 1
+                return {"page": number + 1}
             return None  # read to the end without a gap (a range read ahead is past it)
         # Past a page whose contradiction stood, never back to it (the pass is doubted).
         self.next_page = max(self.covered // size + 1, number + 1 if skip else 1)

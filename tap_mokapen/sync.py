@@ -106,9 +106,12 @@ class MokapenStream(MokapenClient):
         sdk_private.set_table_version(self, self.table_version)
         rejected_before = self.stats["rejected"]
         paginator: Paginator | None = None
+        restarts = 0
         try:
             for records, page_size, paginator in self.request_pages(context):
                 yield records
+                if paginator.restarts != restarts:  # the pass starts over: so does its count
+                    restarts, read = paginator.restarts, state.PassRead(doubt=read.doubt)
                 read = read.plus(page_size, paginator.doubt)
                 state.remember_page_size(stream_state, self.sizing.remembered())
                 if versions and self.stats["rejected"] > rejected_before:
@@ -134,7 +137,10 @@ class MokapenStream(MokapenClient):
             tap.stream_failed(self, exc)
         else:
             verdict = paginator.verdict() if paginator else None
-            read = read._replace(doubt=read.doubt or verdict)
+            covered = paginator.records_covered() if paginator else None
+            # Positions, where the shape tells them: re-reads and re-asks count once.
+            held = read.records if covered is None else covered
+            read = read._replace(doubt=read.doubt or verdict, records=held)
             shrunk = self._shrunk(read, last_complete)
             state.finish(
                 stream_state,
@@ -142,7 +148,7 @@ class MokapenStream(MokapenClient):
                 read=read,
                 keep_bookmark=shrunk,
                 # A versioned pass far smaller is no baseline until the user confirms it.
-                remember_pass=not (shrunk and self.versioned),
+                remember_pass=not shrunk,
             )
             self.stats["completed"] = 1
             if versions:  # a rejection of any page is noted after that page, above
@@ -152,7 +158,10 @@ class MokapenStream(MokapenClient):
                     read.records,
                     last_complete.records if last_complete else None,
                 )
-                listing_failed = tap.organizations.listing_failure is not None
+                organizations = tap.organizations
+                listing_failed = organizations.listing_failure is not None or (
+                    organizations.listing_paused
+                )
                 version = versions.completed(outcome, stream_state, listing_failed=listing_failed)
                 if version is not None:
                     deletions.activate(self, version)
@@ -164,9 +173,9 @@ class MokapenStream(MokapenClient):
         """Whether a pass without a doubt holds far fewer records than the last complete one
         (``max_deleted_share``): the list may have ended early without saying so.
 
-        An incremental stream keeps its bookmark this once (the next pass, compared with
-        this one, moves it); a versioned one retires nothing (deletions.py says so) until
-        the user confirms.
+        Such a pass is no baseline for the next: an incremental stream keeps its bookmark
+        and a versioned one retires nothing (deletions.py says so) until a pass holds the
+        records again or the user confirms with ``max_deleted_share``.
         """
         share = self.mokapen_tap.settings.max_deleted_share
         if read.doubt or last is None or not deletions.far_fewer(read.records, last.records, share):
@@ -175,7 +184,9 @@ class MokapenStream(MokapenClient):
             self.logger.warning(
                 "'%s' of organization %s: this pass holds %d records, the last complete one "
                 "%d: the bookmark stays where it was, so the next pass emits again whatever "
-                "this one may have missed",
+                "this one may have missed. If that many records were really deleted, run "
+                "once with max_deleted_share set to 1 (in Meltano: "
+                "TAP_MOKAPEN_MAX_DELETED_SHARE=1)",
                 self.name,
                 self.organization_id,
                 read.records,

@@ -86,7 +86,7 @@ def test_a_rejection_in_any_run_of_the_pass_keeps_it_from_counting():
     assert TABLE_COMPLETE not in state
 
 
-def test_a_doubted_pass_does_not_count(caplog):
+def test_a_doubted_pass_does_not_count():
     state: dict = {}
     complete_pass(state)
     versions = TableVersions("contacts", state)

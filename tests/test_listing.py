@@ -113,3 +113,11 @@ def test_a_listed_organization_with_a_field_the_schema_lacks_is_read_like_any_ot
     assert run.returncode == 0, run.stderr[-2000:]
     assert {r["organization_id"] for r in run.records("contacts")} == {849, 850}
     assert "could not list" not in run.stderr
+
+
+def test_a_listing_stopped_by_the_run_budget_is_a_pause_not_a_failure(sandbox):
+    run = run_tap(sandbox.config(all_organizations=True, max_requests_per_run=1))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "the organizations list waits for the next run" in run.stderr
+    assert not run.error_lines()
