@@ -98,14 +98,18 @@ class TableVersions:
         self.max_deleted_share = max_deleted_share
         self.removed = {str(o) for o in removed_organizations}
 
-    def open(self, organizations: t.Iterable[t.Any]) -> int:
+    def open(self, organizations: t.Iterable[t.Any], *, listing_unsure: bool = False) -> int:
         """The version of the pass under way; a new one when none is open for these organizations.
 
         A version is opened for a set of organizations: when the set changes, the old
-        version is dropped, since its pass no longer covers the same rows.
+        version is dropped, since its pass no longer covers the same rows. Unless the
+        organizations listing failed or paused this run (``listing_unsure``): the set is
+        then only the configured part, and the open version is kept for the runs after.
         """
         members = sorted({str(o) for o in organizations})
         open_version = self._open()
+        if open_version is not None and listing_unsure:
+            return int(open_version["version"])
         if open_version is not None and open_version.get("organizations") != members:
             logger.warning(
                 "'%s': the organizations changed while a pass was under way: a new table "

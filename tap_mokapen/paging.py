@@ -132,6 +132,8 @@ class ListPaginator(Paginator):
         #: The pages of the last complete pass: a budget where the answers announce none.
         self._known_pages = known_pages
         self._requests = 0
+        self._resumed = bool(position)
+        self._shape_restarts = 0
 
     @property
     def current_value(self) -> Params:
@@ -181,7 +183,7 @@ class ListPaginator(Paginator):
 
     @property
     def restarts(self) -> int:
-        return self.scheme.restarts
+        return self.scheme.restarts + self._shape_restarts
 
     def records_covered(self) -> int | None:
         return self.scheme.records_covered()
@@ -203,7 +205,12 @@ class ListPaginator(Paginator):
         page = self._read_page(response)
         path = url_path(response.url)
         if self._requests == 0:
+            before = self.scheme
             self.scheme = self.scheme.for_shape(page, probe=self._probe)
+            if self._resumed and type(self.scheme) is not type(before):
+                # The endpoint changed its shape since the pass began: it is read from the
+                # start, so the pass's count starts over too.
+                self._shape_restarts = 1
         self._requests += 1
         # Judged before the scheme moves on: this page is not emitted, and the resume
         # point stays on it, so stopping here loses nothing.

@@ -218,6 +218,7 @@ class Cursor(Scheme):
         self._last_ids: tuple[t.Any, ...] | None = None
         self._reasked: str | None = None
         self._restarts = 0
+        self._empty_doubts = 0
 
     @property
     def restarts(self) -> int:
@@ -276,7 +277,9 @@ class Cursor(Scheme):
                 return dict(requested)
             self.doubt(what + " (twice)")
             if not page.size:
-                return None  # empty pages are not read on: one that stands ends the pass
+                self._empty_doubts += 1
+                if self._empty_doubts > 1:
+                    return None  # the second empty page that stands ends the pass
         if not cursor:
             return None
         cursor = str(cursor)
@@ -359,6 +362,8 @@ class PageNumbers(Scheme):
         self._fell_from: int | None = believed(position.get("fell_from"))
         #: The page asked for past the end, after the total fell.
         self._end_probe: int | None = None
+        #: Empty pages whose contradiction stood: the first is read past, the second ends.
+        self._empty_doubts = 0
 
     def first(self) -> Params:
         if self.covered and self.per_page and self.per_page != self.page_size:
@@ -421,7 +426,8 @@ class PageNumbers(Scheme):
         """The answer to the page asked for past the end, after the total fell: empty, the
         fall was deletions; records, the fallen total cut the list short."""
         self._end_probe = None
-        if not page.records:
+        if not page.records or _fingerprint(page) == self._last_ids:
+            # Nothing past the end (or the last page again, as some servers answer).
             self._fell_from = None
             return
         fell_from, self._fell_from = self._fell_from, None
@@ -469,9 +475,16 @@ class PageNumbers(Scheme):
             size = self._clamped(len(data), claimed, path)
         elif problem:
             self.doubt(f"{path} page {number}: {problem} (asked twice)")
-            # Read on past a short page; an empty one that stands ends the pass (a total
-            # that over-counts would otherwise be read page by empty page).
-            skip = bool(data) and more
+            # Read on past a short page, and past the first empty one that stands; the
+            # second ends the pass (a total that over-counts would otherwise be read
+            # empty page by empty page).
+            if not data:
+                self._empty_doubts += 1
+            skip = (
+                more
+                if data
+                else self._empty_doubts == 1 and self._more_expected(page, number, start)
+            )
         if data and more:
             self._sized = True
         is_last = not skip and (not data or not more)

@@ -211,7 +211,9 @@ class MokapenStream(MokapenClient):
         )
         if self._run_table_version is None:  # one version for every organization of a run
             every = [c["organization_id"] for c in self.partitions or [{"organization_id": org}]]
-            self._run_table_version = versions.open(every)
+            organizations = self.mokapen_tap.organizations
+            unsure = organizations.listing_failure is not None or organizations.listing_paused
+            self._run_table_version = versions.open(every, listing_unsure=unsure)
         self.table_version = self._run_table_version
         resuming = state.RESUME in partition
         if not versions.begin_pass(partition, self.table_version, resuming=resuming):

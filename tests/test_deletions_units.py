@@ -168,3 +168,13 @@ def test_a_stream_no_longer_versioned_forgets_its_versions():
     partition: dict = {TABLE_PASS: {"version": 1, "rejected": False}}
     forget(state, partition)
     assert state == {} and partition == {}
+
+
+def test_a_run_whose_listing_failed_keeps_the_open_version_for_the_runs_after():
+    state: dict = {}
+    versions = TableVersions("contacts", state)
+    version = versions.open(ORGS)
+    # The listing failed: the run knows only the configured 849.
+    assert versions.open([849], listing_unsure=True) == version
+    assert state[TABLE_VERSION]["organizations"] == ["849", "850"]
+    assert versions.open([849]) > version  # a listing that worked and lacks 850: a new pass

@@ -253,9 +253,13 @@ def test_an_empty_page_that_says_more_follow_is_asked_again_then_doubted():
     paginator.advance(answer(empty))
     assert paginator.current_value["page"] == 2 and paginator.verdict() is None  # again
     paginator.advance(answer(empty))
-    assert paginator.finished  # empty pages are not read on: a total may over-count
+    assert paginator.current_value["page"] == 3  # it reads on, past the page
     assert paginator.doubt and "an empty page, though the answer says more" in paginator.doubt
     assert paginator.verdict() == paginator.doubt
+    # A second empty page that stands ends the pass: a total may over-count.
+    paginator.advance(answer({**empty, "current_page": 3}))
+    paginator.advance(answer({**empty, "current_page": 3}))
+    assert paginator.finished and "(and 1 more)" in (paginator.verdict() or "")
 
 
 def test_a_short_page_that_is_not_the_last_never_moves_past_unread_positions_unnoticed():
@@ -337,3 +341,23 @@ def test_a_page_larger_than_a_clamp_refutes_it_and_ends_the_pass_doubted():
     paginator.advance(answer({**claims, "current_page": 2, "data": page_2}))
     assert paginator.finished  # ...which page 2 refutes
     assert "more than the page size 10" in (paginator.verdict() or "")
+
+
+def test_a_fallen_total_is_accepted_when_the_page_past_the_end_is_empty_or_the_last_again():
+    for past_the_end in ("empty", "the last page again"):
+        server = FakeList(100, 10)
+        requests_seen: list[int] = []
+
+        def delete_one(requests_so_far: int) -> None:
+            requests_seen.append(requests_so_far)
+            if requests_so_far == 4:
+                server.ids.remove(50)
+
+        paginator = ListPaginator(None, read_page=READER.read)
+        while not paginator.finished:
+            delete_one(server.requests)
+            number = paginator.current_value["page"]
+            if number > 10 and past_the_end != "empty":
+                number = 10  # a server that answers past the end with its last page
+            paginator.advance(server.page(number))
+        assert paginator.verdict() is None, past_the_end
