@@ -346,16 +346,10 @@ def test_a_page_larger_than_a_clamp_refutes_it_and_ends_the_pass_doubted():
 def test_a_fallen_total_is_accepted_when_the_page_past_the_end_is_empty_or_the_last_again():
     for past_the_end in ("empty", "the last page again"):
         server = FakeList(100, 10)
-        requests_seen: list[int] = []
-
-        def delete_one(requests_so_far: int) -> None:
-            requests_seen.append(requests_so_far)
-            if requests_so_far == 4:
-                server.ids.remove(50)
-
         paginator = ListPaginator(None, read_page=READER.read)
         while not paginator.finished:
-            delete_one(server.requests)
+            if server.requests == 4:
+                server.ids.remove(50)  # deleted after page 4 was read
             number = paginator.current_value["page"]
             if number > 10 and past_the_end != "empty":
                 number = 10  # a server that answers past the end with its last page
