@@ -29,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "meltano" / "tap-mokapen.yml"
+#: The loaders this project runs, as definitions another project adds offline.
+LOADERS = ("target-jsonl", "target-postgres")
 PROJECT = ROOT / "meltano.yml"
 INDEX_PIP_URL = "tap-mokapen"
 REGENERATE = ".venv/bin/python scripts/plugin_definition.py"
@@ -56,6 +58,9 @@ INDEX_NOTE = """\
 """
 # Hub metadata: `meltano add` keeps label and docs in the project and leaves the rest.
 HUB_METADATA: dict[str, t.Any] = {
+    # The Hub's extractor schema requires both.
+    "variant": "tap-mokapen",
+    "quality": "unknown",
     "label": "Mokapen",
     "docs": "README.md (in the tap-mokapen repository)",
     "domain_url": "https://mokapen.com",
@@ -100,7 +105,7 @@ def about() -> dict:
         capture_output=True,
         text=True,
     ).stdout
-    return json.loads(output)
+    return {**json.loads(output), "select": default_selection()}
 
 
 def settings_from(about_info: dict) -> list[dict]:
@@ -118,6 +123,23 @@ def settings_from(about_info: dict) -> list[dict]:
     return settings
 
 
+def default_selection() -> list[str]:
+    """Meltano selects every stream unless told otherwise: the streams the tap leaves
+    off by default (companies, projects) stay off, as without Meltano."""
+    output = subprocess.run(
+        [sys.executable, "-m", "tap_mokapen", "--discover"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    off = []
+    for stream in json.loads(output)["streams"]:
+        (top,) = [m["metadata"] for m in stream["metadata"] if not m["breadcrumb"]]
+        if not top.get("selected-by-default"):
+            off.append(f"!{stream['tap_stream_id']}.*")
+    return ["*.*", *sorted(off)]
+
+
 def definition(info: dict) -> dict:
     return {
         "name": "tap-mokapen",
@@ -129,6 +151,7 @@ def definition(info: dict) -> dict:
         "capabilities": list(info["capabilities"]),
         "settings_group_validation": SETTINGS_GROUP_VALIDATION,
         "settings": settings_from(info),
+        "select": info["select"],
     }
 
 
@@ -168,11 +191,32 @@ def project_text(current: str, info: dict) -> str:
     (extractor,) = project["plugins"]["extractors"]
     generated = definition(info)
     extractor["capabilities"] = generated["capabilities"]
+    extractor["select"] = generated["select"]
     extras = [s for s in extractor.get("settings", []) if s["name"].startswith("_")]
     extractor["settings"] = generated["settings"] + extras
     out = io.StringIO()
     yaml.dump(project, out)
     return out.getvalue()
+
+
+def loader_definitions(project_text: str) -> dict[Path, str]:
+    """meltano/<loader>.yml for each of LOADERS, from meltano.yml without its config:
+    another project adds them with --from-ref, without the Hub."""
+    import yaml
+
+    loaders = yaml.safe_load(project_text)["plugins"]["loaders"]
+    files = {}
+    for loader in loaders:
+        if loader["name"] in LOADERS:
+            plugin = {k: v for k, v in loader.items() if k != "config"}
+            text = yaml.safe_dump(plugin, sort_keys=False, allow_unicode=True, width=90)
+            header = (
+                f"# Meltano plugin definition of {loader['name']}, as this project runs it;\n"
+                "# generated from meltano.yml by scripts/plugin_definition.py. Add it with\n"
+                f"#   meltano add --plugin-type loader {loader['name']} --from-ref <this file>\n"
+            )
+            files[ROOT / "meltano" / f"{loader['name']}.yml"] = header + text
+    return files
 
 
 def main() -> None:
@@ -189,7 +233,8 @@ def main() -> None:
         return
 
     info = about()
-    expected = {TARGET: render(info), PROJECT: project_text(PROJECT.read_text(), info)}
+    project = project_text(PROJECT.read_text(), info)
+    expected = {TARGET: render(info), PROJECT: project, **loader_definitions(project)}
     if args.check:
         stale = [path.name for path, text in expected.items() if path.read_text() != text]
         if stale:

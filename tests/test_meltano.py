@@ -283,8 +283,16 @@ def test_plugin_definition_file_matches_the_tap():
         assert by_name[name]["kind"] == kind.get(json_type, "string"), name
         assert by_name[name]["description"] == properties[name]["description"]
     assert definition["capabilities"] == about["capabilities"]
+    # What the Meltano Hub's extractor schema requires.
     for key in ("label", "description", "docs", "keywords", "maintenance_status"):
         assert definition[key], key
+    for key in ("name", "namespace", "variant", "pip_url", "executable", "settings"):
+        assert definition[key], key
+    assert definition["quality"] in ("gold", "silver", "bronze", "unknown")
+    assert definition["select"] == ["*.*", "!companies.*", "!projects.*"]
+    for loader in plugin_definition.LOADERS:  # shipped for an offline --from-ref
+        shipped = yaml.safe_load((ROOT / "meltano" / f"{loader}.yml").read_text())
+        assert shipped["name"] == loader and shipped["pip_url"] and "config" not in shipped
 
     project = yaml.safe_load((ROOT / "meltano.yml").read_text())
     assert "version" not in project  # deprecated: Meltano warns on every command
@@ -319,7 +327,9 @@ def test_a_definition_for_a_checkout_or_a_git_remote(pip_url):
 
 def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path):
     """The README's first hour in a brand-new project: add the tap from a definition for
-    this checkout, add target-jsonl (no Hub), set SDK settings, run against the sandbox."""
+    this checkout, add target-jsonl from the shipped definition (no Hub), set SDK settings,
+    run against the sandbox with an app holding only the scopes the README asks for."""
+    sandbox.update(enabled_scopes=["contacts.read", "tasks.read"])
     env = {
         name: value
         for name, value in os.environ.items()
@@ -354,14 +364,8 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
         ).stdout
     )
     meltano("add", "--plugin-type", "extractor", "tap-mokapen", "--from-ref", str(definition))
-    # target-jsonl as this repository's project defines it, config left out.
-    (loader,) = [
-        plugin
-        for plugin in yaml.safe_load((ROOT / "meltano.yml").read_text())["plugins"]["loaders"]
-        if plugin["name"] == "target-jsonl"
-    ]
-    loader_definition = tmp_path / "target-jsonl.yml"
-    loader_definition.write_text(yaml.safe_dump({k: v for k, v in loader.items() if k != "config"}))
+    # The loader's definition shipped beside the tap's: no Hub needed.
+    loader_definition = ROOT / "meltano" / "target-jsonl.yml"
     meltano("add", "--plugin-type", "loader", "target-jsonl", "--from-ref", str(loader_definition))
 
     # Meltano drops null values from a plugin's config, so the SDK's "__NULL__" drops a field.
@@ -396,3 +400,8 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
     assert all(r["updated_at"] for r in landed)
     tasks = (output / "tasks.jsonl").read_text().splitlines()
     assert len(tasks) == len(sandbox.records("tasks"))
+    # The streams off by default, selected by Meltano's implicit "*.*" (it drops a
+    # definition's select on --from-ref), are skipped: the app has no scope for them.
+    for off in ("companies", "projects"):
+        path = output / f"{off}.jsonl"
+        assert not path.exists() or not path.read_text().strip()
