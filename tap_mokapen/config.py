@@ -251,6 +251,23 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 DEFAULTS: dict[str, t.Any] = {s.name: s.default for s in SETTINGS if s.default is not None}
+#: The settings the SDK adds to every tap with the tap's capabilities (stream maps,
+#: flattening, batch messages).
+SDK_SETTINGS = frozenset(
+    {
+        "stream_maps",
+        "stream_map_config",
+        "faker_config",
+        "flattening_enabled",
+        "flattening_max_depth",
+        "flattening_max_key_length",
+        "flattening_separator",
+        "batch_config",
+    }
+)
+#: Every key a config may hold (the SDK's emit_activate_version_messages is refused
+#: with a reason of its own).
+KNOWN_SETTINGS = frozenset(s.name for s in SETTINGS) | SDK_SETTINGS
 
 
 def config_jsonschema() -> dict[str, t.Any]:

@@ -7,6 +7,7 @@ Every problem is one phrase naming its setting; all of them go out in one line
 from __future__ import annotations
 
 import decimal
+import difflib
 import typing as t
 from urllib.parse import urlsplit
 
@@ -14,12 +15,14 @@ from tap_mokapen import extra_streams
 from tap_mokapen.config import (
     DEFAULT_BASE_URL,
     IDENTIFIER,
+    KNOWN_SETTINGS,
     MAX_PAGE_SIZE,
     SETTINGS,
     Rule,
     is_loopback,
     number,
 )
+from tap_mokapen.errors import cut
 
 #: Streams always on: extra_streams may not redeclare them (the optional ones it may).
 ALWAYS_ON_STREAMS = ("contacts", "tasks", "organizations", "rejected_records")
@@ -31,7 +34,13 @@ _TRUE = {"true", "1", "yes", "on"}
 
 def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     """Everything wrong with a config, one phrase per problem, never echoing a secret."""
-    found: list[str] = [*_credential_problems(config), *_organization_problems(config)]
+    if not config:
+        return [
+            "no settings were given: pass --config FILE (or --config ENV with TAP_MOKAPEN_* "
+            "variables); tap-mokapen --help lists the options, --about the settings"
+        ]
+    found: list[str] = [*_unknown_settings(config)]
+    found += [*_credential_problems(config), *_organization_problems(config)]
 
     base_url = config.get("base_url")
     if base_url is not None:
@@ -107,6 +116,19 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     store = config.get("refresh_token_store")
     if store is not None and not isinstance(store, str):
         found.append(f"refresh_token_store must be a file path (got {store!r})")
+    return found
+
+
+def _unknown_settings(config: t.Mapping[str, t.Any]) -> list[str]:
+    """A key no setting has (a typo, most likely), named with the nearest setting."""
+    found = []
+    allowed = KNOWN_SETTINGS | {"emit_activate_version_messages"}
+    for key in sorted(str(k) for k in config if k not in allowed):
+        shown = cut(repr(key), 60)
+        near = difflib.get_close_matches(key, sorted(KNOWN_SETTINGS), n=1, cutoff=0.6)
+        found.append(
+            f"{shown} is not a setting" + (f" (did you mean {near[0]!r}?)" if near else "")
+        )
     return found
 
 

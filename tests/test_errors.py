@@ -188,3 +188,20 @@ def test_streams_off_by_default_selected_by_a_wildcard_are_skipped_without_their
         assert f"Skipping '{off}': it is off by default, and the app lacks the scope" in run.stderr
         assert not run.records(off)
     assert len(run.records("contacts")) == 500
+
+
+def test_a_misspelled_setting_is_named_with_the_nearest_one(sandbox):
+    config = sandbox.config(organization_id=None, organisation_id=849)
+    run = run_tap(config)
+    assert run.returncode == 1
+    (line,) = [line for line in run.error_lines() if "Invalid tap-mokapen settings" in line]
+    assert "'organisation_id' is not a setting (did you mean 'organization_id'?)" in line
+    assert "organization_id (or organization_ids) is required" in line
+    assert sandbox.stats().get("requests", 0) == 0
+
+
+def test_no_settings_at_all_point_to_the_options():
+    run = run_tap(None, catalog=None)
+    assert run.returncode == 1
+    assert "no settings were given: pass --config FILE" in run.stderr
+    assert "tap-mokapen --help" in run.stderr

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from mokapen_sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
+from tap_mokapen.config import SDK_SETTINGS
 from tests.helpers import MELTANO, TESTED_STREAMS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -274,10 +275,10 @@ def test_plugin_definition_file_matches_the_tap():
     properties = about["settings"]["properties"]
     by_name = {s["name"]: s for s in definition["settings"]}
     assert set(by_name) == set(properties)
-    assert set(by_name) > plugin_definition.SDK_SETTINGS
+    assert set(by_name) > SDK_SETTINGS
     # Meltano passes a setting of unknown kind as text: `meltano config set ... stream_maps`
     # would hand the SDK's mapper a string (it fails), flattening_max_depth "1".
-    for name in plugin_definition.SDK_SETTINGS:
+    for name in SDK_SETTINGS:
         (json_type,) = set(properties[name]["type"]) - {"null"}
         kind = {"object": "object", "boolean": "boolean", "integer": "integer"}
         assert by_name[name]["kind"] == kind.get(json_type, "string"), name
