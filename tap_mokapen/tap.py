@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 import json
 import logging
@@ -13,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 from singer_sdk import Tap
+from singer_sdk.exceptions import StreamMapConfigError
 from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
 
@@ -62,13 +64,42 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     config_jsonschema = config.config_jsonschema()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except StreamMapConfigError as exc:  # one line, not the SDK's traceback
+            msg = f"stream_maps: {exc} (a map must name a selected stream and its fields)"
+            raise ConfigError(msg) from None
+        self._check_catalog_streams()
         tap_state = t.cast("dict[str, t.Any]", self.state)
         for problem in state_rules.repair(tap_state, self.organizations.run_started_at):
             self.logger.warning("STATE: %s", problem)
         # After the SDK's own handlers, which exit 0: a stopped run must not look done.
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, self._stop)
+
+    def _check_catalog_streams(self) -> None:
+        """A catalog selecting a stream this tap does not have (a typo) is an error: run
+        silently, it would extract nothing and exit 0."""
+        catalog = self.input_catalog
+        if catalog is None:
+            return
+        known = set(self.streams)
+        unknown = sorted(
+            entry.tap_stream_id
+            for entry in catalog.streams
+            if entry.tap_stream_id not in known and entry.metadata.root.selected
+        )
+        if unknown:
+            hints = [
+                f"{name!r} (did you mean {near[0]!r}?)" if near else repr(name)
+                for name in unknown
+                for near in [difflib.get_close_matches(name, sorted(known), n=1)]
+            ]
+            msg = (
+                f"the catalog selects {', '.join(hints)}, which this tap does not have "
+                f"(its streams: {', '.join(sorted(known))})"
+            )
+            raise ConfigError(msg)
 
     def _stop(self, number: int, frame: FrameType | None) -> None:
         """SIGTERM or SIGINT: stop between two messages (see invoke)."""

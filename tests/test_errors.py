@@ -205,3 +205,23 @@ def test_no_settings_at_all_point_to_the_options():
     assert run.returncode == 1
     assert "no settings were given: pass --config FILE" in run.stderr
     assert "tap-mokapen --help" in run.stderr
+
+
+def test_a_catalog_selecting_a_stream_the_tap_lacks_is_one_line(sandbox):
+    catalog = selecting("contacts")
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] == "contacts":
+            entry["tap_stream_id"] = entry["stream"] = "contact"
+    run = run_tap(sandbox.config(), catalog=catalog)
+    assert run.returncode == 1
+    (line,) = run.error_lines()
+    assert "the catalog selects 'contact' (did you mean 'contacts'?)" in line
+    assert sandbox.stats().get("requests", 0) == 0
+
+
+def test_a_stream_map_for_a_stream_not_selected_is_one_line(sandbox):
+    run = run_tap(sandbox.config(stream_maps={"tasks": {"x": "1"}}), catalog=selecting("contacts"))
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    (line,) = run.error_lines()
+    assert "stream_maps: " in line and "'tasks'" in line
