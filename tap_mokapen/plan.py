@@ -19,7 +19,7 @@ import typing as t
 import click
 
 from tap_mokapen import state
-from tap_mokapen.page_size import PageSize
+from tap_mokapen.page_size import DEFAULT_PAGE_SIZE, PageSize
 from tap_mokapen.schemes import believed
 
 if t.TYPE_CHECKING:
@@ -103,7 +103,7 @@ def report(tap: TapMokapen, costs: list[StreamCost]) -> dict[str, t.Any]:
 
     def days(spent: int) -> dict[str, float]:
         return {
-            name: round(spent / (quota * len(organizations)), 2) for name, quota in PLANS.items()
+            name: round(spent / (quota * len(organizations)), 4) for name, quota in PLANS.items()
         }
 
     return {
@@ -134,7 +134,16 @@ def render(summary: dict[str, t.Any]) -> str:
             f"{cost['per_page']:>10}{shown['pages']!s:>8}{shown['largest_page']!s:>14}"
             f"{shown['pages_at_largest']!s:>13}"
         )
-    at = f"page_size={summary['page_size']}" if summary["page_size"] else "the learned page size"
+    # Learned: a size was refused this run, or one from earlier runs is asked.
+    learned = any(
+        c["learning_requests"] or c["per_page"] != DEFAULT_PAGE_SIZE for c in summary["streams"]
+    )
+    if summary["page_size"]:
+        at = f"page_size={summary['page_size']}"
+    elif learned:
+        at = "the learned page size"
+    else:
+        at = f"the default page size ({DEFAULT_PAGE_SIZE})"
     unknown = " + the pages of lists without a total" if summary["unknown_totals"] else ""
     lines += [
         "",
@@ -142,17 +151,23 @@ def render(summary: dict[str, t.Any]) -> str:
         f"{summary['token_requests']} token{unknown})",
         f"Time at the rate limit: {summary['minutes_at_rate_limit']} min",
         "Share of each plan's daily quota (days of quota): "
-        + ", ".join(f"{name} {days}" for name, days in summary["plan_days"].items()),
+        + ", ".join(f"{name} {share(days)}" for name, days in summary["plan_days"].items()),
     ]
     if summary["requests_at_largest_page"] != summary["requests"]:
         lines += [
             f"Requests at the largest page the server honours: "
             f"{summary['requests_at_largest_page']}; days of quota: "
             + ", ".join(
-                f"{name} {days}" for name, days in summary["plan_days_at_largest_page"].items()
+                f"{name} {share(days)}"
+                for name, days in summary["plan_days_at_largest_page"].items()
             ),
         ]
     lines.append(f"This plan spent {summary['plan_requests_spent']} requests.")
+    if any(None in (c["records"], c["pages"], c["largest_page"]) for c in summary["streams"]):
+        lines.append(
+            "?: not known from the first page (no believable total, or no page size "
+            "learned: the server honoured the size asked)."
+        )
     if summary["unknown_totals"]:
         lines.append(
             "No believable 'total' from: "
@@ -160,6 +175,13 @@ def render(summary: dict[str, t.Any]) -> str:
             + " - their page counts are unknown (a sync reads them to their end)."
         )
     return "\n".join(lines)
+
+
+def share(days: float) -> str:
+    """A share of a daily quota as shown: a small one as small, never as 0.0."""
+    if days == 0:
+        return "0"
+    return "<0.01" if days < 0.01 else f"{days:.2f}"
 
 
 def run(tap: TapMokapen, output_format: str) -> str:

@@ -25,7 +25,7 @@ def test_plan_matches_what_the_sync_spends(sandbox, switches):
     assert records == {"contacts": 1234, "tasks": 345, "organizations": 2}
     assert len(run.records("contacts")) == 1234
     free_days = plan["plan_days"]["Free"]
-    assert free_days == round(plan["requests"] / 200, 2)
+    assert free_days == round(plan["requests"] / 200, 4)
 
 
 def test_plan_as_a_table_names_every_plan(sandbox):
@@ -83,3 +83,15 @@ def test_the_summary_of_an_incremental_run_tells_read_from_emitted(sandbox):
     emitted = len(second.records("contacts"))
     assert 1 <= emitted < 500
     assert f"500 records read, {emitted} emitted, 0 rejected" in summary
+
+
+def test_plan_says_what_it_knows_and_shows_small_shares_as_small(sandbox):
+    sandbox.reset(contacts=30, tasks=20, omit_last_page=True)
+    planned = run_tap(sandbox.config(page_size=None), args=["--plan"])
+    assert planned.returncode == 0, planned.stderr
+    text = planned.stdout
+    assert "the learned page size" not in text  # nothing was learned
+    assert "Requests at the default page size" in text
+    assert "?: not known from the first page" in text  # the '?' columns explained
+    quota_line = next(line for line in text.splitlines() if line.startswith("Share of each"))
+    assert "Large <0.01" in quota_line and " 0.0," not in quota_line
