@@ -15,7 +15,14 @@ from functools import cached_property
 
 from tap_mokapen import clock, state
 from tap_mokapen.auth import MokapenAuthenticator
-from tap_mokapen.errors import ConfigError, MokapenError, QuotaExhausted, RunPaused, cut
+from tap_mokapen.errors import (
+    AuthenticationError,
+    ConfigError,
+    MokapenError,
+    QuotaExhausted,
+    RunPaused,
+    cut,
+)
 from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
 from tap_mokapen.token_store import RefreshTokenStore
 
@@ -231,8 +238,11 @@ class Organizations:
         """Why the organization's streams are not read any more this run, if they are not."""
         if org in self.paused:
             return "its requests are paused"
-        if org in self.refused:
+        refused = self.refused.get(org)
+        if isinstance(refused, AuthenticationError):
             return "its credentials were refused"
+        if refused is not None:  # no token for another reason: a wrong URL, the network
+            return "no token could be had (the error above says why)"
         return None
 
     def cycle_started_at(self, org: OrganizationId) -> str:

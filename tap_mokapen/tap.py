@@ -25,6 +25,7 @@ from tap_mokapen.errors import (
     ConfigError,
     MokapenError,
     RunPaused,
+    cut,
     redact,
     sentences,
 )
@@ -166,8 +167,8 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         return Rejections(self, strict=self.settings.strict_records)
 
     @cached_property
-    def failures(self) -> list[tuple[str, int | str]]:
-        """The streams that failed this run, with their organization."""
+    def failures(self) -> list[tuple[str, int | str, str]]:
+        """The streams that failed this run, with their organization and the cause."""
         return []
 
     def mokapen_streams(self) -> list[MokapenStream]:
@@ -217,7 +218,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         # Without a token its other streams would fail the same way, each spending a request.
         if isinstance(error, AuthenticationError) or not stream.authenticator.access_token:
             self.organizations.refused[org] = error
-        self.failures.append((stream.name, org))
+        self.failures.append((stream.name, org, str(error)))
         self.logger.error(
             "%s",
             sentences(
@@ -242,8 +243,11 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
             self.logger.warning("%d %s record(s) rejected (see rejected_records)", count, name)
         listing = self.organizations.listing_failure
         if self.failures or listing:
-            failed = ", ".join(f"'{name}' of organization {org}" for name, org in self.failures)
-            names = {name for name, _ in self.failures}
+            failed = ", ".join(f"'{name}' of organization {org}" for name, org, _ in self.failures)
+            causes = list(dict.fromkeys(cut(cause, 300) for _, _, cause in self.failures))
+            if causes:  # the last line names why, each cause once
+                failed += f" ({'cause' if len(causes) == 1 else 'causes'}: {' | '.join(causes)})"
+            names = {name for name, _, _ in self.failures}
             done = [
                 s.name
                 for s in self.mokapen_streams()

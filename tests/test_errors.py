@@ -7,7 +7,7 @@ import pytest
 from mokapen_sandbox import DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
 from tap_mokapen.errors import AuthenticationError
 from tap_mokapen.tap import TapMokapen
-from tests.helpers import run_tap, selecting
+from tests.helpers import free_port, run_tap, selecting
 
 
 def assert_no_secret(run, *secrets):
@@ -121,7 +121,9 @@ def test_each_tap_instance_has_its_own_token_and_credentials(sandbox):
     # The refusal ends that stream (and the organization's others), not the process.
     assert list(bad.streams["organizations"].get_records(None)) == []
     assert isinstance(bad.organizations.refused[org], AuthenticationError)
-    assert bad.failures == [("organizations", org)]
+    ((stream, failed_org, cause),) = bad.failures
+    assert (stream, failed_org) == ("organizations", org)
+    assert "Client authentication failed" in cause
     assert good.streams["contacts"].authenticator is good.streams["tasks"].authenticator
 
 
@@ -225,3 +227,20 @@ def test_a_stream_map_for_a_stream_not_selected_is_one_line(sandbox):
     assert "Traceback" not in run.stderr
     (line,) = run.error_lines()
     assert "stream_maps: " in line and "'tasks'" in line
+
+
+def test_the_last_line_of_a_failed_run_names_the_cause(sandbox):
+    run = run_tap(sandbox.config(client_secret="not-the-secret"))
+    assert run.returncode == 1
+    last = run.error_lines()[-1]
+    assert "1 stream(s) failed: 'contacts' of organization 849 (cause: " in last
+    assert "Check client_id and client_secret" in last
+
+
+def test_a_connection_failure_is_never_called_a_credential_failure(sandbox):
+    url = f"http://127.0.0.1:{free_port()}"
+    run = run_tap(sandbox.config(base_url=url))
+    assert run.returncode == 1
+    assert f"Cannot connect to {url}" in run.error_lines()[-1]
+    assert "credentials were refused" not in run.stderr
+    assert "no token could be had (the error above says why)" in run.stderr

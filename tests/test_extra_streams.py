@@ -78,16 +78,19 @@ def test_a_misspelled_path_fails_that_stream_alone_in_one_line(sandbox):
     config = sandbox.config(extra_streams=[{"name": "deals", "scope": "contacts.read"}])
     run = run_tap(config, catalog=None)
     assert run.returncode == 1
-    failures = [line for line in run.error_lines() if "'deals'" in line and "404" in line]
+    failures = [line for line in run.error_lines()[:-1] if "'deals'" in line and "404" in line]
     assert len(failures) == 1, run.error_lines()
+    assert "(cause: 404 from GET" in run.error_lines()[-1]  # the last line says why
     assert len(run.records("contacts")) == 500 and len(run.records("tasks")) == 200
 
 
 def test_a_scope_the_app_lacks_fails_that_stream_alone_in_one_line(sandbox):
     run = run_tap(sandbox.config(extra_streams=[{"name": "deals"}]), catalog=None)
     assert run.returncode == 1
-    failures = [line for line in run.error_lines() if "'deals' needs the scope deals.read" in line]
+    said = "'deals' needs the scope deals.read"
+    failures = [line for line in run.error_lines()[:-1] if said in line]
     assert len(failures) == 1, run.stderr
+    assert "(cause: 'deals' needs the scope deals.read" in run.error_lines()[-1]
     assert len(run.records("contacts")) == 500 and len(run.records("tasks")) == 200
 
 
