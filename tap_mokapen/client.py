@@ -200,6 +200,8 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             jitter=self.backoff_jitter,
             # A large page failing again and again may be too large: page_size.py.
             give_up=lambda exception: self.sizing.count_fault(exception),
+            # Shown and counted like the throttle's waits (progress.py).
+            sleep=lambda seconds: self.progress.wait(seconds, "a retry"),
         )
 
         def send(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:

@@ -26,6 +26,8 @@ class WaitListener(t.Protocol):
 
     def still_waiting(self, seconds_left: float) -> None: ...
 
+    def done_waiting(self) -> None: ...
+
 
 class SlidingWindowLimiter:
     """At most ``limit`` requests in any ``window`` seconds.
@@ -62,11 +64,15 @@ class SlidingWindowLimiter:
         if listener:
             listener.waiting(delay, f"the rate limit ({self.limit} requests per {self.window:g} s)")
         deadline = self._clock() + delay
-        while (left := deadline - self._clock()) > 0:
-            self._sleep(min(left, WAIT_SLICE_SECONDS))
-            left = deadline - self._clock()
-            if listener and left > 0:
-                listener.still_waiting(left)
+        try:
+            while (left := deadline - self._clock()) > 0:
+                self._sleep(min(left, WAIT_SLICE_SECONDS))
+                left = deadline - self._clock()
+                if listener and left > 0:
+                    listener.still_waiting(left)
+        finally:  # what was really waited counts, even when a signal cut the wait short
+            if listener:
+                listener.done_waiting()
 
     def record(self) -> None:
         self._done.append(self._clock())

@@ -14,7 +14,7 @@ import collections
 import logging
 
 from tap_mokapen import clock
-from tap_mokapen.limits import SlidingWindowLimiter
+from tap_mokapen.limits import WAIT_SLICE_SECONDS, SlidingWindowLimiter
 from tap_mokapen.paging import Paginator
 
 #: Waits shorter than this go unannounced: they are the throttle doing its job.
@@ -55,6 +55,8 @@ class Progress:
         self._paginator: Paginator | None = None
         self._started = self._last_line = clock.monotonic()
         self._waited_at_start = 0.0
+        self._wait_started: float | None = None
+        self._waiting_for = "the rate limit"
         self._at_start: collections.Counter[str] = collections.Counter()
 
     def begin(self, organization: int | str | None = None) -> None:
@@ -76,7 +78,8 @@ class Progress:
     # -- the throttle's waits (limits.WaitListener) -------------------------------------
 
     def waiting(self, seconds: float, why: str) -> None:
-        self.waited += seconds
+        self._wait_started = clock.monotonic()
+        self._waiting_for = "the rate limit" if why.startswith("the rate limit") else why
         if seconds >= WAIT_LINE_SECONDS:
             self.logger.info(
                 "'%s'%s waits %.0f s for %s",
@@ -89,7 +92,29 @@ class Progress:
     def still_waiting(self, seconds_left: float) -> None:
         now = clock.monotonic()
         if now - self._last_line >= self.interval:
-            self._report(now, f"; waiting {seconds_left:.0f} s more for the rate limit")
+            self._report(now, f"; waiting {seconds_left:.0f} s more for {self._waiting_for}")
+
+    def done_waiting(self) -> None:
+        """The wait ended (or was cut short): the time really waited is counted."""
+        if self._wait_started is not None:
+            self.waited += clock.monotonic() - self._wait_started
+            self._wait_started = None
+
+    def wait(self, seconds: float, why: str) -> None:
+        """A wait the tap sleeps outside the throttle (a retry after a 429 or a fault):
+        announced, reported while it lasts and counted like the throttle's."""
+        if seconds <= 0:
+            return
+        self.waiting(seconds, why)
+        deadline = clock.monotonic() + seconds
+        try:
+            while (left := deadline - clock.monotonic()) > 0:
+                clock.sleep(min(left, WAIT_SLICE_SECONDS))
+                left = deadline - clock.monotonic()
+                if left > 0:
+                    self.still_waiting(left)
+        finally:
+            self.done_waiting()
 
     # -- lines ---------------------------------------------------------------------------
 
@@ -137,7 +162,7 @@ class Progress:
         self.logger.info(
             "Summary of '%s'%s: %d records read, %d emitted, %d rejected; %d pages, "
             "%d requests, %d retries, %d 429 answers, %d drift re-reads; %.1f s, %.1f s of "
-            "it waiting for the rate limit",
+            "it waiting for the rate limit and retries",
             self.stream,
             self._of_organization(),
             counts["records"],
@@ -149,5 +174,5 @@ class Progress:
             counts["http_429"],
             counts["drift_rereads"],
             seconds,
-            self.waited - self._waited_at_start,
+            min(seconds, self.waited - self._waited_at_start),  # never more than elapsed
         )

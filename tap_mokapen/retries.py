@@ -135,14 +135,17 @@ def retrying(
     on_retry: t.Callable[[dict[str, t.Any]], None],
     jitter: t.Callable[[float], float] | None = backoff.random_jitter,
     give_up: t.Callable[[Exception], bool] = lambda _: False,
+    sleep: t.Callable[[float], None] | None = None,
 ) -> Send:
     """``send`` retried on every retriable fault, for at most ``max_wait_seconds``
     (or until ``give_up`` says a fault is not worth retrying as it is).
 
     The loop backoff.on_exception runs, on the tap's clock (clock.py): ``wait_gen``
     is the SDK's ``backoff_wait_generator`` and ``on_retry`` gets backoff's details
-    (tries, elapsed, wait, exception, args).
+    (tries, elapsed, wait, exception, args). ``sleep`` waits (the stream's progress,
+    which shows and counts the wait; else the clock's sleep).
     """
+    pause = sleep or clock.sleep
 
     @functools.wraps(send)
     def send_with_retries(*args: t.Any, **kwargs: t.Any) -> t.Any:
@@ -164,7 +167,7 @@ def retrying(
                 wait = max(0.0, min(wait, max_wait_seconds - elapsed))
                 details = {"tries": tries, "elapsed": elapsed, "wait": wait, "exception": exc}
                 on_retry({**details, "args": args, "kwargs": kwargs})
-                clock.sleep(wait)
+                pause(wait)
 
     return t.cast(Send, send_with_retries)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 
 from tests.helpers import run_tap, selecting
 
@@ -131,3 +132,17 @@ def test_a_throttled_run_announces_its_waits_and_reports_progress_while_waiting(
     assert while_waiting and all("Progress of 'contacts'" in line for line in while_waiting)
     summary = next(line for line in lines if "Summary of 'contacts'" in line)
     assert "s of it waiting for the rate limit" in summary and " 0.0 s of it" not in summary
+
+
+def test_waits_for_the_servers_429_are_shown_and_counted_like_the_throttles(sandbox):
+    # The server's own throttle (60 per 60 s), the tap's limit set far above it.
+    sandbox.reset(rate_limit=3, rate_window=60)
+    config = sandbox.config(page_size=50, progress_log_seconds=10)
+    run = run_tap(config, catalog=selecting("contacts"))
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    assert any("waits" in line and "s for a retry" in line for line in lines)
+    assert any("s more for a retry" in line for line in lines)  # progress while waiting
+    summary = next(line for line in lines if "Summary of 'contacts'" in line)
+    elapsed, waited = (float(x) for x in re.findall(r"; ([\d.]+) s, ([\d.]+) s of it", summary)[0])
+    assert 0 < waited <= elapsed

@@ -97,12 +97,15 @@ def test_the_throttle_tells_its_listener_of_a_wait_and_while_it_lasts():
         def still_waiting(self, seconds_left):
             self.left.append(seconds_left)
 
+        def done_waiting(self):
+            self.waits.append("done")
+
     limiter = SlidingWindowLimiter(2, 4.0, clock=lambda: now[0], sleep=sleep)
     listener = Listener()
     for _ in range(3):
         limiter.wait_for_slot(listener)
         limiter.record()
-    assert listener.waits == [(4.0, "the rate limit (2 requests per 4 s)")]
+    assert listener.waits == [(4.0, "the rate limit (2 requests per 4 s)"), "done"]
     assert listener.left == [3.0, 2.0, 1.0]  # one-second slices
     # At t=4 one slot is free; the second request waits for the window to pass, and
     # the two after it for the next one.
