@@ -29,6 +29,30 @@ class WaitListener(t.Protocol):
     def done_waiting(self) -> None: ...
 
 
+def wait_in_slices(
+    seconds: float,
+    why: str,
+    listener: WaitListener | None,
+    *,
+    monotonic: t.Callable[[], float],
+    sleep: t.Callable[[float], None],
+) -> None:
+    """Sleep ``seconds`` in slices, telling ``listener`` when the wait starts, while it
+    lasts and when it ends (the throttle's waits here, a retry's in progress.py)."""
+    if listener:
+        listener.waiting(seconds, why)
+    deadline = monotonic() + seconds
+    try:
+        while (left := deadline - monotonic()) > 0:
+            sleep(min(left, WAIT_SLICE_SECONDS))
+            left = deadline - monotonic()
+            if listener and left > 0:
+                listener.still_waiting(left)
+    finally:  # what was really waited counts, even when a signal cut the wait short
+        if listener:
+            listener.done_waiting()
+
+
 class SlidingWindowLimiter:
     """At most ``limit`` requests in any ``window`` seconds.
 
@@ -61,18 +85,8 @@ class SlidingWindowLimiter:
         delay = self._done[0] + self.window - self._clock()
         if delay <= 0:
             return
-        if listener:
-            listener.waiting(delay, f"the rate limit ({self.limit} requests per {self.window:g} s)")
-        deadline = self._clock() + delay
-        try:
-            while (left := deadline - self._clock()) > 0:
-                self._sleep(min(left, WAIT_SLICE_SECONDS))
-                left = deadline - self._clock()
-                if listener and left > 0:
-                    listener.still_waiting(left)
-        finally:  # what was really waited counts, even when a signal cut the wait short
-            if listener:
-                listener.done_waiting()
+        why = f"the rate limit ({self.limit} requests per {self.window:g} s)"
+        wait_in_slices(delay, why, listener, monotonic=self._clock, sleep=self._sleep)
 
     def record(self) -> None:
         self._done.append(self._clock())

@@ -14,7 +14,7 @@ import collections
 import logging
 
 from tap_mokapen import clock
-from tap_mokapen.limits import WAIT_SLICE_SECONDS, SlidingWindowLimiter
+from tap_mokapen.limits import SlidingWindowLimiter, wait_in_slices
 from tap_mokapen.paging import Paginator
 
 #: Waits shorter than this go unannounced: they are the throttle doing its job.
@@ -103,18 +103,8 @@ class Progress:
     def wait(self, seconds: float, why: str) -> None:
         """A wait the tap sleeps outside the throttle (a retry after a 429 or a fault):
         announced, reported while it lasts and counted like the throttle's."""
-        if seconds <= 0:
-            return
-        self.waiting(seconds, why)
-        deadline = clock.monotonic() + seconds
-        try:
-            while (left := deadline - clock.monotonic()) > 0:
-                clock.sleep(min(left, WAIT_SLICE_SECONDS))
-                left = deadline - clock.monotonic()
-                if left > 0:
-                    self.still_waiting(left)
-        finally:
-            self.done_waiting()
+        if seconds > 0:
+            wait_in_slices(seconds, why, self, monotonic=clock.monotonic, sleep=clock.sleep)
 
     # -- lines ---------------------------------------------------------------------------
 
