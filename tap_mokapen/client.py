@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.singerlib import SchemaMessage
 from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
@@ -256,21 +257,24 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     @cached_property
     def intake(self) -> RecordIntake:
         """The stream's record type, schema and rejections (built once the catalog is read)."""
-        properties = self.schema["properties"]
         tap = self.mokapen_tap
         forget = tap.settings.forget_learned_fields
+        # Fields the catalog adds (discovery's sample, or the user's) are the stream's
+        # too: the SDK sent them in the first SCHEMA. The tap's own declarations win.
+        entry = tap.input_catalog.get_stream(self.name) if tap.input_catalog else None
+        declared = entry.schema.to_dict().get("properties", {}) if entry else {}
+        properties = {**declared, **self.schema["properties"]}
         return RecordIntake(
             self.name,
-            self.schema,
+            {**self.schema, "properties": properties},
             key_properties=self.primary_keys or (),
             partition_keys=self.partition_keys,
             replication_key=self.replication_key,
             timestamp_fields=self.timestamp_fields,
             deselected=[f for f in properties if not self.mask.get(("properties", f), True)],
-            # The SDK's own record loop (stream maps...) only knows the catalog's schema.
-            frozen=tap.settings.freeze_schema or not sdk_private.writes_lines_directly(self),
+            frozen=tap.settings.freeze_schema,
             rejections=tap.rejections,
-            write_schema=tap.write_message,
+            write_schema=self.write_grown_schema,
             stats=self.stats,
             # forget_learned_fields: this run starts from the shipped schema.
             learned={} if forget else state.learned_fields(self.stream_state),
@@ -278,6 +282,22 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             forgotten={} if forget else state.forgotten_fields(self.stream_state),
             max_learned=tap.settings.max_learned_fields,
         )
+
+    def write_grown_schema(self, message: SchemaMessage) -> None:
+        """The schema grew (or earlier runs' learned fields came back): the page-at-a-time
+        loop writes it as it is; the SDK's loop (stream maps, flattening) through the
+        maps, so that they map, drop or flatten the new fields like the others."""
+        if sdk_private.writes_lines_directly(self):
+            self.mokapen_tap.write_message(message)
+        else:
+            sdk_private.remap(self, self.mokapen_tap.mapper, message.schema)
+
+    @property
+    @override
+    def effective_schema(self) -> dict:
+        """What the SDK's loop conforms records to: the schema they were shaped to
+        (intake.py), grown during the run; the catalog's would drop every new field."""
+        return self.intake.evolution.schema
 
     def read_page(self, response: requests.Response) -> Page:
         return self.intake.read(response)

@@ -6,6 +6,9 @@ can fan out. It is read through the organizations stream's own request path, so
 it is paced by ``requests_per_minute``, retried like any request, and errors are
 reported in one redacted line. It costs the first configured organization's
 token request plus one request per page of ``GET /api/v1/organizations``.
+
+It is also how a user finds an organization id: a token generated in Mokapen's
+Developer dashboard (``access_token``) needs no ``organization_id`` to list.
 """
 
 from __future__ import annotations
@@ -26,17 +29,12 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("tap-mokapen")
 
 
-def organization_ids(tap: TapMokapen) -> list[int]:
-    """The numeric ids the first configured organization's token lists, in listed order."""
+def run(tap: TapMokapen) -> str:
+    """The JSON list for stdout; the log says whose token listed them, with their names."""
     stream = tap.streams["organizations"]
     assert isinstance(stream, MokapenStream)  # discover_streams made it
-    return listed_ids(stream.list_all(None), "--list-organizations")
-
-
-def run(tap: TapMokapen) -> str:
-    """The JSON list for stdout; the log says whose token listed them."""
     try:
-        ids = organization_ids(tap)
+        listed = list(stream.list_all(None))
     except RunPaused as pause:
         # Nothing to resume here: the caller has no list, so this is a failure (exit 1).
         msg = sentences(
@@ -44,13 +42,25 @@ def run(tap: TapMokapen) -> str:
             "Name the organizations to the orchestrator instead; that spends no request.",
         )
         raise MokapenError(msg) from None
+    ids = listed_ids(listed, "--list-organizations")
+    first = tap.organizations.first
     logger.info(
-        "The token of organization %s lists %d organization(s): %s",
-        tap.organizations.first,
+        "%s lists %d organization(s): %s",
+        f"The token of organization {first}" if first != "" else "The access_token",
         len(ids),
-        cut(", ".join(map(str, ids)), 500) or "none",
+        cut(", ".join(_described(ids, listed)), 1000) or "none",
     )
     return json.dumps(ids)
+
+
+def _described(ids: list[int], listed: list[t.Any]) -> list[str]:
+    """Each id with its name, as listed, on one line (a name is the server's text)."""
+    names = {
+        item.get("id"): " ".join(str(item.get("name")).split())
+        for item in listed
+        if isinstance(item, dict) and item.get("name") not in (None, "")
+    }
+    return [f"{i} ({cut(names[i], 80)})" if i in names else str(i) for i in ids]
 
 
 def option() -> click.Option:

@@ -23,6 +23,9 @@ value``                                 from, as the SDK's own loop records it
                                         maps) puts on RECORDs (deletions.py)
 ``PluginBase._validate_config``         every config problem in one line, naming each
 (overridden)                            setting, never echoing a secret
+``Stream._write_schema_message``        a schema grown during the run, written through
+                                        the stream maps (aliases, flattening) as the
+                                        SDK writes the first
 ======================================  ================================================
 
 ``PRIVATE_NAMES`` lists them with the signature each had when this was written;
@@ -32,6 +35,7 @@ release changed or removed.
 
 from __future__ import annotations
 
+import copy
 import typing as t
 
 import requests
@@ -42,6 +46,7 @@ from singer_sdk.streams import RESTStream, Stream
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
+    from singer_sdk.mapper import PluginMapper
 
 #: ``module:qualified name`` -> the signature relied on (None: an attribute).
 PRIVATE_NAMES: dict[str, str | None] = {
@@ -59,6 +64,7 @@ PRIVATE_NAMES: dict[str, str | None] = {
         "(self, state: 'dict | None' = None) -> 'None'"
     ),
     "singer_sdk.streams.core:Stream._write_state_message": "(self) -> 'None'",
+    "singer_sdk.streams.core:Stream._write_schema_message": "(self) -> 'None'",
     "singer_sdk.streams._state:StreamStateManager.is_flushed": None,
     "singer_sdk.streams.core:Stream._stream_version": None,
     "singer_sdk.plugin_base:PluginBase._validate_config": (
@@ -94,11 +100,25 @@ def send(
     return stream._request(prepared, context)
 
 
+def remap(stream: Stream, mapper: PluginMapper, schema: dict[str, t.Any]) -> None:
+    """The stream's schema grew: its maps are built again from it (the tap's mapper, a
+    public API) and its SCHEMA goes out through them, as the SDK sends the first one.
+
+    The stream's map list is the mapper's first list, refilled in place, so the stream
+    uses the new maps without touching its cache. The stream's own schema is not
+    changed: the SDK's schema source hands every instance the same dict."""
+    maps = stream.stream_maps
+    # A copy: the mapper rebuilds only when the schema differs from the one it holds.
+    mapper.register_raw_stream_schema(stream.name, copy.deepcopy(schema), stream.primary_keys)
+    maps[:] = mapper.stream_maps[stream.name]
+    stream._write_schema_message()
+
+
 def writes_lines_directly(stream: Stream) -> bool:
     """Whether the page-at-a-time loop may write RECORD lines itself.
 
     Only when the SDK's loop would write each record unchanged: no stream map or
-    alias, no ACTIVATE_VERSION, no record limit (``--test``), no child streams,
+    alias, no flattening, no ACTIVATE_VERSION, no record limit (``--test``), no child streams,
     no ``post_process`` override (the stream shapes whole pages instead).
     """
     try:
@@ -109,6 +129,7 @@ def writes_lines_directly(stream: Stream) -> bool:
         len(maps) == 1
         and isinstance(maps[0], SameRecordTransform)
         and maps[0].stream_alias == stream.name
+        and not maps[0].flattening_enabled
         and not stream.emit_activate_version_messages
         and stream.ABORT_AT_RECORD_COUNT is None
         and not stream.child_streams

@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 from singer_sdk import Tap
-from singer_sdk.exceptions import StreamMapConfigError
+from singer_sdk.exceptions import ConfigValidationError, StreamMapConfigError
 from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
 
@@ -64,7 +64,9 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     message_writer_class = BufferedMsgSpecWriter
     config_jsonschema = config.config_jsonschema()
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+    def __init__(self, *args: t.Any, listing: bool = False, **kwargs: t.Any) -> None:
+        #: For --list-organizations: a dashboard token may come without an organization.
+        self.listing = listing
         try:
             super().__init__(*args, **kwargs)
         except StreamMapConfigError as exc:  # one line, not the SDK's traceback
@@ -122,18 +124,12 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
 
     def config_problems(self) -> list[str]:
         """Every problem of the config, one phrase each (config.py)."""
-        return validation.problems(self.config)
+        return validation.problems(self.config, listing=self.listing)
 
     @override
     def discover_streams(self) -> list[Stream]:
         declared = self.settings.extra_streams
         streams: list[Stream] = [stream_type(tap=self) for stream_type in stream_types(declared)]
-        for stream in streams:
-            # A declared stream's schema is what discovery sampled, as the catalog says.
-            entry = self.input_catalog.get_stream(stream.name) if self.input_catalog else None
-            if entry and isinstance(stream, OrganizationScopedStream) and not stream.packaged:
-                sampled = entry.schema.to_dict().get("properties", {})
-                stream.schema["properties"] = {**sampled, **stream.schema["properties"]}
         listed = [s.name for s in streams if isinstance(s, MokapenStream)]
         unknown = sorted(self.settings.detect_deletions - set(listed))
         if unknown:
@@ -304,7 +300,9 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         as one line and exit 1."""
         try:
             if list_organizations:
-                tap = cls.from_options(kwargs.get("config"), kwargs.get("catalog"), None)
+                tap = cls.from_options(
+                    kwargs.get("config"), kwargs.get("catalog"), None, listing=True
+                )
                 print(listing.run(tap))
             elif plan:
                 cls.print_plan(
@@ -320,6 +318,9 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
             stop.tap.stopped(stop.number)
         except MokapenError as exc:
             cls.logger.error("%s", redact(str(exc), limit=2000))
+            sys.exit(1)
+        except ConfigValidationError as exc:  # one line, without the SDK's second one
+            cls.logger.error("%s", redact("; ".join(exc.errors) or str(exc), limit=2000))
             sys.exit(1)
         except RunPaused as exc:  # --plan or --list-organizations: no answer to give
             cls.logger.error("Stopped before an answer: %s", redact(exc.reason, limit=2000))
@@ -359,10 +360,16 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
 
     @classmethod
     def from_options(
-        cls, config: t.Any, catalog: t.IO[str] | None, state: t.IO[str] | None
+        cls,
+        config: t.Any,
+        catalog: t.IO[str] | None,
+        state: t.IO[str] | None,
+        *,
+        listing: bool = False,
     ) -> TapMokapen:
         """The tap of ``--config``, ``--catalog`` and ``--state``, its config validated."""
         return cls(
+            listing=listing,
             config=config.config if config else {},
             catalog=json.load(catalog) if catalog else None,
             state=json.load(state) if state else None,

@@ -32,15 +32,18 @@ ALWAYS_ON_STREAMS = ("contacts", "tasks", "organizations", "rejected_records")
 _TRUE = {"true", "1", "yes", "on"}
 
 
-def problems(config: t.Mapping[str, t.Any]) -> list[str]:
-    """Everything wrong with a config, one phrase per problem, never echoing a secret."""
+def problems(config: t.Mapping[str, t.Any], *, listing: bool = False) -> list[str]:
+    """Everything wrong with a config, one phrase per problem, never echoing a secret.
+
+    ``listing``: the config is for ``--list-organizations``, where a dashboard token
+    (access_token) needs no organization id: it is how a user finds the id."""
     if not config:
         return [
             "no settings were given: pass --config FILE (or --config ENV with TAP_MOKAPEN_* "
             "variables); tap-mokapen --help lists the options, --about the settings"
         ]
     found: list[str] = [*_unknown_settings(config)]
-    found += [*_credential_problems(config), *_organization_problems(config)]
+    found += [*_credential_problems(config), *_organization_problems(config, listing=listing)]
 
     base_url = config.get("base_url")
     if base_url is not None:
@@ -206,7 +209,7 @@ def _credential_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     return found
 
 
-def _organization_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+def _organization_problems(config: t.Mapping[str, t.Any], *, listing: bool) -> list[str]:
     found: list[str] = []
     single, many = config.get("organization_id"), config.get("organization_ids")
     if _present(config, "organization_id") and many is not None:
@@ -215,8 +218,12 @@ def _organization_problems(config: t.Mapping[str, t.Any]) -> list[str]:
         found.append("organization_ids must be a non-empty list of organization ids")
         many = []
     values = many if many else ([single] if _present(config, "organization_id") else [])
-    if not values:
-        found.append("organization_id (or organization_ids) is required")
+    if not values and not (listing and _present(config, "access_token")):
+        found.append(
+            "organization_id (or organization_ids) is required: to find it, generate a "
+            "token in Mokapen's Developer dashboard and run tap-mokapen "
+            "--list-organizations with only access_token set"
+        )
     for org in values:
         if _is_int(org):
             if org <= 0:

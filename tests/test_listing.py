@@ -20,7 +20,46 @@ def test_lists_the_organizations_the_token_sees_for_a_token_and_a_page(sandbox):
     stats = sandbox.stats()
     assert (stats["token_requests"], stats["api_requests"]) == (1, 1)
     assert stats["quota_used"] == {"849": 1}  # the configured organization's token listed
-    assert "lists 3 organization(s): 849, 850, 1207" in done.stderr
+    assert "lists 3 organization(s): 849 (Acme), 850 (Globex), 1207 (Initech)" in done.stderr
+
+
+def without_organization(config, **overrides):
+    drop = {"organization_id", "organization_ids", *overrides.pop("drop", ())}
+    return {k: v for k, v in config.items() if k not in drop} | overrides
+
+
+def test_a_dashboard_token_finds_the_organization_id_without_knowing_one(sandbox):
+    token = sandbox.dashboard_token()
+    config = without_organization(
+        sandbox.config(), drop=("client_id", "client_secret"), access_token=token
+    )
+    done = run_tap(config, args=LIST)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == [849, 850]
+    assert "The access_token lists 2 organization(s): 849 (" in done.stderr
+    assert sandbox.stats().get("token_requests", 0) == 0
+    assert token not in done.stderr + done.stdout
+
+
+def test_without_an_organization_the_error_says_how_to_find_it(sandbox):
+    done = run_tap(without_organization(sandbox.config()), args=LIST)
+
+    assert done.returncode == 1
+    (error,) = done.error_lines()
+    assert "organization_id (or organization_ids) is required" in error
+    assert "Developer dashboard" in error and "--list-organizations" in error
+    assert sandbox.stats().get("token_requests", 0) == 0
+
+
+def test_a_sync_still_needs_the_organization_with_a_dashboard_token(sandbox):
+    config = without_organization(
+        sandbox.config(), drop=("client_id", "client_secret"), access_token="t"
+    )
+    done = run_tap(config)
+
+    assert done.returncode == 1
+    assert "organization_id (or organization_ids) is required" in done.error_lines()[0]
 
 
 def test_a_paged_list_is_read_to_its_end(sandbox):

@@ -330,7 +330,7 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
     """The README's first hour in a brand-new project: add the tap from a definition for
     this checkout, add target-jsonl from the shipped definition (no Hub), set SDK settings,
     run against the sandbox with an app holding only the scopes the README asks for."""
-    sandbox.update(enabled_scopes=["contacts.read", "tasks.read"])
+    sandbox.update(enabled_scopes=["contacts.read", "tasks.read"], extra_fields=True)
     env = {
         name: value
         for name, value in os.environ.items()
@@ -339,7 +339,7 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
     env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     project = tmp_path / "project"
 
-    def meltano(*args: str, **extra: str) -> subprocess.CompletedProcess:
+    def meltano(*args: str, exit_code: int = 0, **extra: str) -> subprocess.CompletedProcess:
         done = subprocess.run(
             [MELTANO, *args],
             cwd=project if project.exists() else tmp_path,
@@ -349,7 +349,7 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
             check=False,
             timeout=600,
         )
-        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        assert done.returncode == exit_code, (done.stdout + done.stderr)[-3000:]
         return done
 
     meltano("init", "--no-usage-stats", project.name)
@@ -378,17 +378,31 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
     assert config["flattening_enabled"] is True
     assert config["flattening_max_depth"] == 1
 
+    tap_env = {
+        "TAP_MOKAPEN_BASE_URL": sandbox.url,
+        "TAP_MOKAPEN_CLIENT_ID": DEMO_CLIENT_ID,
+        "TAP_MOKAPEN_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        "TAP_MOKAPEN_ORGANIZATION_ID": str(DEMO_ORGANIZATION_ID),
+        "TAP_MOKAPEN_REQUESTS_PER_MINUTE": "100000",
+    }
+    # `meltano config test` shows the tap's last line: with a wrong secret, the cause.
+    wrong = {**tap_env, "TAP_MOKAPEN_CLIENT_SECRET": "not-the-secret"}
+    refused = meltano("config", "test", "tap-mokapen", exit_code=1, **wrong)
+    shown = refused.stdout + refused.stderr
+    assert "Plugin configuration is invalid" in shown
+    assert "client_id and client_secret" in shown and "not-the-secret" not in shown
+    assert (
+        "Plugin configuration is valid"
+        in meltano("config", "test", "tap-mokapen", **tap_env).stdout
+    )
+
     output = tmp_path / "output"
     output.mkdir()
     meltano(
         "run",
         "tap-mokapen",
         "target-jsonl",
-        TAP_MOKAPEN_BASE_URL=sandbox.url,
-        TAP_MOKAPEN_CLIENT_ID=DEMO_CLIENT_ID,
-        TAP_MOKAPEN_CLIENT_SECRET=DEMO_CLIENT_SECRET,
-        TAP_MOKAPEN_ORGANIZATION_ID=str(DEMO_ORGANIZATION_ID),
-        TAP_MOKAPEN_REQUESTS_PER_MINUTE="100000",
+        **tap_env,
         TARGET_JSONL_DESTINATION_PATH=str(output),
         TARGET_JSONL_DO_TIMESTAMP_FILE="false",
     )
@@ -399,6 +413,10 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
     assert sorted(r["id"] for r in landed) == sorted(r["id"] for r in served)
     assert not [r["id"] for r in landed if "email" in r]
     assert all(r["updated_at"] for r in landed)
+    # Fields the API added reach the stream map and are flattened (to JSON text: no
+    # schema names the object's keys).
+    assert all("legacy_ref" in r and "email" not in r for r in landed)
+    assert json.loads(landed[0]["custom_fields"])["source"] == "sandbox"
     tasks = (output / "tasks.jsonl").read_text().splitlines()
     assert len(tasks) == len(sandbox.records("tasks"))
     # The streams off by default, selected by Meltano's implicit "*.*" (it drops a

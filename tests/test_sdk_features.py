@@ -1,0 +1,99 @@
+"""The SDK's stream maps and flattening beside schema growth (evolution.py): fields the
+API adds during a run reach the maps, are flattened like the others, and no SCHEMA is
+contradicted by the records that follow it."""
+
+from __future__ import annotations
+
+from tests.helpers import run_tap, selecting
+
+#: What the sandbox's extra_fields adds to every record (one field of each JSON type).
+NEW_FIELDS = {"custom_fields", "legacy_ref", "tags", "score"}
+
+
+def schemas_of(run, stream: str) -> list[dict]:
+    return [m["schema"] for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == stream]
+
+
+def test_new_fields_reach_a_stream_map_and_the_map_still_applies(sandbox):
+    sandbox.reset(extra_fields=True, contacts=30)
+    run = run_tap(
+        sandbox.config(stream_maps={"contacts": {"email": None}}), catalog=selecting("contacts")
+    )
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    records = run.records("contacts")
+    assert len(records) == 30
+    assert all(set(r) >= NEW_FIELDS and "email" not in r for r in records)
+    last = schemas_of(run, "contacts")[-1]["properties"]
+    assert set(last) >= NEW_FIELDS and "email" not in last
+    assert "freeze_schema" not in run.stderr  # nobody froze anything
+    run.assert_records_match_schemas()
+
+
+def test_an_aliased_stream_gets_the_new_fields_under_its_alias(sandbox):
+    sandbox.reset(extra_fields=True, contacts=30)
+    maps = {"contacts": {"__alias__": "people"}}
+    run = run_tap(sandbox.config(stream_maps=maps), catalog=selecting("contacts"))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert not run.records("contacts") and len(run.records("people")) == 30
+    assert not schemas_of(run, "contacts")
+    assert set(schemas_of(run, "people")[-1]["properties"]) >= NEW_FIELDS
+    run.assert_records_match_schemas()
+
+
+def test_flattening_applies_to_fields_learned_during_the_run(sandbox):
+    sandbox.reset(extra_fields=True, contacts=30)
+    config = sandbox.config(flattening_enabled=True, flattening_max_depth=1)
+    run = run_tap(config, catalog=selecting("contacts"))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    # An object whose keys no schema names is kept as JSON text, as the SDK flattens.
+    (record, *_) = run.records("contacts")
+    assert record["custom_fields"] == '{"source":"sandbox","score":1}'
+    assert record["tags"] == '["sandbox","group-1"]'
+    last = schemas_of(run, "contacts")[-1]["properties"]
+    assert last["custom_fields"]["type"] == ["string", "null"]
+    run.assert_records_match_schemas()
+
+
+def test_an_object_the_catalog_declares_is_flattened_in_every_schema_and_record(sandbox):
+    """The catalog names custom_fields' keys: the first SCHEMA (the SDK's) is flattened,
+    and so is every later one (the tap's) and every record."""
+    sandbox.reset(extra_fields=True, contacts=30)
+    catalog = selecting("contacts")
+    (entry,) = [e for e in catalog["streams"] if e["tap_stream_id"] == "contacts"]
+    entry["schema"]["properties"]["custom_fields"] = {
+        "type": ["object", "null"],
+        "properties": {"source": {"type": ["string", "null"]}, "score": {"type": ["integer"]}},
+    }
+    config = sandbox.config(flattening_enabled=True, flattening_max_depth=1)
+    run = run_tap(config, catalog=catalog)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    schemas = schemas_of(run, "contacts")
+    assert len(schemas) >= 2  # the first, and one for the fields the catalog lacks
+    for schema in schemas:
+        assert {"custom_fields__source", "custom_fields__score"} <= set(schema["properties"])
+        assert "custom_fields" not in schema["properties"]
+    records = run.records("contacts")
+    assert all("custom_fields" not in r for r in records)
+    assert [r["custom_fields__score"] for r in records[:3]] == [1, 2, 3]
+    run.assert_records_match_schemas()
+
+
+def test_a_map_keeping_only_the_keys_drops_the_new_fields_too(sandbox):
+    sandbox.reset(extra_fields=True, contacts=30)
+    fast = run_tap(sandbox.config(), catalog=selecting("contacts"))
+    keys_only = {"id": "id", "organization_id": "organization_id", "__else__": None}
+    mapped = run_tap(
+        sandbox.config(stream_maps={"contacts": keys_only}), catalog=selecting("contacts")
+    )
+
+    assert fast.returncode == mapped.returncode == 0
+    assert set(fast.records("contacts")[0]) >= NEW_FIELDS
+    assert [r["id"] for r in mapped.records("contacts")] == [
+        r["id"] for r in fast.records("contacts")
+    ]
+    assert all(set(r) == {"id", "organization_id"} for r in mapped.records("contacts"))
+    mapped.assert_records_match_schemas()
