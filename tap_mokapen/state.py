@@ -82,6 +82,33 @@ def stream_states(tap_state: t.Mapping[str, t.Any]) -> t.Iterator[StreamState]:
         yield from stream_state.get("partitions", [])
 
 
+#: What says how far a stream was read: forgotten to read it again from its start.
+POSITION_KEYS = (
+    "replication_key",
+    "replication_key_value",
+    PROGRESS_MARKERS,
+    RESUME,
+    CYCLE_COMPLETED,
+)
+
+
+def forget_position(stream_state: StreamState) -> int:
+    """Make a stream read from its start again (``--resync``), in place; the number of
+    partitions (organizations) that had a position.
+
+    Only the position goes: learned fields keep their column types, the page size
+    and the deletions' baseline and table version stay (a re-read pass is a pass
+    like any other)."""
+    forgotten = 0
+    parts = [stream_state, *[p for p in stream_state.get("partitions", []) if isinstance(p, dict)]]
+    for part in parts:
+        had = [key for key in POSITION_KEYS if key in part]
+        for key in had:
+            del part[key]
+        forgotten += bool(had)
+    return forgotten
+
+
 def repair(tap_state: t.MutableMapping[str, t.Any], now: str) -> list[str]:
     """Make a STATE from elsewhere safe to use, in place; one phrase per part repaired.
 

@@ -19,6 +19,7 @@ from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
 
 from tap_mokapen import config, listing, output, plan, sdk_private, validation
+from tap_mokapen import resync as resync_cli
 from tap_mokapen import state as state_rules
 from tap_mokapen.errors import (
     AuthenticationError,
@@ -288,18 +289,26 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     @classmethod
     def get_singer_command(cls) -> click.Command:
         command = super().get_singer_command()
-        command.params += [plan.option(), listing.option()]
+        command.params += [plan.option(), listing.option(), resync_cli.option()]
         return command
 
     @override
     @classmethod
     def invoke(
-        cls, *, plan: str | None = None, list_organizations: bool = False, **kwargs: t.Any
+        cls,
+        *,
+        plan: str | None = None,
+        list_organizations: bool = False,
+        resync: tuple[str, ...] = (),
+        **kwargs: t.Any,
     ) -> None:
-        """The SDK's command (or ``--plan``, ``--list-organizations``), with a MokapenError
-        as one line and exit 1."""
+        """The SDK's command (or ``--plan``, ``--list-organizations``, ``--resync``), with
+        a MokapenError as one line and exit 1."""
         try:
-            if list_organizations:
+            if resync:
+                state = cls._readable_state(kwargs.get("state"))
+                print(resync_cli.run(state.read() if state else None, resync))
+            elif list_organizations:
                 tap = cls.from_options(
                     kwargs.get("config"), kwargs.get("catalog"), None, listing=True
                 )

@@ -424,3 +424,22 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
     for off in ("companies", "projects"):
         path = output / f"{off}.jsonl"
         assert not path.exists() or not path.read_text().strip()
+
+    # README: re-sync one stream with Meltano's state commands and the tap's --resync.
+    (state_id,) = meltano("state", "list").stdout.split()
+    saved = tmp_path / "state.json"
+    saved.write_text(meltano("state", "get", state_id).stdout)
+    resynced = meltano("invoke", "tap-mokapen", "--state", str(saved), "--resync", "contacts")
+    (tmp_path / "resynced.json").write_text(resynced.stdout)
+    meltano("state", "set", "--force", state_id, "--input-file", str(tmp_path / "resynced.json"))
+    meltano(
+        "run",
+        "tap-mokapen",
+        "target-jsonl",
+        **tap_env,
+        TARGET_JSONL_DESTINATION_PATH=str(output),
+        TARGET_JSONL_DO_TIMESTAMP_FILE="false",
+    )
+    again = (output / "contacts.jsonl").read_text().splitlines()
+    assert len(again) == 2 * len(served)  # the contacts came again, in full
+    assert len((output / "tasks.jsonl").read_text().splitlines()) < 2 * len(tasks)

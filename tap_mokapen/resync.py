@@ -1,0 +1,74 @@
+"""``tap-mokapen --state FILE --resync STREAM``: the STATE with one stream set back to
+its start, so that the next run reads that stream again in full and the others go on
+from where they were.
+
+Nothing is requested and no config is needed. The STATE comes as the tap writes it,
+or as ``meltano state get`` prints it (``{"singer_state": ...}``), and goes to stdout
+in the same form, ready for ``meltano state set --input-file``. What is forgotten,
+and what is kept, is state.forget_position's to say.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import typing as t
+
+import click
+
+from tap_mokapen import state
+from tap_mokapen.errors import ConfigError
+
+logger = logging.getLogger("tap-mokapen")
+
+#: The key under which Meltano's state commands hold the Singer STATE.
+MELTANO_WRAPPER = "singer_state"
+
+
+def run(text: str | None, names: t.Sequence[str]) -> str:
+    """The STATE in ``text`` without the positions of the streams ``names``, as JSON."""
+    if text is None:
+        msg = "--resync changes a STATE: give it with --state FILE (nothing else is needed)"
+        raise ConfigError(msg)
+    document = json.loads(text)
+    wrapped = isinstance(document, dict) and MELTANO_WRAPPER in document
+    tap_state = document[MELTANO_WRAPPER] if wrapped else document
+    bookmarks = tap_state.get("bookmarks") if isinstance(tap_state, dict) else None
+    if not isinstance(bookmarks, dict):
+        msg = "--resync: the --state file holds no bookmarks: every stream is read in full"
+        raise ConfigError(msg)
+    held = sorted(bookmarks)
+    unknown = [name for name in names if not isinstance(bookmarks.get(name), dict)]
+    if unknown:
+        hints = [
+            f"{name!r} (did you mean {near[0]!r}?)" if near else repr(name)
+            for name in unknown
+            for near in [difflib.get_close_matches(name, held, n=1)]
+        ]
+        msg = (
+            f"--resync: the STATE holds nothing for {', '.join(hints)} (it holds: "
+            f"{', '.join(held) or 'no stream'}); a stream it does not hold is read in full"
+        )
+        raise ConfigError(msg)
+    for name in dict.fromkeys(names):
+        count = state.forget_position(bookmarks[name])
+        logger.info(
+            "'%s': the position of %d partition(s) forgotten; the next run reads it from "
+            "its start (learned fields, page size and deletion baseline kept)",
+            name,
+            count,
+        )
+    return json.dumps(document)
+
+
+def option() -> click.Option:
+    """``--resync`` for the tap's command line; TapMokapen.invoke runs it."""
+    return click.Option(
+        ["--resync"],
+        multiple=True,
+        metavar="STREAM",
+        help="Print the --state STATE with STREAM set back to its start (repeatable), so "
+        "the next run reads it in full; requests nothing. Accepts and prints Meltano's "
+        "'meltano state get' form too.",
+    )
