@@ -29,8 +29,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "meltano" / "tap-mokapen.yml"
-#: The loaders this project runs, as definitions another project adds offline.
-LOADERS = ("target-jsonl", "target-postgres")
+#: The loaders this project runs, as definitions another project adds offline, with
+#: the Hub metadata meltano.yml does not carry (variant: whose package it is).
+LOADERS: dict[str, dict[str, str]] = {
+    "target-jsonl": {"variant": "andyh1203", "label": "JSON Lines (JSONL)"},
+    "target-postgres": {"variant": "meltanolabs", "label": "PostgreSQL"},
+}
 PROJECT = ROOT / "meltano.yml"
 INDEX_PIP_URL = "tap-mokapen"
 REGENERATE = ".venv/bin/python scripts/plugin_definition.py"
@@ -197,6 +201,12 @@ def loader_definitions(project_text: str) -> dict[Path, str]:
     for loader in loaders:
         if loader["name"] in LOADERS:
             plugin = {k: v for k, v in loader.items() if k != "config"}
+            plugin = {
+                "name": plugin.pop("name"),
+                **LOADERS[loader["name"]],
+                "quality": "unknown",
+                **plugin,
+            }
             text = yaml.safe_dump(plugin, sort_keys=False, allow_unicode=True, width=90)
             header = (
                 f"# Meltano plugin definition of {loader['name']}, as this project runs it;\n"
