@@ -121,7 +121,12 @@ def _unreachable(exception: t.Any) -> bool:
 
 def _reason(exception: t.Any) -> str:
     text = str(exception)
-    for known in ("Connection refused", "Name or service not known", "No route to host"):
+    for known in (
+        "Connection refused",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "No route to host",
+    ):
         if known in text:
             return known.lower()
     return type(exception).__name__
@@ -179,7 +184,7 @@ def gave_up(
     error: type[MokapenError] = APIError,
 ) -> MokapenError:
     """The error for a fault that outlasted ``max_wait_seconds``."""
-    cause = exception if isinstance(exception, RetriableAPIError) else type(exception).__name__
+    cause = exception if isinstance(exception, RetriableAPIError) else _reason(exception)
     return error(
         f"{what}{cause} (still failing after retrying for max_wait_seconds={max_wait_seconds:g})"
     )

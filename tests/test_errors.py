@@ -244,3 +244,12 @@ def test_a_connection_failure_is_never_called_a_credential_failure(sandbox):
     assert f"Cannot connect to {url}" in run.error_lines()[-1]
     assert "credentials were refused" not in run.stderr
     assert "no token could be had (the error above says why)" in run.stderr
+
+
+def test_a_host_that_does_not_resolve_is_named_as_such(sandbox):
+    run = run_tap(sandbox.config(base_url="https://mokapen.invalid", max_wait_seconds=1))
+
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert "https://mokapen.invalid" in last and "name" in last
+    assert "ConnectionError" not in last and "refused" not in last
