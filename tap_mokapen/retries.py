@@ -121,14 +121,12 @@ def _unreachable(exception: t.Any) -> bool:
 
 def _reason(exception: t.Any) -> str:
     text = str(exception)
-    for known in (
-        "Connection refused",
-        "Name or service not known",
-        "Temporary failure in name resolution",
-        "No route to host",
-    ):
-        if known in text:
-            return known.lower()
+    if "Connection refused" in text:
+        return "connection refused"
+    if "Failed to resolve" in text or "NameResolutionError" in text:
+        return "the host name does not resolve"
+    if "No route to host" in text:
+        return "no route to host"
     return type(exception).__name__
 
 
