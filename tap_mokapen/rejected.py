@@ -69,10 +69,6 @@ class RejectedRecordsStream(Stream):
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         return iter(())
 
-    def log_sync_costs(self) -> None:
-        super().log_sync_costs()
-        self.mokapen_tap.costs_logged(self)
-
 
 class Rejections:
     """Writes rejected records as they are met and counts them per stream."""

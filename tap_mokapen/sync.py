@@ -73,10 +73,10 @@ class MokapenStream(MokapenClient):
             if self.scope:  # the token says which scopes the app holds
                 self.authenticator.ensure_token()
         except errors.RunPaused as exc:  # the token request met the quota or the budget
-            tap.pause(exc, self, f"'{self.name}' stops before its first page")
+            tap.report.pause(exc, self, f"'{self.name}' stops before its first page")
             return
         except errors.MokapenError as exc:
-            tap.stream_failed(self, exc)
+            tap.report.stream_failed(self, exc)
             return
         if self.scope and self.scope in self.authenticator.refused_scopes:
             if not self.selected_by_default:
@@ -95,7 +95,7 @@ class MokapenStream(MokapenClient):
                 f"'{self.name}' needs the scope {self.scope}, which Mokapen does not enable "
                 f"for this app: enable it for the app, or deselect '{self.name}'"
             )
-            tap.stream_failed(self, errors.ConfigError(msg))
+            tap.report.stream_failed(self, errors.ConfigError(msg))
             return
         stream_state = self.get_context_state(context)
         # Keyed as the state partitions are: by the organization as configured.
@@ -138,7 +138,7 @@ class MokapenStream(MokapenClient):
             position = paginator.position() if paginator else {}
             state.pause(stream_state, position, cycle=cycle, read=read)
             where = paginator.describe_position() if paginator else "the first page"
-            tap.pause(exc, self, f"'{self.name}' stops before {where}")
+            tap.report.pause(exc, self, f"'{self.name}' stops before {where}")
         except errors.MokapenError as exc:
             paginator = self._paginator
             if self._resume_position and (paginator is None or paginator.count == 0):
@@ -148,7 +148,7 @@ class MokapenStream(MokapenClient):
             else:
                 position = paginator.position() if paginator else {}
                 state.fail(stream_state, position, cycle=cycle, read=read)
-            tap.stream_failed(self, exc)
+            tap.report.stream_failed(self, exc)
         else:
             verdict = paginator.verdict() if paginator else None
             covered = paginator.records_covered() if paginator else None
@@ -280,11 +280,6 @@ class MokapenStream(MokapenClient):
     def newer_only(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
         """The records to emit of a page (all of them, unless a stream filters)."""
         return records
-
-    @override
-    def log_sync_costs(self) -> None:
-        super().log_sync_costs()
-        self.mokapen_tap.costs_logged(self)
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:

@@ -1,0 +1,203 @@
+"""The tap's process: its command line, its exit codes and its signals.
+
+The SDK's command line, plus ``--plan`` (plan.py), ``--list-organizations``
+(listing.py) and ``--resync`` (resync.py). An error that ends the process is one
+line and exit code 1, whichever command met it. SIGTERM and SIGINT stop the run
+between two messages: the STATE as it stands goes out, then exit code 128 + the
+signal's number, so that a stopped run never looks done.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import sys
+import typing as t
+
+import click
+from singer_sdk import Tap
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.singerlib import StateMessage
+from typing_extensions import override
+
+from tap_mokapen import listing, output, plan
+from tap_mokapen import resync as resync_cli
+from tap_mokapen.errors import ConfigError, MokapenError, RunPaused, redact
+
+if t.TYPE_CHECKING:
+    from types import FrameType
+
+    from tap_mokapen.tap import TapMokapen
+
+
+class StopRequested(BaseException):
+    """SIGTERM or SIGINT arrived: unwinds the sync to CommandLine.invoke."""
+
+    def __init__(self, tap: CommandLine, number: int) -> None:
+        super().__init__(number)
+        self.tap, self.number = tap, number
+
+
+class CommandLine(Tap):
+    """TapMokapen's command line and signals (a base class: the SDK's command line is
+    the Tap's classmethods)."""
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # After the SDK's own handlers, which exit 0: a stopped run must not look done.
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._stop)
+
+    def _stop(self, number: int, frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: stop between two messages (see invoke)."""
+
+        def stop() -> None:
+            raise StopRequested(self, number)
+
+        output.stop_between_writes(stop)
+
+    def stopped(self, number: int) -> t.NoReturn:
+        """The STATE as it stands (never ahead of the records written), one line, and
+        128 + the signal's number as exit code: a stopped run must not look done."""
+        self.write_message(StateMessage(value=self.state))
+        self.logger.warning(
+            "Stopped by signal %s: the STATE just emitted resumes the run where it stopped",
+            signal.Signals(number).name,
+        )
+        sys.exit(128 + number)
+
+    @override
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """``--config``, with a missing or unreadable file as one line and exit code 1."""
+        try:
+            return super().cb_config(ctx, param, value)
+        except FileNotFoundError as exc:
+            cls.logger.error("The config file does not exist: %s", exc.args[0] if exc.args else exc)
+        except ValueError as exc:  # JSONDecodeError, of json or simplejson
+            files = ", ".join(value)
+            cls.logger.error(
+                "The config file %s is not valid JSON: %s", files, redact(str(exc), 200)
+            )
+        ctx.exit(1)
+
+    @override
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        command = super().get_singer_command()
+        command.params += [plan.option(), listing.option(), resync_cli.option()]
+        return command
+
+    @override
+    @classmethod
+    def invoke(
+        cls,
+        *,
+        plan: str | None = None,
+        list_organizations: bool = False,
+        resync: tuple[str, ...] = (),
+        **kwargs: t.Any,
+    ) -> None:
+        """The SDK's command (or ``--plan``, ``--list-organizations``, ``--resync``), with
+        a MokapenError as one line and exit 1."""
+        try:
+            if resync:
+                state = cls._readable_state(kwargs.get("state"))
+                print(resync_cli.run(state.read() if state else None, resync))
+            elif list_organizations:
+                tap = cls.from_options(
+                    kwargs.get("config"), kwargs.get("catalog"), None, listing=True
+                )
+                print(listing.run(tap))
+            elif plan:
+                cls.print_plan(
+                    plan,
+                    config=kwargs.get("config"),
+                    catalog=kwargs.get("catalog"),
+                    state=cls._readable_state(kwargs.get("state")),
+                )
+            else:
+                cls.sync(**kwargs)
+        except StopRequested as stop:
+            stop.tap.stopped(stop.number)
+        except MokapenError as exc:
+            cls.logger.error("%s", redact(str(exc), limit=2000))
+            sys.exit(1)
+        except ConfigValidationError as exc:  # one line, without the SDK's second one
+            cls.logger.error("%s", redact("; ".join(exc.errors) or str(exc), limit=2000))
+            sys.exit(1)
+        except RunPaused as exc:  # --plan or --list-organizations: no answer to give
+            cls.logger.error("Stopped before an answer: %s", redact(exc.reason, limit=2000))
+            sys.exit(1)
+
+    @classmethod
+    def sync(
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        """The SDK's command (``--about``, or a sync) and, after every stream, the run's
+        last line (run_report.py): the one place a run ends."""
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        cls.print_version(print_fn=cls.logger.info)
+        tap = cls.from_options(config, catalog, cls._readable_state(state))
+        tap.sync_all()
+        tap.report.end()
+
+    @classmethod
+    def _readable_state(cls, file: t.IO[str] | None) -> t.IO[str] | None:
+        """The --state file, checked: empty is no state (with a warning), not JSON an error."""
+        if file is None:
+            return None
+        text = file.read()
+        if not text.strip():
+            cls.logger.warning(
+                "The state file %s is empty: every stream is read in full", file.name
+            )
+            return None
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            msg = f"The state file {file.name} is not valid JSON: {redact(str(exc), 200)}"
+            raise ConfigError(msg) from None
+        return io.StringIO(text)
+
+    @classmethod
+    def print_plan(
+        cls,
+        output_format: str,
+        *,
+        config: t.Any,
+        catalog: t.IO[str] | None,
+        state: t.IO[str] | None,
+    ) -> None:
+        """``--plan``: what a sync of the selected streams costs, for one request per stream.
+
+        With ``--state``, the page sizes learned by earlier runs are asked for."""
+        print(plan.run(cls.from_options(config, catalog, state), output_format))
+
+    @classmethod
+    def from_options(
+        cls,
+        config: t.Any,
+        catalog: t.IO[str] | None,
+        state: t.IO[str] | None,
+        *,
+        listing: bool = False,
+    ) -> TapMokapen:
+        """The tap of ``--config``, ``--catalog`` and ``--state``, its config validated."""
+        return cls(  # type: ignore[return-value]  # cls is TapMokapen
+            listing=listing,
+            config=config.config if config else {},
+            catalog=json.load(catalog) if catalog else None,
+            state=json.load(state) if state else None,
+            parse_env_config=bool(config and config.parse_env),
+            validate_config=True,
+        )

@@ -1,0 +1,81 @@
+"""What one run did, told as it happens and once at its end: the streams that failed
+and why, the organizations whose requests paused, the records rejected.
+
+A stream that fails for a reason retrying cannot fix does not end the run: the others
+go on, and the run's last line names every failure with its cause, once (``end``,
+called by TapMokapen.sync_all after every stream). That line is what ``meltano config
+test`` and a scheduler's log show of a failed run.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+from tap_mokapen.errors import AuthenticationError, MokapenError, RunPaused, cut, sentences
+
+if t.TYPE_CHECKING:
+    from tap_mokapen.sync import MokapenStream
+    from tap_mokapen.tap import TapMokapen
+
+logger = logging.getLogger("tap-mokapen")
+
+
+class RunReport:
+    """The failures and pauses of one run, and its last line."""
+
+    def __init__(self, tap: TapMokapen) -> None:
+        self.tap = tap
+        #: The streams that failed this run: (stream, organization, cause).
+        self.failures: list[tuple[str, int | str, str]] = []
+
+    def stream_failed(self, stream: MokapenStream, error: MokapenError) -> None:
+        """One stream failed for a reason retrying cannot fix: say so and go on."""
+        org = stream.organization_id
+        # Without a token its other streams would fail the same way, each spending a request.
+        if isinstance(error, AuthenticationError) or not stream.authenticator.access_token:
+            self.tap.organizations.refused[org] = error
+        self.failures.append((stream.name, org, str(error)))
+        logger.error(
+            "%s",
+            sentences(
+                f"'{stream.name}' failed for organization {org}: {error}",
+                "Carrying on with the other streams; the run will exit 1.",
+            ),
+        )
+
+    def pause(self, reason: RunPaused, stream: MokapenStream, where: str) -> None:
+        """Stop requesting for the stream's organization, saying how far the run got."""
+        progress = ", ".join(
+            f"{s.name} {s.stats['records']} records"
+            + (" (complete)" if s.stats["completed"] else "")
+            for s in self.tap.mokapen_streams()
+            if s.stats["records"] or s.stats["completed"]
+        )
+        self.tap.organizations.pause(stream.organization_id, reason, where, progress)
+
+    def end(self) -> None:
+        """After every stream: the rejections, and one line on what failed and what
+        completed (a MokapenError: exit code 1)."""
+        for name, count in self.tap.rejections.counts.items():
+            logger.warning("%d %s record(s) rejected (see rejected_records)", count, name)
+        listing = self.tap.organizations.listing_failure
+        if not (self.failures or listing):
+            return
+        failed = ", ".join(f"'{name}' of organization {org}" for name, org, _ in self.failures)
+        causes = list(dict.fromkeys(cut(cause, 300) for _, _, cause in self.failures))
+        if causes:  # the last line names why, each cause once
+            failed += f" ({'cause' if len(causes) == 1 else 'causes'}: {' | '.join(causes)})"
+        names = {name for name, _, _ in self.failures}
+        done = [
+            s.name
+            for s in self.tap.mokapen_streams()
+            if s.stats["completed"] and s.name not in names
+        ]
+        parts = [f"{len(self.failures)} stream(s) failed: {failed}"] if failed else []
+        parts += [listing] if listing else []
+        msg = (
+            f"{'; '.join(parts)}; completed: {', '.join(done) or 'none'}. The emitted "
+            "STATE resumes every stream without a gap."
+        )
+        raise MokapenError(msg)
