@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import requests
 from singer_sdk.authenticators import OAuthAuthenticator
 
-from tap_mokapen import clock, errors, output, retries, transport
+from tap_mokapen import clock, errors, output, retries, transport, verdict
 from tap_mokapen.limits import RequestPacer
 from tap_mokapen.token_store import RefreshTokenStore
 
@@ -34,7 +34,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
     ``refresh_token`` (public app; a rotated refresh token is kept in a
     ``RefreshTokenStore``) and ``access_token`` (a dashboard token, used as it is).
     The token request is judged and retried by the same policy as every API
-    request (errors.py, retries.py), and takes a slot of the organization's request pacer.
+    request (verdict.py, retries.py), and takes a slot of the organization's request pacer.
     """
 
     def __init__(
@@ -190,7 +190,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
             )
             if self.run is not None:
                 self.run.reached = True
-            errors.judge_token_answer(
+            verdict.judge_token_answer(
                 response,
                 organization_id=self.organization_id,
                 refreshing=self.refresh_tokens is not None,
@@ -224,7 +224,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
         return None
 
     def _accept(self, response: requests.Response, requested_at: dt.datetime) -> None:
-        body = errors.json_body(response)
+        body = verdict.json_body(response)
         rotated = body.get("refresh_token") if isinstance(body, dict) else None
         if isinstance(rotated, str) and rotated:
             errors.register_secret(rotated)

@@ -3,7 +3,7 @@
 ``MokapenClient`` holds the SDK's request hooks: the URL, the token (auth.py), the
 paginator (paging.py) and its parameters, the page size (page_size.py), the pacer's
 slot for every attempt (limits.py), the verdict on each answer and the retries
-(errors.py, retries.py), and the page read from it (pages.py, intake.py). ``answers`` sends a
+(verdict.py, retries.py), and the page read from it (pages.py, intake.py). ``answers`` sends a
 list's requests one after the other, asking again, smaller, for a page the server
 will not serve at the size asked. The pass over a list that uses them, and writes
 its STATE, is sync.py.
@@ -24,7 +24,7 @@ from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
-from tap_mokapen import errors, retries, sdk_private, state, transport
+from tap_mokapen import errors, retries, sdk_private, state, transport, verdict
 from tap_mokapen.intake import RecordIntake
 from tap_mokapen.page_size import PageSize
 from tap_mokapen.pages import Page, careful_read
@@ -50,7 +50,7 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     partition_keys: t.ClassVar[tuple[str, ...]] = ()
     #: Read whole under table versions (detect_deletions, sync.py).
     versioned = False
-    # A redirect could carry the token elsewhere: errors.py reports it instead.
+    # A redirect could carry the token elsewhere: verdict.py reports it instead.
     allow_redirects = False
 
     #: Fields holding timestamps, normalized to RFC 3339 UTC on every record.
@@ -168,11 +168,11 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        """Judge the answer (errors.py); a 200 must also hold a readable page."""
+        """Judge the answer (verdict.py); a 200 must also hold a readable page."""
         self.mokapen_tap.organizations.reached = True
         if response.status_code == 429:
             self.stats["http_429"] += 1
-        errors.judge_api_answer(
+        verdict.judge_api_answer(
             response,
             organization_id=self.organization_id,
             stream=self.name,

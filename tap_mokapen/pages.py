@@ -33,8 +33,9 @@ import typing as t
 import msgspec
 import requests
 
-from tap_mokapen.errors import APIError, TruncatedAnswer, json_body, url_path
+from tap_mokapen.errors import APIError, TruncatedAnswer, url_path
 from tap_mokapen.records import UNSET, RecordType
+from tap_mokapen.verdict import json_body
 
 Shape = t.Literal["length_aware", "simple", "cursor", "resource", "list"]
 

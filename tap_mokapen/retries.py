@@ -1,4 +1,4 @@
-"""How a fault the verdict (errors.py) calls retriable is retried: how long to wait, until when.
+"""How a fault the verdict (verdict.py) calls retriable is retried: how long to wait, until when.
 
 Retries wait as long as Mokapen asks (``retry_after`` in the body, ``Retry-After``
 in the header) or back off exponentially, always within ``max_wait_seconds``; a
@@ -19,7 +19,8 @@ import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_mokapen import clock
-from tap_mokapen.errors import APIError, ConfigError, MokapenError, json_body
+from tap_mokapen.errors import APIError, ConfigError, MokapenError
+from tap_mokapen.verdict import json_body
 
 #: The longest single wait between retries of a failing (non-throttled) request.
 MAX_BACKOFF_SECONDS = 60.0

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 import requests
 
-from tap_mokapen import errors, retries
+from tap_mokapen import retries, verdict
 from tap_mokapen.errors import APIError, RequestBudgetSpent, TruncatedAnswer
 from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
 from tap_mokapen.pages import PageReader
@@ -51,14 +51,14 @@ def test_retry_after_from_body_and_header():
 
 def test_quota_body_is_told_apart_from_throttle():
     quota = b'{"message": "Quota exceeded", "API daily request limit exceeded.\\n": 2000}'
-    assert errors.is_quota_exhausted(response(429, quota))
+    assert verdict.is_quota_exhausted(response(429, quota))
     throttle = b'{"status": false, "message": "Too Many Requests", "retry_after": "45 seconds"}'
-    assert not errors.is_quota_exhausted(response(429, throttle))
+    assert not verdict.is_quota_exhausted(response(429, throttle))
 
 
 def test_api_message_describes_html_pages():
     page = b"<html><head><title>502 Bad Gateway</title></head></html>"
-    assert errors.api_message(response(502, page, {"Content-Type": "text/html"})) == (
+    assert verdict.api_message(response(502, page, {"Content-Type": "text/html"})) == (
         "an HTML error page (502 Bad Gateway)"
     )
 
