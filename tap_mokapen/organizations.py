@@ -13,7 +13,7 @@ import logging
 import typing as t
 from functools import cached_property
 
-from tap_mokapen import clock, state
+from tap_mokapen import clock, state, timestamps
 from tap_mokapen.auth import MokapenAuthenticator
 from tap_mokapen.errors import (
     AuthenticationError,
@@ -104,7 +104,7 @@ class Organizations:
         #: The listing met the quota or the run's budget: the run is paused, not failed,
         #: but it activates no table version either.
         self.listing_paused = False
-        self.run_started_at = state.now()
+        self.run_started_at = timestamps.now()
 
     @property
     def first(self) -> OrganizationId:

@@ -39,9 +39,8 @@ import typing as t
 
 import requests
 
-from tap_mokapen import clock
+from tap_mokapen import clock, timestamps
 from tap_mokapen.errors import PageSizeRefused, RetriableAPIError, TruncatedAnswer
-from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:
     from tap_mokapen.pages import Page
@@ -233,11 +232,11 @@ class PageSize:
     def _learn(self, size: int, how: str) -> bool:
         self.learned, self.how = size, how
         self.confirmed = size == self.previous
-        self.checked_at = to_rfc3339(clock.now())
+        self.checked_at = timestamps.now()
         return True
 
     def _stale(self) -> bool:
-        checked = _parse(self.checked_at) if self.checked_at else None
+        checked = timestamps.parse(self.checked_at) if self.checked_at else None
         return checked is None or checked < clock.now() - RECHECK_AFTER
 
 
@@ -262,8 +261,5 @@ def _read(remembered: t.Any, now: dt.datetime) -> tuple[int | None, str | None, 
 
 
 def _parse(timestamp: str) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return dt.datetime.min.replace(tzinfo=dt.UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    """A time STATE keeps; one that is not a time is as old as can be."""
+    return timestamps.parse(timestamp) or dt.datetime.min.replace(tzinfo=dt.UTC)

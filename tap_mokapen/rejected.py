@@ -20,9 +20,8 @@ import msgspec
 from singer_sdk import Stream
 from singer_sdk.singerlib import SchemaMessage
 
-from tap_mokapen import clock, output
+from tap_mokapen import output, timestamps
 from tap_mokapen.errors import APIError
-from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -97,7 +96,7 @@ class Rejections:
             )
             raise APIError(msg)
         self.counts[stream] += len(rejected)
-        now = to_rfc3339(clock.now()) or ""
+        now = timestamps.now()
         rows = [self._row(stream, organization_id, r, where, now) for r in rejected]
         reasons = collections.Counter(r.reason for r in rejected)
         logger.warning(

@@ -46,7 +46,7 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
-from tap_mokapen import clock
+from tap_mokapen import timestamps
 from tap_mokapen.timestamps import to_rfc3339
 
 RESUME = "resume"
@@ -69,10 +69,6 @@ BOOKMARK_SAFETY_MARGIN = dt.timedelta(minutes=5)
 NOTE = "Bookmark candidates; the run resumes from 'resume', not from these."
 
 StreamState = dict[str, t.Any]
-
-
-def now() -> str:
-    return to_rfc3339(clock.now()) or ""
 
 
 def stream_states(tap_state: t.Mapping[str, t.Any]) -> t.Iterator[StreamState]:
@@ -401,5 +397,5 @@ def remember_page_size(state: StreamState, learned: t.Mapping[str, t.Any] | None
 
 
 def bookmark_cap(cycle_started_at: str) -> str:
-    started = dt.datetime.fromisoformat(cycle_started_at.replace("Z", "+00:00"))
-    return to_rfc3339(started - BOOKMARK_SAFETY_MARGIN) or ""
+    started = timestamps.parse(cycle_started_at)
+    return (to_rfc3339(started - BOOKMARK_SAFETY_MARGIN) or "") if started else ""

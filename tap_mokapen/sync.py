@@ -16,11 +16,10 @@ import typing as t
 
 from typing_extensions import override
 
-from tap_mokapen import clock, deletions, errors, output, sdk_private, state
+from tap_mokapen import deletions, errors, output, sdk_private, state, timestamps
 from tap_mokapen.client import MokapenClient
 from tap_mokapen.page_size import PageSize
 from tap_mokapen.paging import Paginator
-from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -253,7 +252,7 @@ class MokapenStream(MokapenClient):
             for where, response in self.answers(context, paginator):
                 request_counter.increment()
                 # Records of a page share the moment they were extracted.
-                self._time_extracted = to_rfc3339(clock.now()) or ""
+                self._time_extracted = timestamps.now()
                 page = self.read_page(response)
                 self.stats["records"] += page.size
                 records = self.intake.take(

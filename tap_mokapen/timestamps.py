@@ -1,8 +1,11 @@
-"""Mokapen timestamps to RFC 3339 UTC, in one fixed shape so they also compare as text."""
+"""Timestamps: Mokapen's to RFC 3339 UTC, in one fixed shape so they also compare as
+text, and back; the one parser and the one "now" as text (the clock is clock.py's)."""
 
 from __future__ import annotations
 
 import datetime as dt
+
+from tap_mokapen import clock
 
 #: Every timestamp the tap emits looks like this: 2025-03-01T10:15:00.000000Z.
 CANONICAL_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -36,3 +39,17 @@ def to_rfc3339(value: str | dt.datetime | None) -> str | None:
     else:
         moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC).strftime(CANONICAL_FORMAT)
+
+
+def parse(value: str) -> dt.datetime | None:
+    """A timestamp as an aware datetime (a zone-less one is UTC); None when it is none."""
+    try:
+        text = to_rfc3339(value)
+    except ValueError:
+        return None
+    return dt.datetime.strptime(text, CANONICAL_FORMAT).replace(tzinfo=dt.UTC) if text else None
+
+
+def now() -> str:
+    """The clock's time of day, as the tap writes a timestamp (STATE, records)."""
+    return to_rfc3339(clock.now()) or ""

@@ -11,7 +11,7 @@ import difflib
 import typing as t
 from urllib.parse import urlsplit
 
-from tap_mokapen import extra_streams
+from tap_mokapen import extra_streams, timestamps
 from tap_mokapen.config import (
     DEFAULT_BASE_URL,
     IDENTIFIER,
@@ -72,13 +72,8 @@ def problems(config: t.Mapping[str, t.Any], *, listing: bool = False) -> list[st
         found.append("scope must be space-separated scope names such as 'contacts.read'")
 
     start_date = config.get("start_date")
-    if start_date is not None:
-        import pendulum
-
-        try:
-            pendulum.parse(str(start_date), strict=False)
-        except (ValueError, pendulum.parsing.exceptions.ParserError):
-            found.append(f"start_date must be an ISO 8601 date-time (got {start_date!r})")
+    if start_date is not None and timestamps.parse(str(start_date)) is None:
+        found.append(f"start_date must be an ISO 8601 date-time (got {start_date!r})")
 
     for setting in SETTINGS:
         if setting.rule and (problem := _number_problem(config, setting.name, setting.rule)):
