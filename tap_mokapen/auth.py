@@ -12,7 +12,7 @@ import requests
 from singer_sdk.authenticators import OAuthAuthenticator
 
 from tap_mokapen import clock, errors, output, retries, transport, verdict
-from tap_mokapen.limits import RequestPacer
+from tap_mokapen.throttle import RequestPacer
 from tap_mokapen.token_store import RefreshTokenStore
 
 logger = logging.getLogger("tap-mokapen")
@@ -83,7 +83,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.token_session = requests.Session()
         self.token_session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
         transport.guard(self.token_session, deadline_seconds=deadline_seconds, max_bytes=max_bytes)
-        #: Holds ``reached``: whether any server answer arrived this run (organizations.py).
+        #: Holds ``reached``: whether any server answer arrived this run (registry.py).
         self.run = reached
         if access_token:
             self.access_token = access_token

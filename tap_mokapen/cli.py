@@ -1,7 +1,7 @@
 """The tap's process: its command line, its exit codes and its signals.
 
 The SDK's command line, plus ``--plan`` (plan.py), ``--list-organizations``
-(listing.py) and ``--resync`` (resync.py). An error that ends the process is one
+(list_organizations.py) and ``--resync`` (resync.py). An error that ends the process is one
 line and exit code 1, whichever command met it. SIGTERM and SIGINT stop the run
 between two messages: the STATE as it stands goes out, then exit code 128 + the
 signal's number, so that a stopped run never looks done.
@@ -21,7 +21,8 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
 
-from tap_mokapen import listing, output, plan
+from tap_mokapen import list_organizations as listing_cli
+from tap_mokapen import output, plan
 from tap_mokapen import resync as resync_cli
 from tap_mokapen.errors import ConfigError, MokapenError, RunPaused, redact
 
@@ -86,7 +87,7 @@ class CommandLine(Tap):
     @classmethod
     def get_singer_command(cls) -> click.Command:
         command = super().get_singer_command()
-        command.params += [plan.option(), listing.option(), resync_cli.option()]
+        command.params += [plan.option(), listing_cli.option(), resync_cli.option()]
         return command
 
     @override
@@ -109,7 +110,7 @@ class CommandLine(Tap):
                 tap = cls.from_options(
                     kwargs.get("config"), kwargs.get("catalog"), None, listing=True
                 )
-                print(listing.run(tap))
+                print(listing_cli.run(tap))
             elif plan:
                 cls.print_plan(
                     plan,

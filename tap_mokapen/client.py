@@ -2,7 +2,7 @@
 
 ``MokapenClient`` holds the SDK's request hooks: the URL, the token (auth.py), the
 paginator (paging.py) and its parameters, the page size (page_size.py), the pacer's
-slot for every attempt (limits.py), the verdict on each answer and the retries
+slot for every attempt (throttle.py), the verdict on each answer and the retries
 (verdict.py, retries.py), and the page read from it (pages.py, intake.py). ``answers`` sends a
 list's requests one after the other, asking again, smaller, for a page the server
 will not serve at the size asked. The pass over a list that uses them, and writes
@@ -60,7 +60,7 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     # Paging by page number is not a snapshot and the order is undocumented:
     # the bookmark may only advance once the whole stream has been read.
     is_sorted = False
-    # Records are cut to the schema and shaped per page (records.py); the SDK's
+    # Records are cut to the schema and shaped per page (record_type.py); the SDK's
     # per-value conformance would cost about half of the tap's CPU for nothing.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 

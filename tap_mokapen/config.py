@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import re
 import typing as t
 
@@ -349,8 +350,8 @@ class Settings:
             max_learned_fields=int(number(value("max_learned_fields"))),
             forget_learned_fields=bool(value("forget_learned_fields")),
             strict_records=bool(value("strict_records")),
-            extra_streams=extra_streams.parse(value("extra_streams")),
-            detect_deletions=frozenset(extra_streams.declared(value("detect_deletions"))),
+            extra_streams=extra_streams.parse(list_setting(value("extra_streams"))),
+            detect_deletions=frozenset(list_setting(value("detect_deletions"))),
             max_deleted_share=float(number(value("max_deleted_share"))),
             removed_organizations=tuple(value("removed_organizations") or ()),
         )
@@ -363,6 +364,18 @@ class Settings:
         if self.refresh_token:
             return "refresh_token"
         return "client_credentials"
+
+
+def list_setting(value: t.Any) -> list[t.Any]:
+    """A list setting as a list (``--config ENV`` and Meltano may pass it as JSON text)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [value]
+    return value if isinstance(value, list) else [value]
 
 
 def configured_organizations(config: t.Mapping[str, t.Any]) -> tuple[int | str, ...]:

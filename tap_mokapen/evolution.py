@@ -37,7 +37,7 @@ import re
 import typing as t
 
 from tap_mokapen.errors import cut
-from tap_mokapen.records import carriable, carriable_name, json_types
+from tap_mokapen.record_type import carriable, carriable_name, json_types
 
 logger = logging.getLogger("tap-mokapen")
 

@@ -21,7 +21,6 @@ otherwise it starts from those keys and grows as records come (evolution.py), an
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import typing as t
 
@@ -45,24 +44,13 @@ class ExtraStream:
     primary_key: tuple[str, ...]
 
 
-def declared(value: t.Any) -> list[t.Any]:
-    """The setting as a list (``--config ENV`` and Meltano may pass it as JSON text)."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return [value]
-    return value if isinstance(value, list) else [value]
-
-
-def problems(value: t.Any, taken: t.Iterable[str] = ()) -> list[str]:
-    """One phrase per mistake in ``extra_streams``, naming the entry."""
+def problems(entries: list[t.Any], taken: t.Iterable[str] = ()) -> list[str]:
+    """One phrase per mistake in ``extra_streams`` (as config.list_setting reads it),
+    naming the entry."""
     found: list[str] = []
     seen: set[str] = set()
     taken = set(taken)
-    for index, entry in enumerate(declared(value)):
+    for index, entry in enumerate(entries):
         where = f"extra_streams[{index}]"
         if not isinstance(entry, dict):
             found.append(f'{where} must be an object such as {{"name": "deals"}}')
@@ -120,10 +108,10 @@ def _quoted(value: t.Any) -> str:
     return cut(repr(value), 60)
 
 
-def parse(value: t.Any) -> tuple[ExtraStream, ...]:
-    """The declared streams; build only from a value without problems."""
+def parse(entries: list[t.Any]) -> tuple[ExtraStream, ...]:
+    """The declared streams; build only from entries without problems."""
     streams = []
-    for entry in declared(value):
+    for entry in entries:
         name = entry["name"]
         primary = entry.get("primary_key", ["id"])
         primary = [primary] if isinstance(primary, str) else primary

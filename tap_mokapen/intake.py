@@ -3,7 +3,7 @@
 ``RecordIntake.take`` turns a page into the records a stream emits: the fast
 path's typed records as they are; the careful path's raw records sorted out one
 by one (the contract checked, the schema grown for new fields and types, the rest
-converted to typed records); then shaped (records.py). Whatever cannot be
+converted to typed records); then shaped (record_type.py). Whatever cannot be
 emitted goes to the rejected records (rejected.py), never silently away.
 """
 
@@ -17,7 +17,7 @@ from singer_sdk.singerlib import SchemaMessage
 
 from tap_mokapen.evolution import SchemaEvolution, json_type
 from tap_mokapen.pages import MAX_DEPTH, TOO_DEEP, Page, PageReader
-from tap_mokapen.records import UNSET, RecordType, Rejected
+from tap_mokapen.record_type import UNSET, RecordType, Rejected
 
 if t.TYPE_CHECKING:
     import collections

@@ -16,7 +16,7 @@ list            a bare JSON array, or a ``data`` list without paging keys
 Each may come bare or wrapped as ``{"status": true, "data": ...}``.
 
 The common case, a bare paginator whose records match the stream's schema, is
-decoded in one pass straight into typed records (records.py). Anything else - an
+decoded in one pass straight into typed records (record_type.py). Anything else - an
 envelope, an array, a field the schema does not name, a value of another type, a
 broken record, invalid UTF-8, absurd nesting - goes through the careful path:
 the body is repaired where it can be, decoded as plain JSON and its records are
@@ -34,7 +34,7 @@ import msgspec
 import requests
 
 from tap_mokapen.errors import APIError, TruncatedAnswer, url_path
-from tap_mokapen.records import UNSET, RecordType
+from tap_mokapen.record_type import UNSET, RecordType
 from tap_mokapen.verdict import json_body
 
 Shape = t.Literal["length_aware", "simple", "cursor", "resource", "list"]

@@ -14,8 +14,8 @@ import collections
 import logging
 
 from tap_mokapen import clock
-from tap_mokapen.limits import SlidingWindowLimiter, wait_in_slices
 from tap_mokapen.paging import Paginator
+from tap_mokapen.throttle import SlidingWindowLimiter, wait_in_slices
 
 #: Waits shorter than this go unannounced: they are the throttle doing its job.
 WAIT_LINE_SECONDS = 3.0
@@ -33,7 +33,7 @@ def duration(seconds: float) -> str:
 class Progress:
     """The counters of one stream in one run, and the lines that report them.
 
-    It is also the stream's WaitListener (limits.py): the throttle tells it when a
+    It is also the stream's WaitListener (throttle.py): the throttle tells it when a
     wait starts and, slice by slice, while it lasts.
     """
 
@@ -75,7 +75,7 @@ class Progress:
         if now - self._last_line >= self.interval:
             self._report(now)
 
-    # -- the throttle's waits (limits.WaitListener) -------------------------------------
+    # -- the throttle's waits (throttle.WaitListener) -------------------------------------
 
     def waiting(self, seconds: float, why: str) -> None:
         self._wait_started = clock.monotonic()

@@ -26,7 +26,7 @@ from tap_mokapen.errors import APIError
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-    from tap_mokapen.records import Rejected
+    from tap_mokapen.record_type import Rejected
     from tap_mokapen.tap import TapMokapen
 
 logger = logging.getLogger("tap-mokapen")

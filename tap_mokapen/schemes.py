@@ -22,7 +22,7 @@ import logging
 import typing as t
 
 from tap_mokapen.errors import APIError
-from tap_mokapen.records import UNSET
+from tap_mokapen.record_type import UNSET
 
 if t.TYPE_CHECKING:
     from tap_mokapen.pages import Page

@@ -20,8 +20,8 @@ from tap_mokapen import config, sdk_private, validation
 from tap_mokapen import state as state_rules
 from tap_mokapen.cli import CommandLine
 from tap_mokapen.errors import ConfigError, MokapenError, RunPaused, redact
-from tap_mokapen.organizations import Organizations
 from tap_mokapen.output import BufferedMsgSpecWriter
+from tap_mokapen.registry import Organizations
 from tap_mokapen.rejected import RejectedRecordsStream, Rejections
 from tap_mokapen.run_report import RunReport
 from tap_mokapen.streams import OrganizationScopedStream, stream_types

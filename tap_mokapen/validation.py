@@ -20,6 +20,7 @@ from tap_mokapen.config import (
     SETTINGS,
     Rule,
     is_loopback,
+    list_setting,
     number,
 )
 from tap_mokapen.errors import cut
@@ -90,8 +91,10 @@ def problems(config: t.Mapping[str, t.Any], *, listing: bool = False) -> list[st
             "detect_deletions, whose versions are activated only by a complete pass"
         )
 
-    found += extra_streams.problems(config.get("extra_streams"), taken=ALWAYS_ON_STREAMS)
-    deletions = extra_streams.declared(config.get("detect_deletions"))
+    found += extra_streams.problems(
+        list_setting(config.get("extra_streams")), taken=ALWAYS_ON_STREAMS
+    )
+    deletions = list_setting(config.get("detect_deletions"))
     if not all(isinstance(name, str) and name for name in deletions):
         found.append("detect_deletions must be a list of stream names such as ['contacts']")
     elif deletions and config.get("batch_config"):

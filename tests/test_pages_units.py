@@ -12,7 +12,7 @@ import requests
 
 from tap_mokapen.intake import RecordIntake
 from tap_mokapen.pages import PageReader, cut_too_deep
-from tap_mokapen.records import RecordType
+from tap_mokapen.record_type import RecordType
 
 SCHEMA = {
     "type": "object",

@@ -23,7 +23,7 @@ from tap_mokapen.errors import (
     RunPaused,
     cut,
 )
-from tap_mokapen.limits import RequestPacer, SlidingWindowLimiter
+from tap_mokapen.throttle import RequestPacer, SlidingWindowLimiter
 from tap_mokapen.token_store import RefreshTokenStore
 
 if t.TYPE_CHECKING:

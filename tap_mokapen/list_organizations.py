@@ -20,7 +20,7 @@ import typing as t
 import click
 
 from tap_mokapen.errors import MokapenError, RunPaused, cut, sentences
-from tap_mokapen.organizations import listed_ids
+from tap_mokapen.registry import listed_ids
 from tap_mokapen.sync import MokapenStream
 
 if t.TYPE_CHECKING:
