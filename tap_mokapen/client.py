@@ -68,6 +68,8 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         super().__init__(tap=tap)
         self.mokapen_tap = tap
         self.organization_id: int | str = tap.organizations.first
+        #: The last answer and its page (read_page), so that each is decoded once.
+        self._last_answer: tuple[requests.Response, Page] | None = None
         self.progress = Progress(
             self.name,
             self.logger,
@@ -300,7 +302,11 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         return self.intake.evolution.schema
 
     def read_page(self, response: requests.Response) -> Page:
-        return self.intake.read(response)
+        """The page in an answer, decoded once: validate_response decodes it (a body cut
+        short is retried there), the paginator and the loop get the same page."""
+        if self._last_answer is None or self._last_answer[0] is not response:
+            self._last_answer = (response, self.intake.read(response))
+        return self._last_answer[1]
 
     def answers(
         self, context: Context | None, paginator: Paginator
@@ -311,20 +317,23 @@ class MokapenClient(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         again, smaller; the paginator is advanced by the caller.
         """
         send = self.request_decorator(lambda request, ctx: sdk_private.send(self, request, ctx))
-        while not paginator.finished:
-            prepared_request = self.prepare(context, paginator.current_value)
-            path = errors.url_path(prepared_request.url)
-            try:
-                response = send(prepared_request, context)
-            except errors.PageSizeRefused as refusal:
-                smaller = self.sizing.refused(refusal)
-                if smaller is None:
-                    msg = f"GET {path} was refused at every page size: {refusal.message}"
-                    raise errors.APIError(msg) from None
-                paginator.resize(smaller)
-                continue
-            self.update_sync_costs(prepared_request, response, context)
-            yield f"{path} {paginator.describe_position()}", response
+        try:
+            while not paginator.finished:
+                prepared_request = self.prepare(context, paginator.current_value)
+                path = errors.url_path(prepared_request.url)
+                try:
+                    response = send(prepared_request, context)
+                except errors.PageSizeRefused as refusal:
+                    smaller = self.sizing.refused(refusal)
+                    if smaller is None:
+                        msg = f"GET {path} was refused at every page size: {refusal.message}"
+                        raise errors.APIError(msg) from None
+                    paginator.resize(smaller)
+                    continue
+                self.update_sync_costs(prepared_request, response, context)
+                yield f"{path} {paginator.describe_position()}", response
+        finally:
+            self._last_answer = None  # a page may be large: not kept past its list
 
     def list_all(self, context: Context | None) -> t.Iterator[t.Any]:
         """Every record of the list as plain JSON, whatever it is, outside the record path:

@@ -100,14 +100,7 @@ class PageReader:
         ]
 
     def read(self, response: requests.Response) -> Page:
-        """The page in a response, decoded once and kept on the response."""
-        page = getattr(response, "_mokapen_page", None)
-        if page is None:
-            page = self._decode(response)
-            response._mokapen_page = page  # type: ignore[attr-defined]
-        return t.cast(Page, page)
-
-    def _decode(self, response: requests.Response) -> Page:
+        """The page in a response (the stream keeps it: client.read_page)."""
         for decoder, page_of in self._decoders:
             try:
                 return page_of(decoder.decode(response.content))

@@ -1,6 +1,6 @@
-"""Every use of a private singer-sdk name, fenced in one module.
+"""Every use of a private name of singer-sdk (or of requests), fenced in one module.
 
-The tap keeps to the SDK's public hooks everywhere else. Speed and page-level
+The tap keeps to the public hooks of both everywhere else. Speed and page-level
 checkpoints need these private names of singer-sdk 0.54 (pinned ``<0.55``):
 
 ======================================  ================================================
@@ -26,6 +26,9 @@ value``                                 from, as the SDK's own loop records it
 ``Stream._write_schema_message``        a schema grown during the run, written through
                                         the stream maps (aliases, flattening) as the
                                         SDK writes the first
+``requests.Response._content`` and      a body read by transport.py under its deadline
+``_content_consumed``                   and size cap, handed over as requests does
+                                        when it reads one (``.content`` is then it)
 ======================================  ================================================
 
 ``PRIVATE_NAMES`` lists them with the signature each had when this was written;
@@ -65,6 +68,8 @@ PRIVATE_NAMES: dict[str, str | None] = {
     ),
     "singer_sdk.streams.core:Stream._write_state_message": "(self) -> 'None'",
     "singer_sdk.streams.core:Stream._write_schema_message": "(self) -> 'None'",
+    "requests.models:Response._content": None,
+    "requests.models:Response._content_consumed": None,
     "singer_sdk.streams._state:StreamStateManager.is_flushed": None,
     "singer_sdk.streams.core:Stream._stream_version": None,
     "singer_sdk.plugin_base:PluginBase._validate_config": (
@@ -75,6 +80,12 @@ PRIVATE_NAMES: dict[str, str | None] = {
         " -> 'requests.Response'"
     ),
 }
+
+
+def keep_body(response: requests.Response, body: bytes) -> None:
+    """The body read in full (transport.py): ``response.content`` is this from now on."""
+    response._content = body
+    response._content_consumed = True  # type: ignore[attr-defined]
 
 
 def write_state(stream: Stream) -> None:

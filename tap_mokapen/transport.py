@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from tap_mokapen import sdk_private
 from tap_mokapen.errors import APIError, url_path
 
 CHUNK_BYTES = 1 << 20
@@ -103,9 +104,7 @@ class GuardedAdapter(HTTPAdapter):
                         "stopped reading"
                     )
                     raise ResponseTooLargeError(msg)
-            # What requests itself does once a body is read: later .content is this.
-            response._content = b"".join(chunks)
-            response._content_consumed = True  # type: ignore[attr-defined]
+            sdk_private.keep_body(response, b"".join(chunks))
         except BaseException as exc:  # handed to the caller's thread
             outcome["error"] = exc
 

@@ -47,19 +47,15 @@ from tap_mokapen.errors import (
 
 # -- reading Mokapen's answers ------------------------------------------------------
 
-_MISSING = object()
-
-
 def json_body(response: requests.Response) -> t.Any:
-    """The response's JSON body, decoded once and kept on the response; None if not JSON."""
-    cached = getattr(response, "_mokapen_json", _MISSING)
-    if cached is _MISSING:
-        try:
-            cached = msgspec.json.decode(response.content)
-        except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec < 0.23 raised the latter
-            cached = None
-        response._mokapen_json = cached  # type: ignore[attr-defined]
-    return cached
+    """The response's JSON body as plain JSON; None if it is not JSON.
+
+    Only small bodies come here (errors, the token answer, a page the typed decoder
+    could not take): a page of records is decoded by pages.py, once per answer."""
+    try:
+        return msgspec.json.decode(response.content)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec < 0.23 raised the latter
+        return None
 
 
 def api_message(response: requests.Response) -> str:

@@ -1,4 +1,4 @@
-"""The private singer-sdk names tap_mokapen/sdk_private.py relies on are still there, unchanged.
+"""The private names (singer-sdk's, requests') tap_mokapen/sdk_private.py relies on are still there.
 
 When an SDK release renames, removes or re-signs any of them, this fails once,
 naming each one, before any sync can go wrong in a subtler way.
@@ -62,13 +62,24 @@ def sdk_private_names() -> set[str]:
                 continue
             names |= {n for n in vars(klass) if n.startswith("_") and not n.startswith("__")}
             names |= set(re.findall(r"self\.(_[a-z]\w*)\s*[:=]", inspect.getsource(klass)))
-    return names | {"is_flushed"}
+    return names | {"is_flushed"} | requests_private_names()
+
+
+def requests_private_names() -> set[str]:
+    """The private names of requests' Response, which transport.py reads bodies into."""
+    import requests
+
+    source = inspect.getsource(requests.Response)
+    names = {n for n in vars(requests.Response) if n.startswith("_") and not n.startswith("__")}
+    names |= set(re.findall(r"self\.(_[a-z]\w*)\s*=", source))
+    # The paginators' own "_next" (the next request) is not Response's (the next redirect).
+    return names - {"_next"}
 
 
 def test_no_module_outside_the_fence_uses_a_private_sdk_name():
     """The fence holds: private SDK names appear in sdk_private.py only."""
     private = sdk_private_names()
-    assert {"_sync_records", "_page_count", "_requests_session", "_tap"} <= private
+    assert {"_sync_records", "_page_count", "_requests_session", "_tap", "_content"} <= private
     offenders = []
     package = pathlib.Path(sdk_private.__file__).parent
     for path in sorted(package.glob("*.py")):
