@@ -47,6 +47,7 @@ from tap_mokapen.errors import (
 
 # -- reading Mokapen's answers ------------------------------------------------------
 
+
 def json_body(response: requests.Response) -> t.Any:
     """The response's JSON body as plain JSON; None if it is not JSON.
 
