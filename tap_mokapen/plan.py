@@ -49,7 +49,7 @@ def first_page(stream: MokapenStream, context: dict | None) -> Page:
     """The first page, through the stream's request path (paced, retried, resized)."""
     if context:
         stream.organization_id = context["organization_id"]
-    remembered = state.page_size(stream.get_context_state(context))
+    remembered = state.Partition(stream.get_context_state(context), "").page_size()
     stream.sizing = PageSize.for_endpoint(
         stream.mokapen_tap.settings.page_size,
         remembered,

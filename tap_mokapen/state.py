@@ -198,29 +198,6 @@ def unfinished_cycle(
     return min(starts) if starts else None
 
 
-def completed_in_cycle(state: StreamState, cycle: str) -> bool:
-    return RESUME not in state and state.get(CYCLE_COMPLETED) == cycle
-
-
-def start(state: StreamState, replication_key: str | None) -> dict[str, t.Any] | None:
-    """Prepare a stream's state for reading; returns the paginator's resume token, if any.
-
-    Seeds the SDK's progress markers with the newest value seen before the
-    interruption, so the final bookmark accounts for pages read by earlier runs.
-    """
-    resume = state.get(RESUME)
-    if replication_key:
-        markers: dict[str, t.Any] = {"Note": NOTE}
-        if resume and resume.get(MAX_SEEN):
-            markers["replication_key"] = replication_key
-            markers["replication_key_value"] = resume[MAX_SEEN]
-        state[PROGRESS_MARKERS] = markers
-    if not resume:
-        return None
-    own = (CYCLE_STARTED_AT, MAX_SEEN, FAILED, RECORDS_READ, PAGES_READ, DOUBT)
-    return {k: v for k, v in resume.items() if k not in own}
-
-
 class PassRead(t.NamedTuple):
     """What a pass read, over all its runs, and the first contradiction that stood."""
 
@@ -232,23 +209,148 @@ class PassRead(t.NamedTuple):
         return PassRead(self.records + records, self.pages + 1, self.doubt or doubt)
 
 
-def read_so_far(state: StreamState) -> PassRead:
-    """What the pass a resume point continues read in earlier runs (nothing: a new pass)."""
-    resume = state.get(RESUME) or {}
-    doubt = resume.get(DOUBT)
-    return PassRead(
-        _count(resume.get(RECORDS_READ)),
-        _count(resume.get(PAGES_READ)),
-        doubt[:MAX_DOUBT] if isinstance(doubt, str) and doubt else None,
-    )
+class Partition:
+    """One stream's state for one organization (the format above), and the one owner of
+    it: what a pass reads from it as it opens, and every change a pass makes to it.
 
+    ``cycle`` is the cycle the run's pass belongs to. ``read`` is what the pass read
+    so far, over all its runs (what a resume point continues is counted from it).
+    """
 
-def last_complete_pass(state: StreamState) -> PassRead | None:
-    """What the last complete pass read, if one is known."""
-    last = state.get(LAST_COMPLETE_PASS)
-    if not isinstance(last, dict):
-        return None
-    return PassRead(_count(last.get("records")), _count(last.get("pages")))
+    def __init__(self, data: StreamState, cycle: str) -> None:
+        self.data = data
+        self.cycle = cycle
+        self.read = PassRead()
+
+    # -- what earlier runs left --------------------------------------------------------
+
+    def completed_in_cycle(self) -> bool:
+        return RESUME not in self.data and self.data.get(CYCLE_COMPLETED) == self.cycle
+
+    @property
+    def resuming(self) -> bool:
+        return RESUME in self.data
+
+    def open(self, replication_key: str | None) -> dict[str, t.Any] | None:
+        """Prepare the partition for a pass; returns the paginator's resume token, if any.
+
+        Seeds the SDK's progress markers with the newest value seen before the
+        interruption, so the final bookmark accounts for pages read by earlier runs,
+        and ``read`` with what the pass read in them.
+        """
+        resume = self.data.get(RESUME)
+        if replication_key:
+            markers: dict[str, t.Any] = {"Note": NOTE}
+            if resume and resume.get(MAX_SEEN):
+                markers["replication_key"] = replication_key
+                markers["replication_key_value"] = resume[MAX_SEEN]
+            self.data[PROGRESS_MARKERS] = markers
+        if not resume:
+            self.read = PassRead()
+            return None
+        own = (CYCLE_STARTED_AT, MAX_SEEN, FAILED, RECORDS_READ, PAGES_READ, DOUBT)
+        token = {k: v for k, v in resume.items() if k not in own}
+        self.read = self.read_so_far() if token else PassRead()
+        return token
+
+    def read_so_far(self) -> PassRead:
+        """What the pass a resume point continues read in earlier runs (nothing: a new pass)."""
+        resume = self.data.get(RESUME) or {}
+        doubt = resume.get(DOUBT)
+        return PassRead(
+            _count(resume.get(RECORDS_READ)),
+            _count(resume.get(PAGES_READ)),
+            doubt[:MAX_DOUBT] if isinstance(doubt, str) and doubt else None,
+        )
+
+    def last_complete_pass(self) -> PassRead | None:
+        """What the last complete pass read, if one is known."""
+        last = self.data.get(LAST_COMPLETE_PASS)
+        if not isinstance(last, dict):
+            return None
+        return PassRead(_count(last.get("records")), _count(last.get("pages")))
+
+    def page_size(self) -> t.Any:
+        """What earlier runs learned of the endpoint's page size (page_size.py reads it)."""
+        return self.data.get(PAGE_SIZE)
+
+    # -- what a pass writes ------------------------------------------------------------
+
+    def page_read(self, records: int, doubt: str | None, *, restarted: bool = False) -> None:
+        """One more page read (``records`` held, the first contradiction so far); a pass
+        that started over from its first page counts from there, its doubt kept."""
+        if restarted:
+            self.read = PassRead(doubt=self.read.doubt)
+        self.read = self.read.plus(records, doubt)
+
+    def remember_page_size(self, learned: t.Mapping[str, t.Any] | None) -> None:
+        if learned:
+            self.data[PAGE_SIZE] = dict(learned)
+
+    def checkpoint(self, position: t.Mapping[str, t.Any]) -> None:
+        """Every record before ``position`` (a paginator's token) has been emitted."""
+        max_seen = self.data.get(PROGRESS_MARKERS, {}).get("replication_key_value")
+        resume = {
+            **position,
+            CYCLE_STARTED_AT: self.pass_started(),
+            MAX_SEEN: max_seen,
+            RECORDS_READ: self.read.records,
+            PAGES_READ: self.read.pages,
+        }
+        if self.read.doubt:
+            resume[DOUBT] = self.read.doubt[:MAX_DOUBT]
+        self.data[RESUME] = resume
+
+    def pause(self, position: t.Mapping[str, t.Any]) -> None:
+        """Leave a resumable state: the bookmark stays where it was, the cursor is saved."""
+        self.checkpoint(position)
+        # Without markers the SDK's finalization leaves the old bookmark untouched.
+        self.data.pop(PROGRESS_MARKERS, None)
+
+    def fail(self, position: t.Mapping[str, t.Any]) -> None:
+        """The stream failed this run: it resumes where it stopped, its cycle does not wait.
+
+        The resume point is kept (marked ``failed``) and the bookmark stays where it was.
+        A failed pass does not hold its organization's cycle open: the next run starts
+        a new cycle, so the other streams are read again even while this one keeps
+        failing, and this one resumes its own pass.
+        """
+        self.pause(position)
+        self.data[RESUME][FAILED] = True
+
+    def abandon(self) -> None:
+        """Forget where the pass stood: the next run reads the stream from the start."""
+        self.data.pop(RESUME, None)
+        self.data.pop(PROGRESS_MARKERS, None)
+
+    def finish(self, *, keep_bookmark: bool = False, remember_pass: bool = True) -> None:
+        """The stream was read to the end: drop the cursor, and unless the answers left a
+        doubt, remember the pass (``remember_pass``); then cap the bookmark candidate, or
+        with a doubt (or ``keep_bookmark``) keep the bookmark where it was."""
+        started = self.pass_started()
+        read = self.read
+        self.data.pop(RESUME, None)
+        self.data[CYCLE_COMPLETED] = self.cycle
+        if not read.doubt and remember_pass:
+            self.data[LAST_COMPLETE_PASS] = {"records": read.records, "pages": read.pages}
+        if read.doubt or keep_bookmark:
+            # What the pass may have missed is emitted again by the next one.
+            self.data.pop(PROGRESS_MARKERS, None)
+            return
+        markers = self.data.get(PROGRESS_MARKERS)
+        if markers and markers.get("replication_key_value"):
+            markers["replication_key_value"] = min(
+                markers["replication_key_value"], bookmark_cap(started)
+            )
+
+    def pass_started(self) -> str:
+        """When the pass that a resume point continues began (else this run's cycle).
+
+        Its bookmark may not pass that moment: records changed on pages read back then
+        are read again by the next pass.
+        """
+        started = self.data.get(RESUME, {}).get(CYCLE_STARTED_AT)
+        return min(started, self.cycle) if isinstance(started, str) and started else self.cycle
 
 
 def _count(value: t.Any) -> int:
@@ -263,89 +365,6 @@ def track_bookmark(state: StreamState, replication_key: str, newest: t.Any) -> N
     if newest > markers.get("replication_key_value", ""):
         markers["replication_key"] = replication_key
         markers["replication_key_value"] = newest
-
-
-def checkpoint(
-    state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str, read: PassRead
-) -> None:
-    """Record that every record before ``position`` (a paginator's token) has been emitted."""
-    max_seen = state.get(PROGRESS_MARKERS, {}).get("replication_key_value")
-    started = pass_started(state, cycle)
-    state[RESUME] = {
-        **position,
-        CYCLE_STARTED_AT: started,
-        MAX_SEEN: max_seen,
-        RECORDS_READ: read.records,
-        PAGES_READ: read.pages,
-    }
-    if read.doubt:
-        state[RESUME][DOUBT] = read.doubt[:MAX_DOUBT]
-
-
-def pause(
-    state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str, read: PassRead
-) -> None:
-    """Leave a resumable state: the bookmark stays where it was, the cursor is saved."""
-    checkpoint(state, position, cycle=cycle, read=read)
-    # Without markers the SDK's finalization leaves the old bookmark untouched.
-    state.pop(PROGRESS_MARKERS, None)
-
-
-def finish(
-    state: StreamState,
-    *,
-    cycle: str,
-    read: PassRead,
-    keep_bookmark: bool = False,
-    remember_pass: bool = True,
-) -> None:
-    """The stream was read to the end: drop the cursor, and unless the answers left a
-    doubt, remember the pass (``remember_pass``); then cap the bookmark candidate, or
-    with a doubt (or ``keep_bookmark``) keep the bookmark where it was."""
-    started = pass_started(state, cycle)
-    state.pop(RESUME, None)
-    state[CYCLE_COMPLETED] = cycle
-    if not read.doubt and remember_pass:
-        state[LAST_COMPLETE_PASS] = {"records": read.records, "pages": read.pages}
-    if read.doubt or keep_bookmark:
-        # What the pass may have missed is emitted again by the next one.
-        state.pop(PROGRESS_MARKERS, None)
-        return
-    markers = state.get(PROGRESS_MARKERS)
-    if markers and markers.get("replication_key_value"):
-        markers["replication_key_value"] = min(
-            markers["replication_key_value"], bookmark_cap(started)
-        )
-
-
-def fail(
-    state: StreamState, position: t.Mapping[str, t.Any], *, cycle: str, read: PassRead
-) -> None:
-    """The stream failed this run: it resumes where it stopped, its cycle does not wait.
-
-    The resume point is kept (marked ``failed``) and the bookmark stays where it was.
-    A failed pass does not hold its organization's cycle open: the next run starts
-    a new cycle, so the other streams are read again even while this one keeps
-    failing, and this one resumes its own pass.
-    """
-    pause(state, position, cycle=cycle, read=read)
-    state[RESUME][FAILED] = True
-
-
-def abandon(state: StreamState) -> None:
-    """Forget where the pass stood: the next run reads the stream from the start."""
-    state.pop(RESUME, None)
-    state.pop(PROGRESS_MARKERS, None)
-
-
-def pass_started(state: StreamState, cycle: str) -> str:
-    """When the pass over this stream that a resume point continues began (else ``cycle``).
-
-    Its bookmark may not pass that moment: records changed on pages read back then
-    are read again by the next pass.
-    """
-    started = state.get(RESUME, {}).get(CYCLE_STARTED_AT)
-    return min(started, cycle) if isinstance(started, str) and started else cycle
 
 
 def learned_fields(stream_state: StreamState) -> dict[str, t.Any]:
@@ -384,16 +403,6 @@ def remember_fields(
                 stream_state[key] = dict(value)
             else:
                 stream_state.pop(key, None)
-
-
-def page_size(state: StreamState) -> t.Any:
-    """What earlier runs learned of the endpoint's page size (page_size.py reads it)."""
-    return state.get(PAGE_SIZE)
-
-
-def remember_page_size(state: StreamState, learned: t.Mapping[str, t.Any] | None) -> None:
-    if learned:
-        state[PAGE_SIZE] = dict(learned)
 
 
 def bookmark_cap(cycle_started_at: str) -> str:

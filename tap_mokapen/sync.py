@@ -37,6 +37,9 @@ class MokapenStream(MokapenClient):
         self.versioned = self.name in tap.settings.detect_deletions
         self._full_table_if_versioned()
         self.table_version: int | None = None
+        self.versions: deletions.TableVersions | None = None
+        #: The organization of the pass being read, as configured (its state partition's key).
+        self.configured_organization: int | str = tap.organizations.first
         self._run_table_version: int | None = None
         self._time_extracted = ""
 
@@ -60,127 +63,146 @@ class MokapenStream(MokapenClient):
         its STATE. A pause keeps the resume point; a failure that retrying cannot fix
         ends this stream only (the tap carries on with the others and exits 1).
         """
+        partition = self._open_pass(context)
+        if partition is not None:
+            yield from self._read_pass(context, partition)
+
+    def _open_pass(self, context: Context | None) -> state.Partition | None:
+        """The partition to read, opened where the last run left it; None when this
+        stream is not read for this organization now (the log says why)."""
         tap = self.mokapen_tap
         configured = (context or {}).get("organization_id", tap.organizations.first)
         skip = tap.organizations.why_skip(configured)
         if skip:
             self.logger.info("Skipping '%s' for organization %s: %s", self.name, configured, skip)
-            return
-        self.organization_id = configured
+            return None
+        self.organization_id = self.configured_organization = configured
         try:
             org = self.organization_id = tap.organizations.numeric(configured)
             if self.scope:  # the token says which scopes the app holds
                 self.authenticator.ensure_token()
         except errors.RunPaused as exc:  # the token request met the quota or the budget
             tap.report.pause(exc, self, f"'{self.name}' stops before its first page")
-            return
+            return None
         except errors.MokapenError as exc:
             tap.report.stream_failed(self, exc)
-            return
+            return None
         if self.scope and self.scope in self.authenticator.refused_scopes:
-            if not self.selected_by_default:
-                # Off by default (an endpoint Mokapen does not document), selected by a
-                # wildcard such as Meltano's implicit "*.*": the app was not set up for it.
-                self.logger.warning(
-                    "Skipping '%s': it is off by default, and the app lacks the scope %s. "
-                    "Enable that scope to read it; in Meltano, `meltano select tap-mokapen "
-                    "--exclude %s '*'` silences this line",
-                    self.name,
-                    self.scope,
-                    self.name,
-                )
-                return
-            msg = (
-                f"'{self.name}' needs the scope {self.scope}, which Mokapen does not enable "
-                f"for this app: enable it for the app, or deselect '{self.name}'"
-            )
-            tap.report.stream_failed(self, errors.ConfigError(msg))
-            return
-        stream_state = self.get_context_state(context)
+            self._without_scope()
+            return None
         # Keyed as the state partitions are: by the organization as configured.
-        cycle = tap.organizations.cycle_started_at(configured)
+        partition = state.Partition(
+            self.get_context_state(context), tap.organizations.cycle_started_at(configured)
+        )
         skip = tap.organizations.why_skip(org)
-        if not skip and state.completed_in_cycle(stream_state, cycle):
+        if not skip and partition.completed_in_cycle():
             skip = "already synced in this cycle"
         if skip:
             self.logger.info("Skipping '%s' for organization %s: %s", self.name, org, skip)
-            return
-        versions = self._table_pass(stream_state, org)
-        self._resume_position = state.start(stream_state, self.replication_key)
-        read = state.read_so_far(stream_state) if self._resume_position else state.PassRead()
-        last_complete = state.last_complete_pass(stream_state)
+            return None
+        self.versions = self._table_pass(partition, org)
+        self._resume_position = partition.open(self.replication_key)
+        last_complete = partition.last_complete_pass()
         self._known_pages = last_complete.pages if last_complete else None
         self.sizing = PageSize.for_endpoint(
             tap.settings.page_size,
-            state.page_size(stream_state),
+            partition.page_size(),
             where=f"'{self.name}' of organization {org}",
         )
-        self.progress.begin(org)
+        return partition
+
+    def _without_scope(self) -> None:
+        """The app lacks the stream's scope: a stream off by default is skipped with a
+        warning, any other fails (the others go on)."""
+        if not self.selected_by_default:
+            # Off by default (an endpoint Mokapen does not document), selected by a
+            # wildcard such as Meltano's implicit "*.*": the app was not set up for it.
+            self.logger.warning(
+                "Skipping '%s': it is off by default, and the app lacks the scope %s. "
+                "Enable that scope to read it; in Meltano, `meltano select tap-mokapen "
+                "--exclude %s '*'` silences this line",
+                self.name,
+                self.scope,
+                self.name,
+            )
+            return
+        msg = (
+            f"'{self.name}' needs the scope {self.scope}, which Mokapen does not enable "
+            f"for this app: enable it for the app, or deselect '{self.name}'"
+        )
+        self.mokapen_tap.report.stream_failed(self, errors.ConfigError(msg))
+
+    def _read_pass(
+        self, context: Context | None, partition: state.Partition
+    ) -> t.Iterator[list[t.Any]]:
+        """Every page of the pass, each followed by its checkpoint; then how it ended:
+        paused, failed or complete (state.Partition writes each)."""
+        self.progress.begin(self.organization_id)
         sdk_private.set_table_version(self, self.table_version)
         rejected_before = self.stats["rejected"]
         paginator: Paginator | None = None
         restarts = 0
         try:
-            for records, page_size, paginator in self.request_pages(context):
+            for records, held, paginator in self.request_pages(context):
                 yield records
-                if paginator.restarts != restarts:  # the pass starts over: so does its count
-                    restarts, read = paginator.restarts, state.PassRead(doubt=read.doubt)
-                read = read.plus(page_size, paginator.doubt)
-                state.remember_page_size(stream_state, self.sizing.remembered())
-                if versions and self.stats["rejected"] > rejected_before:
-                    versions.note_rejections(stream_state)
+                partition.page_read(held, paginator.doubt, restarted=paginator.restarts != restarts)
+                restarts = paginator.restarts
+                partition.remember_page_size(self.sizing.remembered())
+                if self.versions and self.stats["rejected"] > rejected_before:
+                    self.versions.note_rejections(partition.data)
                 if self.page_checkpoints and not paginator.finished:
-                    state.checkpoint(stream_state, paginator.position(), cycle=cycle, read=read)
+                    partition.checkpoint(paginator.position())
                     sdk_private.write_state(self)
         except errors.RunPaused as exc:
             paginator = self._paginator
-            position = paginator.position() if paginator else {}
-            state.pause(stream_state, position, cycle=cycle, read=read)
+            partition.pause(paginator.position() if paginator else {})
             where = paginator.describe_position() if paginator else "the first page"
-            tap.report.pause(exc, self, f"'{self.name}' stops before {where}")
+            self.mokapen_tap.report.pause(exc, self, f"'{self.name}' stops before {where}")
         except errors.MokapenError as exc:
             paginator = self._paginator
             if self._resume_position and (paginator is None or paginator.count == 0):
                 # The server refused the very point this pass resumed at (a stale cursor,
                 # say): the next run starts the stream over rather than fail there forever.
-                state.abandon(stream_state)
+                partition.abandon()
             else:
-                position = paginator.position() if paginator else {}
-                state.fail(stream_state, position, cycle=cycle, read=read)
-            tap.report.stream_failed(self, exc)
+                partition.fail(paginator.position() if paginator else {})
+            self.mokapen_tap.report.stream_failed(self, exc)
         else:
-            verdict = paginator.verdict() if paginator else None
-            covered = paginator.records_covered() if paginator else None
-            # Positions, where the shape tells them: re-reads and re-asks count once.
-            held = read.records if covered is None else covered
-            read = read._replace(doubt=read.doubt or verdict, records=held)
-            shrunk = self._shrunk(read, last_complete)
-            state.finish(
-                stream_state,
-                cycle=cycle,
-                read=read,
-                keep_bookmark=shrunk,
-                # A versioned pass far smaller is no baseline until the user confirms it.
-                remember_pass=not shrunk,
-            )
-            self.stats["completed"] = 1
-            if versions:  # a rejection of any page is noted after that page, above
-                outcome = deletions.PassOutcome(
-                    configured,
-                    read.doubt,
-                    read.records,
-                    last_complete.records if last_complete else None,
-                )
-                organizations = tap.organizations
-                listing_failed = organizations.listing_failure is not None or (
-                    organizations.listing_paused
-                )
-                version = versions.completed(outcome, stream_state, listing_failed=listing_failed)
-                if version is not None:
-                    deletions.activate(self, version)
+            self._complete_pass(partition, paginator)
         finally:
-            state.remember_page_size(stream_state, self.sizing.remembered())
+            partition.remember_page_size(self.sizing.remembered())
             self.progress.end(self._paginator)
+
+    def _complete_pass(self, partition: state.Partition, paginator: Paginator | None) -> None:
+        """The list ended: the pass counts as complete unless its answers disagreed or it
+        holds far fewer records than the last one; a versioned one may retire rows."""
+        verdict = paginator.verdict() if paginator else None
+        covered = paginator.records_covered() if paginator else None
+        read = partition.read
+        last_complete = partition.last_complete_pass()
+        # Positions, where the shape tells them: re-reads and re-asks count once.
+        held = read.records if covered is None else covered
+        partition.read = read = read._replace(doubt=read.doubt or verdict, records=held)
+        shrunk = self._shrunk(read, last_complete)
+        # A versioned pass far smaller is no baseline until the user confirms it.
+        partition.finish(keep_bookmark=shrunk, remember_pass=not shrunk)
+        self.stats["completed"] = 1
+        if self.versions:  # a rejection of any page is noted after that page, above
+            organizations = self.mokapen_tap.organizations
+            outcome = deletions.PassOutcome(
+                self.configured_organization,
+                read.doubt,
+                read.records,
+                last_complete.records if last_complete else None,
+            )
+            listing_failed = organizations.listing_failure is not None or (
+                organizations.listing_paused
+            )
+            version = self.versions.completed(
+                outcome, partition.data, listing_failed=listing_failed
+            )
+            if version is not None:
+                deletions.activate(self, version)
 
     def _shrunk(self, read: state.PassRead, last: state.PassRead | None) -> bool:
         """Whether a pass without a doubt holds far fewer records than the last complete one
@@ -208,11 +230,11 @@ class MokapenStream(MokapenClient):
         return True
 
     def _table_pass(
-        self, partition: dict[str, t.Any], org: int | str
+        self, partition: state.Partition, org: int | str
     ) -> deletions.TableVersions | None:
         """A versioned stream's table version for this pass (deletions.py); None otherwise."""
         if not self.versioned:
-            deletions.forget(self.stream_state, partition)
+            deletions.forget(self.stream_state, partition.data)
             self.table_version = None
             return None
         settings = self.mokapen_tap.settings
@@ -228,15 +250,14 @@ class MokapenStream(MokapenClient):
             unsure = organizations.listing_failure is not None or organizations.listing_paused
             self._run_table_version = versions.open(every, listing_unsure=unsure)
         self.table_version = self._run_table_version
-        resuming = state.RESUME in partition
-        if not versions.begin_pass(partition, self.table_version, resuming=resuming):
+        if not versions.begin_pass(partition.data, self.table_version, resuming=partition.resuming):
             self.logger.info(
                 "'%s' of organization %s: the pass to resume began under another table "
                 "version; it starts over, so that no record is retired unread",
                 self.name,
                 org,
             )
-            state.abandon(partition)
+            partition.abandon()
         return versions
 
     def request_pages(

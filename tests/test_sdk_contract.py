@@ -110,7 +110,7 @@ def test_the_sdks_own_loop_keeps_records_without_a_replication_value():
     assert not sdk_private.writes_lines_directly(stream)
     context = {"organization_id": 849}
     partition = stream.get_context_state(context)
-    state.start(partition, "updated_at")
+    state.Partition(partition, "").open("updated_at")
     newest = "2025-01-01T00:00:00.000000Z"
     for record in ({"id": 1}, {"id": 2, "updated_at": None}, {"id": 3, "updated_at": newest}):
         stream._increment_stream_state(record, context=context)

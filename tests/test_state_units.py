@@ -1,4 +1,4 @@
-"""The state functions, in-process: resume tokens, cycles and bookmark candidates."""
+"""The state rules, in-process: resume tokens, cycles and bookmark candidates."""
 
 from __future__ import annotations
 
@@ -13,24 +13,27 @@ CYCLE = "2026-11-28T10:00:00.000000Z"
 
 def test_a_checkpoint_keeps_the_paginator_token_opaque_and_resumes_from_it():
     partition: dict = {"context": {"organization_id": 849}}
-    assert state.start(partition, "updated_at") is None
+    owner = state.Partition(partition, CYCLE)
+    assert owner.open("updated_at") is None
     state.track_bookmark(partition, "updated_at", "2025-01-02T00:00:00.000000Z")
     token = {"cursor": "eyJpZCI6NDJ9", "anything": [1, 2]}  # a shape state.py knows nothing of
     read = state.PassRead(records=250, pages=3, doubt="page 2: an empty page")
-    state.checkpoint(partition, token, cycle=CYCLE, read=read)
+    owner.read = read
+    owner.checkpoint(token)
 
     stored = json.loads(json.dumps(partition))  # as a target stores it
     assert stored["resume"]["max_seen"] == "2025-01-02T00:00:00.000000Z"
-    assert state.start(stored, "updated_at") == token
+    reopened = state.Partition(stored, CYCLE)
+    assert reopened.open("updated_at") == token
     # What the pass read in earlier runs, its doubt included, carries over to its end.
-    assert state.read_so_far(stored) == read
+    assert reopened.read == read
     # The newest value seen before the interruption seeds the next run's candidate.
     assert stored["progress_markers"]["replication_key_value"] == "2025-01-02T00:00:00.000000Z"
 
 
 def test_the_bookmark_candidate_only_moves_forward():
     partition: dict = {}
-    state.start(partition, "updated_at")
+    state.Partition(partition, CYCLE).open("updated_at")
     for value in ("2025-03-01", "2025-01-01", None, "2025-02-01"):
         state.track_bookmark(partition, "updated_at", value)
     assert partition["progress_markers"]["replication_key_value"] == "2025-03-01"
@@ -38,9 +41,10 @@ def test_the_bookmark_candidate_only_moves_forward():
 
 def test_a_pause_saves_the_cursor_and_leaves_the_bookmark_alone():
     partition: dict = {"replication_key_value": "2024-12-31T00:00:00.000000Z"}
-    state.start(partition, "updated_at")
+    owner = state.Partition(partition, CYCLE)
+    owner.open("updated_at")
     state.track_bookmark(partition, "updated_at", "2025-06-01T00:00:00.000000Z")
-    state.pause(partition, {"next_page": 4}, cycle=CYCLE, read=state.PassRead())
+    owner.pause({"next_page": 4})
     assert partition["resume"]["next_page"] == 4
     assert "progress_markers" not in partition  # the SDK then keeps the old bookmark
     assert partition["replication_key_value"] == "2024-12-31T00:00:00.000000Z"
@@ -48,14 +52,16 @@ def test_a_pause_saves_the_cursor_and_leaves_the_bookmark_alone():
 
 def test_finishing_drops_the_cursor_and_caps_the_bookmark_at_the_cycle_start():
     partition: dict = {"resume": {"next_page": 3, "cycle_started_at": CYCLE}}
-    state.start(partition, "updated_at")
+    owner = state.Partition(partition, CYCLE)
+    owner.open("updated_at")
     state.track_bookmark(partition, "updated_at", "2099-01-01T00:00:00.000000Z")  # server clock
-    state.finish(partition, cycle=CYCLE, read=state.PassRead(500, 5))
+    owner.read = state.PassRead(500, 5)
+    owner.finish()
     assert "resume" not in partition
-    assert state.completed_in_cycle(partition, CYCLE)
-    assert not state.completed_in_cycle(partition, "2026-11-29T10:00:00.000000Z")
+    assert owner.completed_in_cycle()
+    assert not state.Partition(partition, "2026-11-29T10:00:00.000000Z").completed_in_cycle()
     assert partition["progress_markers"]["replication_key_value"] == ("2026-11-28T09:55:00.000000Z")
-    assert state.last_complete_pass(partition) == state.PassRead(500, 5)
+    assert owner.last_complete_pass() == state.PassRead(500, 5)
 
 
 def test_a_pass_with_a_doubt_ends_its_cycle_but_keeps_the_bookmark():
@@ -63,12 +69,14 @@ def test_a_pass_with_a_doubt_ends_its_cycle_but_keeps_the_bookmark():
         "replication_key_value": "2024-12-31T00:00:00.000000Z",
         "last_complete_pass": {"records": 500, "pages": 5},
     }
-    state.start(partition, "updated_at")
+    owner = state.Partition(partition, CYCLE)
+    owner.open("updated_at")
     state.track_bookmark(partition, "updated_at", "2025-06-01T00:00:00.000000Z")
-    state.finish(partition, cycle=CYCLE, read=state.PassRead(10, 5, "page 2 short"))
-    assert state.completed_in_cycle(partition, CYCLE)
+    owner.read = state.PassRead(10, 5, "page 2 short")
+    owner.finish()
+    assert owner.completed_in_cycle()
     assert "progress_markers" not in partition  # the SDK then keeps the old bookmark
-    assert state.last_complete_pass(partition) == state.PassRead(500, 5)
+    assert owner.last_complete_pass() == state.PassRead(500, 5)
 
 
 def test_an_unfinished_cycle_belongs_to_its_organization():
