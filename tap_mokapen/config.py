@@ -189,9 +189,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "page_size",
         th.IntegerType,
-        "Records per page, sent as per_page. Unset: the tap asks for 1000 and learns, per "
-        "organization and stream, the largest page the server honours (kept in the "
-        "state). Set: asked for as it is.",
+        "Records per page, sent as per_page. Unset: the tap asks for 1000, lowered only "
+        "where the server refuses it or keeps failing at it (kept in the state, per "
+        "organization and stream). Set: asked for as it is.",
         rule="positive_integer",
     ),
     Setting("user_agent", th.StringType, "User-Agent header; defaults to tap-mokapen/<version>."),

@@ -1,32 +1,33 @@
-"""How many records to ask for per page: the most the server honours, learned once.
+"""How many records to ask for per page: DEFAULT_PAGE_SIZE, or what the server allows.
 
 Mokapen has no ``updated_at`` filter, so every run reads every page and the page size
 decides what a sync costs: 20,000 contacts are 200 requests at 100 a page (a Free
 plan's whole day) and 20 at 1,000. Mokapen documents no largest ``per_page``; a
 Laravel API may honour any value, clamp it silently, or refuse it with a 422.
 
-So, unless ``page_size`` is set, the tap asks for DEFAULT_PAGE_SIZE and learns, per
-organization and stream, what the server really does:
+A silent clamp needs nothing: page numbers follow the server's own ``per_page``, so
+asking for more than it serves costs no request (bench/page_size.py: 18 requests a
+run, the least possible, on every run). Unless ``page_size`` is set, the tap asks for
+DEFAULT_PAGE_SIZE and lowers it only when the server will not serve it:
 
-* it returns fewer records than asked on a page that is not the last (or reports a
-  smaller ``per_page``): it clamps, and that is the largest page it honours;
 * it answers 422 or 400 about the page size: the tap asks for the limit the message
   names (or half, when it names none) and retries the page;
 * it fails a large page (5xx, no answer in time) FAULTS_BEFORE_SHRINKING times in a
   row: the tap tries half the size, down to SMALLEST_TRIAL, and from there the
-  usual retries take over.
+  usual retries take over. Without this, a server that cannot build a large page
+  fails every run (bench/page_size.py: 27 requests and a complete run instead).
 
-What it learned is kept in the stream's STATE (``page_size``, per organization). A
-server's word is trusted for the next runs only once it repeats: a size below the
-default learned in one run is asked for straight away only after a later run learned
-the same size (``"confirmed": true``); until then the next run asks for the default
-again, so one transient 422 or clamp never pins a small page (10 a page is 500
-requests for 5,000 contacts). Confirming a refusal costs one refused request; a clamp
-costs nothing. After RECHECK_AFTER (a day, for a size learned from faults, which may
-have been an outage) the tap asks for the default again, in case Mokapen raised its
-limit. A ``checked_at`` later than now (a wrong clock) counts as unknown.
-A ``page_size`` set by the user is always asked for first; if the server refuses it,
-the run goes on at the size it accepts and says so.
+The size so found is kept in the stream's STATE (``page_size``, per organization),
+and trusted for the next runs only once it repeats: it is asked for straight away
+only after a later run found the same size (``"confirmed": true``), so one transient
+422 or outage never pins a small page (10 a page is 500 requests for 5,000
+contacts). Once confirmed, it saves the refused or failed requests of every run (2 to
+6 in the benchmark). After RECHECK_AFTER (a day, for a size found from faults, which
+may have been an outage) the tap asks for the default again; a page served at a
+size above the one kept means the limit is gone, and it is forgotten. A
+``checked_at`` later than now (a wrong clock) counts as unknown. A ``page_size``
+set by the user is always asked for first; if the server refuses it, the run goes
+on at the size it accepts and says so.
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ import requests
 
 from tap_mokapen import clock, timestamps
 from tap_mokapen.errors import PageSizeRefused, RetriableAPIError, TruncatedAnswer
-
-if t.TYPE_CHECKING:
-    from tap_mokapen.pages import Page
 
 logger = logging.getLogger("tap-mokapen")
 
@@ -143,21 +141,18 @@ class PageSize:
 
     # -- what the answers teach -----------------------------------------------------
 
-    def observe(self, page: Page, *, more_pages: bool) -> bool:
-        """Learn from an answer; True when what is remembered changed."""
+    def served(self) -> bool:
+        """A page came at the size asked; True when what is remembered changed.
+
+        A size kept below it is gone (Mokapen raised its limit, or the faults were an
+        outage): it is forgotten, and the next run asks for the default again.
+        """
         self._faults = 0
-        served = page.per_page if isinstance(page.per_page, int) and page.per_page > 0 else None
-        if served is None and more_pages and page.size:
-            served = page.size
-        if served is None:
+        if self.learned is None or self.asked <= self.learned:
             return False
-        if served < self.asked:
-            return self._learn(served, "clamped")
-        if self.configured:
-            return False  # the user's size, honoured, says nothing of the largest one
-        if self.learned is None or self.learned < self.asked or self._stale():
-            return self._learn(self.asked, "honoured")
-        return False
+        self.learned = self.checked_at = self.how = None
+        self.confirmed = False
+        return True
 
     def refused(self, refusal: PageSizeRefused) -> int | None:
         """The size to ask for after a refusal or repeated faults; None when none is left."""
@@ -234,10 +229,6 @@ class PageSize:
         self.confirmed = size == self.previous
         self.checked_at = timestamps.now()
         return True
-
-    def _stale(self) -> bool:
-        checked = timestamps.parse(self.checked_at) if self.checked_at else None
-        return checked is None or checked < clock.now() - RECHECK_AFTER
 
 
 def _read(remembered: t.Any, now: dt.datetime) -> tuple[int | None, str | None, str | None, bool]:

@@ -75,7 +75,6 @@ def estimate(tap: TapMokapen) -> list[StreamCost]:
             page = first_page(stream, context)
             total = believed(page.total)  # an absurd total is no estimate
             per_page = believed(page.per_page) or page.size or 1
-            stream.sizing.observe(page, more_pages=total is not None and total > page.size)
             largest = stream.sizing.learned
             org = (context or {}).get("organization_id", tap.organizations.first)
             costs.append(

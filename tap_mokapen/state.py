@@ -284,8 +284,11 @@ class Partition:
         self.read = self.read.plus(records, doubt)
 
     def remember_page_size(self, learned: t.Mapping[str, t.Any] | None) -> None:
+        """Keep what page_size.py found, or forget what it no longer holds."""
         if learned:
             self.data[PAGE_SIZE] = dict(learned)
+        else:
+            self.data.pop(PAGE_SIZE, None)
 
     def checkpoint(self, position: t.Mapping[str, t.Any]) -> None:
         """Every record before ``position`` (a paginator's token) has been emitted."""

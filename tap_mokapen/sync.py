@@ -293,7 +293,7 @@ class MokapenStream(MokapenClient):
                 if paginator.repeated_page:
                     records, held = [], 0
                 self.stats["emitted"] += len(records)
-                self.sizing.observe(page, more_pages=not paginator.finished)
+                self.sizing.served()
                 self.progress.page_done(paginator)
                 yield records, held, paginator
 

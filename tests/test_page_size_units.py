@@ -8,7 +8,6 @@ import pytest
 
 from tap_mokapen.errors import PageSizeRefused
 from tap_mokapen.page_size import DEFAULT_PAGE_SIZE, PageSize
-from tap_mokapen.pages import Page
 
 
 @pytest.mark.parametrize(
@@ -33,14 +32,15 @@ def test_a_refusal_of_a_single_record_leaves_nothing_to_try():
     assert sizing.refused(PageSizeRefused("The per page field is invalid.")) is None
 
 
-def test_an_answer_smaller_than_asked_on_a_page_that_is_not_the_last_is_a_clamp():
-    sizing = PageSize.for_endpoint(None, None)
-    assert sizing.observe(Page(shape="simple", data=[{}] * 300), more_pages=True)
-    assert sizing.remembered()["largest"] == 300
-    last = PageSize.for_endpoint(None, None)
-    assert not last.observe(
-        Page(shape="simple", data=[{}] * 300), more_pages=False
-    )  # just the last page
+def test_a_page_served_at_the_size_asked_keeps_nothing_and_forgets_a_smaller_limit():
+    fresh = PageSize.for_endpoint(None, None)
+    assert not fresh.served()
+    assert fresh.remembered() is None
+    checked = dt.datetime.now(dt.UTC).isoformat()
+    old = {"largest": 300, "checked_at": checked, "how": "refused", "confirmed": False}
+    rechecked = PageSize.for_endpoint(None, old)  # not confirmed: the default is asked
+    assert rechecked.served()
+    assert rechecked.remembered() is None
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,6 @@ def test_an_answer_smaller_than_asked_on_a_page_that_is_not_the_last_is_a_clamp(
     [
         ("refused", 2, True, 300),
         ("refused", 2, False, DEFAULT_PAGE_SIZE),  # seen by one run only: asked again
-        ("clamped", 2, False, DEFAULT_PAGE_SIZE),
         ("refused", 8, True, DEFAULT_PAGE_SIZE),
         ("failed", 2, True, DEFAULT_PAGE_SIZE),  # faults may have been an outage: a day
         ("refused", -3, True, DEFAULT_PAGE_SIZE),  # checked "in the future": a wrong clock
@@ -68,8 +67,8 @@ def test_a_size_is_confirmed_when_a_second_run_learns_it_again():
 
     transient = PageSize.for_endpoint(None, first.remembered())
     assert transient.asked == DEFAULT_PAGE_SIZE  # one 422 pins nothing
-    assert transient.observe(Page(shape="simple", data=[{}] * 1000), more_pages=True)
-    assert transient.remembered()["largest"] == DEFAULT_PAGE_SIZE  # the refusal forgotten
+    assert transient.served()
+    assert transient.remembered() is None  # the refusal forgotten
 
     again = PageSize.for_endpoint(None, first.remembered())
     again.refused(PageSizeRefused("The per page field must not be greater than 10."))
@@ -87,7 +86,8 @@ def test_a_checked_at_in_the_future_is_never_kept():
     remembered = {"largest": 300, "checked_at": future, "how": "refused", "confirmed": True}
     sizing = PageSize.for_endpoint(None, remembered)
     assert sizing.checked_at is None
-    sizing.observe(Page(shape="simple", data=[{}] * 300), more_pages=True)
+    assert sizing.asked == DEFAULT_PAGE_SIZE
+    sizing.refused(PageSizeRefused("The per page field must not be greater than 300."))
     assert sizing.remembered()["checked_at"] <= dt.datetime.now(dt.UTC).isoformat()
 
 
