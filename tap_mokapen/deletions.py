@@ -60,7 +60,7 @@ from singer_sdk.singerlib import ActivateVersionMessage
 from tap_mokapen import clock
 
 if t.TYPE_CHECKING:
-    from tap_mokapen.sync import MokapenStream
+    from tap_mokapen.client import MokapenStream
 
 logger = logging.getLogger("tap-mokapen")
 

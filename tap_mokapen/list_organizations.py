@@ -19,9 +19,9 @@ import typing as t
 
 import click
 
+from tap_mokapen.client import MokapenStream
 from tap_mokapen.errors import MokapenError, RunPaused, cut, sentences
 from tap_mokapen.registry import listed_ids
-from tap_mokapen.sync import MokapenStream
 
 if t.TYPE_CHECKING:
     from tap_mokapen.tap import TapMokapen

@@ -1,6 +1,6 @@
 """Step 4 of the data path, paging: which request comes next, and where to resume.
 
-``Paginator`` is the contract the request loop (sync.py) relies on. The loop
+``Paginator`` is the contract the request loop (client.py) relies on. The loop
 asks ``current_value`` for the next request's query parameters (``per_page``
 included), sends the request and hands the answer to ``advance``, which decides
 the next request (or ``finished``); only after the page's records are written does

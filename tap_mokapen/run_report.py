@@ -15,7 +15,7 @@ import typing as t
 from tap_mokapen.errors import AuthenticationError, MokapenError, RunPaused, cut, sentences
 
 if t.TYPE_CHECKING:
-    from tap_mokapen.sync import MokapenStream
+    from tap_mokapen.client import MokapenStream
     from tap_mokapen.tap import TapMokapen
 
 logger = logging.getLogger("tap-mokapen")

@@ -11,7 +11,7 @@ the answers before it (an empty page while its total says records follow, a page
 shorter than the others that is not the last, a total that falls and stays
 fallen), the scheme asks for the same page once more; a contradiction that stands
 is a *doubt*: the pass reads on where it can, but it is incomplete
-(``verdict``), so it retires no row and moves no bookmark (sync.py,
+(``verdict``), so it retires no row and moves no bookmark (client.py,
 deletions.py).
 """
 

@@ -19,13 +19,13 @@ from typing_extensions import override
 from tap_mokapen import config, sdk_private, validation
 from tap_mokapen import state as state_rules
 from tap_mokapen.cli import CommandLine
+from tap_mokapen.client import MokapenStream
 from tap_mokapen.errors import ConfigError, MokapenError, RunPaused, redact
 from tap_mokapen.output import BufferedMsgSpecWriter
 from tap_mokapen.registry import Organizations
 from tap_mokapen.rejected import RejectedRecordsStream, Rejections
 from tap_mokapen.run_report import RunReport
-from tap_mokapen.streams import OrganizationScopedStream, stream_types
-from tap_mokapen.sync import MokapenStream
+from tap_mokapen.streams import stream_types
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
@@ -105,7 +105,7 @@ class TapMokapen(CommandLine, sdk_private.OneLineConfigErrors, Tap):
         can_ask = self.settings.client_id or self.settings.access_token
         if can_ask and self.organizations.ids:
             for stream in self.mokapen_streams():
-                if isinstance(stream, OrganizationScopedStream) and not stream.packaged:
+                if stream.organization_scoped and not stream.packaged:
                     try:
                         added = stream.sample_fields()
                     except (MokapenError, RunPaused) as exc:
