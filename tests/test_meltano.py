@@ -398,14 +398,11 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
 
     output = tmp_path / "output"
     output.mkdir()
-    meltano(
-        "run",
-        "tap-mokapen",
-        "target-jsonl",
-        **tap_env,
-        TARGET_JSONL_DESTINATION_PATH=str(output),
-        TARGET_JSONL_DO_TIMESTAMP_FILE="false",
-    )
+    loader_env = {
+        "TARGET_JSONL_DESTINATION_PATH": str(output),
+        "TARGET_JSONL_DO_TIMESTAMP_FILE": "false",
+    }
+    meltano("run", "tap-mokapen", "target-jsonl", **tap_env, **loader_env)
 
     served = sandbox.records("contacts")
     assert all("email" in record for record in served)
@@ -432,14 +429,7 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
     resynced = meltano("invoke", "tap-mokapen", "--state", str(saved), "--resync", "contacts")
     (tmp_path / "resynced.json").write_text(resynced.stdout)
     meltano("state", "set", "--force", state_id, "--input-file", str(tmp_path / "resynced.json"))
-    meltano(
-        "run",
-        "tap-mokapen",
-        "target-jsonl",
-        **tap_env,
-        TARGET_JSONL_DESTINATION_PATH=str(output),
-        TARGET_JSONL_DO_TIMESTAMP_FILE="false",
-    )
+    meltano("run", "tap-mokapen", "target-jsonl", **tap_env, **loader_env)
     again = (output / "contacts.jsonl").read_text().splitlines()
     assert len(again) == 2 * len(served)  # the contacts came again, in full
     assert len((output / "tasks.jsonl").read_text().splitlines()) < 2 * len(tasks)
