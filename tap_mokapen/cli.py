@@ -104,7 +104,7 @@ class CommandLine(Tap):
         a MokapenError as one line and exit 1."""
         try:
             if resync:
-                state = cls._readable_state(kwargs.get("state"))
+                state = kwargs.get("state")
                 print(resync_cli.run(state.read() if state else None, resync))
             elif list_organizations:
                 tap = cls.from_options(

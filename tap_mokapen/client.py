@@ -310,11 +310,13 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         """The stream's record type, schema and rejections (built once the catalog is read)."""
         tap = self.mokapen_tap
         forget = tap.settings.forget_learned_fields
-        # Fields the catalog adds (discovery's sample, or the user's) are the stream's
-        # too: the SDK sent them in the first SCHEMA. The tap's own declarations win.
+        # A declared stream without a shipped schema has the fields --discover sampled,
+        # as the catalog lists them. A shipped schema is the contract: fields a catalog
+        # adds to it are learned from the values like any new field, whatever the
+        # catalog says of their keys, which nothing here could check.
         entry = tap.input_catalog.get_stream(self.name) if tap.input_catalog else None
-        declared = entry.schema.to_dict().get("properties", {}) if entry else {}
-        properties = {**declared, **self.schema["properties"]}
+        sampled = entry.schema.to_dict().get("properties", {}) if entry else {}
+        properties = {**({} if self.packaged else sampled), **self.schema["properties"]}
         return RecordIntake(
             self.name,
             {**self.schema, "properties": properties},
@@ -387,14 +389,19 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     def list_all(self, context: Context | None) -> t.Iterator[t.Any]:
         """Every record of the list as plain JSON, whatever it is, outside the record path:
         no schema growth, no rejections, no state (the organizations list, read for the
-        tap, which judges each record itself)."""
+        tap, which judges each record itself). It may run in the middle of this stream's
+        own pass (all_organizations, listing on a pause): that pass's page size stays."""
+        own_sizing = self.sizing
         self.sizing = PageSize.for_endpoint(
             self.mokapen_tap.settings.page_size, None, where=f"'{self.name}'"
         )
         paginator = ListPaginator(None, read_page=self.read_page, page_size=self.sizing.asked)
-        for _, response in self.answers(context, paginator):
-            yield from careful_read(response).records
-            paginator.advance(response)
+        try:
+            for _, response in self.answers(context, paginator):
+                yield from careful_read(response).records
+                paginator.advance(response)
+        finally:
+            self.sizing = own_sizing
         doubt = paginator.verdict()
         if doubt:  # a listing that contradicts itself may lack an organization
             msg = f"the list's answers contradict each other ({doubt})"

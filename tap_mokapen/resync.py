@@ -18,7 +18,7 @@ import typing as t
 import click
 
 from tap_mokapen import state
-from tap_mokapen.errors import ConfigError
+from tap_mokapen.errors import ConfigError, cut
 
 logger = logging.getLogger("tap-mokapen")
 
@@ -31,7 +31,14 @@ def run(text: str | None, names: t.Sequence[str]) -> str:
     if text is None:
         msg = "--resync changes a STATE: give it with --state FILE (nothing else is needed)"
         raise ConfigError(msg)
-    document = json.loads(text)
+    if not text.strip():
+        msg = "--resync: the --state file is empty: every stream is read in full already"
+        raise ConfigError(msg)
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        msg = f"--resync: the --state file is not valid JSON: {cut(str(exc), 200)}"
+        raise ConfigError(msg) from None
     wrapped = isinstance(document, dict) and MELTANO_WRAPPER in document
     tap_state = document[MELTANO_WRAPPER] if wrapped else document
     bookmarks = tap_state.get("bookmarks") if isinstance(tap_state, dict) else None

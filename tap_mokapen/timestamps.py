@@ -45,7 +45,7 @@ def parse(value: str) -> dt.datetime | None:
     """A timestamp as an aware datetime (a zone-less one is UTC); None when it is none."""
     try:
         text = to_rfc3339(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a time, or one past the calendar's ends
         return None
     return dt.datetime.strptime(text, CANONICAL_FORMAT).replace(tzinfo=dt.UTC) if text else None
 

@@ -253,3 +253,11 @@ def test_a_host_that_does_not_resolve_is_named_as_such(sandbox):
     last = run.stderr.strip().splitlines()[-1]
     assert "https://mokapen.invalid" in last and "does not resolve" in last
     assert "ConnectionError" not in last and "refused" not in last
+
+
+def test_a_start_date_past_the_calendars_end_is_one_line(sandbox):
+    run = run_tap(sandbox.config(start_date="9999-12-31T23:59:59-01:00"))
+
+    assert run.returncode == 1
+    (error,) = run.error_lines()
+    assert "start_date must be an ISO 8601 date-time" in error

@@ -94,3 +94,13 @@ def test_a_checked_at_in_the_future_is_never_kept():
 def test_a_malformed_remembered_size_is_ignored():
     for remembered in ("300", {"largest": "big"}, {"largest": True}, {"largest": -1}, []):
         assert PageSize.for_endpoint(None, remembered).asked == DEFAULT_PAGE_SIZE
+
+
+def test_a_checked_at_past_the_calendars_start_counts_as_unknown():
+    remembered = {
+        "largest": 300,
+        "checked_at": "0001-01-01T00:00:00+01:00",
+        "how": "refused",
+        "confirmed": True,
+    }
+    assert PageSize.for_endpoint(None, remembered).asked == DEFAULT_PAGE_SIZE

@@ -66,3 +66,15 @@ def test_without_a_state_it_says_what_it_needs():
     assert done.returncode == 1
     (error,) = done.error_lines()
     assert "--resync" in error and "--state FILE" in error
+
+
+def test_an_empty_or_broken_state_file_is_one_line(tmp_path):
+    for text, says in (("", "is empty"), ("{not json", "not valid JSON")):
+        state_file = tmp_path / "state.json"
+        state_file.write_text(text)
+        done = run_tap(None, args=["--state", str(state_file), *RESYNC_CONTACTS])
+
+        assert done.returncode == 1
+        (error,) = done.error_lines()
+        assert says in error
+        assert "WARNING" not in done.stderr
