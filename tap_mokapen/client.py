@@ -4,7 +4,7 @@ Every Mokapen stream is a MokapenStream (streams.py holds one small class each).
 holds the SDK's request hooks: the URL, the token (auth.py), the paginator
 (paging.py) and its parameters, the page size (page_size.py), the pacer's slot for
 every attempt (throttle.py), the verdict on each answer and the retries
-(verdict.py, retries.py), and the page read from it (pages.py, intake.py).
+(verdict.py, retries.py), and the page read from it (shapes.py, intake.py).
 ``answers`` sends a list's requests one after the other, asking again, smaller, for
 a page the server will not serve at the size asked.
 
@@ -46,9 +46,9 @@ from tap_mokapen import (
 from tap_mokapen.evolution import SchemaEvolution
 from tap_mokapen.intake import RecordIntake
 from tap_mokapen.page_size import PageSize
-from tap_mokapen.pages import Page, careful_read
 from tap_mokapen.paging import ListPaginator, Paginator
 from tap_mokapen.progress import Progress
+from tap_mokapen.shapes import Page, careful_read
 from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:

@@ -16,7 +16,7 @@ retired when the second complete pass after its deletion ends.
 
 A pass is complete for deletions only when, for every organization it must cover:
 
-* the answers agreed with each other (schemes.py: no doubt stood);
+* the answers agreed with each other (paging.py: no doubt stood);
 * no record was rejected (rejected.py), in any run of the pass;
 * it holds at least ``1 - max_deleted_share`` of the records of the
   organization's last complete pass (a guard against an answer cut short that
@@ -75,7 +75,7 @@ class PassOutcome(t.NamedTuple):
     """What one organization's pass over a versioned stream came to."""
 
     organization: t.Any
-    #: Why the answers do not add up to the whole list (schemes.py), or None.
+    #: Why the answers do not add up to the whole list (paging.py), or None.
     doubt: str | None
     #: Records the pass read (all its runs), and those of the last complete pass.
     records: int

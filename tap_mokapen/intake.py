@@ -16,8 +16,8 @@ import msgspec
 from singer_sdk.singerlib import SchemaMessage
 
 from tap_mokapen.evolution import SchemaEvolution, json_type
-from tap_mokapen.pages import MAX_DEPTH, TOO_DEEP, Page, PageReader
 from tap_mokapen.record_type import UNSET, RecordType, Rejected
+from tap_mokapen.shapes import MAX_DEPTH, TOO_DEEP, Page, PageReader
 
 if t.TYPE_CHECKING:
     import collections

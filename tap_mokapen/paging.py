@@ -9,30 +9,676 @@ position is a small JSON object that only the paginator reads (state.py keeps it
 opaque).
 
 ``ListPaginator`` is the one the streams use: the first answer tells which list
-shape the endpoint speaks (pages.py), and it pages by that shape's rules, its
-*scheme* (schemes.py): page numbers (drift-safe), a cursor, or a plain list.
+shape the endpoint speaks (shapes.py), and it pages by that shape's rules, its
+*scheme* (below): page numbers (drift-safe), a cursor, or a plain list.
 
 Paging always ends, and ends cheaply: an empty page ends a stream (once asked
-twice, when its answer says more records follow: schemes.py); a pass may not
+twice, when its answer says more records follow); a pass may not
 spend more than ``budget(expected)`` requests, where ``expected`` is the number of
 pages the answers announce, else the pages of the last complete pass; a cursor or
 page seen twice is an error. A server that breaks these rules stops the stream
 with an error naming the endpoint.
+
+The rules of each list shape, its *scheme*, come first below:
+
+* ``PageNumbers`` (length_aware, simple, resource shapes): led by what the server
+  returned, and safe against paging drift;
+* ``Cursor``: ``cursor=<next_cursor>`` until it is null; deletions shift nothing;
+* ``WholeList``: a plain list, whose first answer is the whole list (unless it
+  fills exactly a page, or the pass must be sure: then page 2 is asked for once).
+
+A server's answer is evidence, not truth. Where an answer contradicts itself or
+the answers before it (an empty page while its total says records follow, a page
+shorter than the others that is not the last, a total that falls and stays
+fallen), the scheme asks for the same page once more; a contradiction that stands
+is a *doubt*: the pass reads on where it can, but it is incomplete
+(``verdict``), so it retires no row and moves no bookmark (client.py,
+deletions.py).
 """
 
 from __future__ import annotations
 
 import abc
+import logging
 import typing as t
 
 import requests
 from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_mokapen.errors import APIError, url_path
-from tap_mokapen.schemes import Cursor, PageNumbers, Params, Scheme
+from tap_mokapen.record_type import UNSET
 
 if t.TYPE_CHECKING:
-    from tap_mokapen.pages import Page
+    from tap_mokapen.shapes import Page
+
+logger = logging.getLogger("tap-mokapen")
+
+Params = dict[str, t.Any]
+
+#: Page sizes servers commonly cap at (Laravel's default is 15): a plain list of
+#: exactly this many records may be the first page of one paged without saying so.
+COMMON_PAGE_SIZES = frozenset({10, 15, 20, 25, 30, 50, 100, 200, 250, 500, 1000})
+#: The largest total believed: 10^8 records take five days of the largest daily
+#: quota (20,000 requests of 1,000 records). A larger one counts as unknown.
+MAX_BELIEVED_TOTAL = 10**8
+#: The largest ``last_page`` believed, for the same reason.
+MAX_BELIEVED_PAGES = 10**7
+#: The contradictions kept to say what went wrong; the others are counted.
+MAX_DOUBTS = 3
+
+
+def believed(value: t.Any, limit: int = MAX_BELIEVED_TOTAL) -> int | None:
+    """A count from a server, when it can be true: an integer from 0 to ``limit``."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit:
+        return value
+    return None
+
+
+class Scheme(abc.ABC):
+    """One list shape's paging rules, and the doubts its answers left."""
+
+    name: t.ClassVar[str]
+    #: The page size the tap asks for (``per_page``).
+    page_size: int = 100
+    #: Pages read a second time to stay safe from paging drift.
+    drift_rereads: int = 0
+    #: The last page held the records of the one before (a probe of a whole list).
+    repeated_page: bool = False
+
+    def __init__(self) -> None:
+        #: Contradictions that stood after the page was asked for again (the first few),
+        #: and how many stood in all.
+        self.doubts: list[str] = []
+        self.doubted = 0
+
+    @abc.abstractmethod
+    def first(self) -> Params: ...
+
+    @abc.abstractmethod
+    def next(self, page: Page, requested: Params, path: str) -> Params | None: ...
+
+    @abc.abstractmethod
+    def position(self) -> dict[str, t.Any]: ...
+
+    def doubt(self, what: str) -> None:
+        """A contradiction stood: say so; the pass is incomplete. The first few are kept."""
+        self.doubted += 1
+        if len(self.doubts) < MAX_DOUBTS:
+            self.doubts.append(what)
+        logger.warning(
+            "%s: this pass is incomplete, so it retires no row and keeps the bookmark", what
+        )
+
+    def verdict(self) -> str | None:
+        """Why the pass cannot count as complete, or None: asked once the list has ended."""
+        return self.first_doubt
+
+    @property
+    def first_doubt(self) -> str | None:
+        """What first contradicted what, and how many more contradictions stood."""
+        if not self.doubts:
+            return None
+        more = f" (and {self.doubted - 1} more)" if self.doubted > 1 else ""
+        return self.doubts[0] + more
+
+    @property
+    def restarts(self) -> int:
+        """How many times the pass started over from the first page (Cursor)."""
+        return 0
+
+    def records_covered(self) -> int | None:
+        """The list positions the pass read, when the shape tells them (None: count the
+        records of the pages instead); a page read twice counts once."""
+        return None
+
+    def resize(self, page_size: int, requested: Params) -> Params:
+        """Ask for ``page_size`` from now on; the parameters of the request to send again."""
+        self.page_size = page_size
+        return requested
+
+    def for_shape(self, page: Page, *, probe: bool) -> Scheme:
+        """The scheme the first answer calls for (``probe``: a whole list asks for page 2)."""
+        scheme: Scheme = self
+        if page.shape == "cursor":
+            scheme = Cursor({})
+        elif page.shape == "list":
+            scheme = WholeList(self.page_size, probe=probe)
+        scheme.page_size = self.page_size
+        return scheme
+
+    def describe(self) -> str:
+        return "the first page"
+
+    def pages(self, count: int) -> tuple[int, int | None]:
+        return count, None
+
+    def expected_pages(self) -> int | None:
+        return None
+
+    def describe_trouble(self) -> str:
+        return "the answers never ended"
+
+
+class WholeList(Scheme):
+    """A list that is not paged: the first answer holds every record.
+
+    Unless it holds exactly a full page (the size asked, or a size servers cap pages
+    at, such as 15, 100 or 500), or ``probe`` is set (a pass that may retire rows
+    must be sure it saw the whole list): then page 2 is asked for once. The same
+    records again (or none) mean it was the whole list; others mean pages of that
+    size, read on by number.
+    """
+
+    name = "list"
+
+    def __init__(self, page_size: int, *, probe: bool = False) -> None:
+        super().__init__()
+        self.page_size = page_size
+        self._probe = probe
+        self._first_ids: tuple[t.Any, ...] | None = None
+        self._first_size = 0
+        self._paged: PageNumbers | None = None
+
+    def first(self) -> Params:
+        return {"page": 1}
+
+    def next(self, page: Page, requested: Params, path: str) -> Params | None:
+        if self._paged:
+            return self._paged.next(page, requested, path)
+        ids = _fingerprint(page)
+        if self._first_ids is None:
+            self._first_ids, self._first_size = ids, page.size
+            full = page.size == self.page_size or page.size in COMMON_PAGE_SIZES
+            return {"page": 2} if page.size and (full or self._probe) else None
+        if not page.size or ids == self._first_ids:
+            self.repeated_page = bool(page.size)  # the whole list again: already emitted
+            return None
+        logger.warning("%s pages without saying so: reading it page by page", path)
+        self._paged = PageNumbers({"next_page": 2, "per_page": self._first_size})
+        self._paged.page_size = self.page_size
+        return self._paged.next(page, requested, path)
+
+    def resize(self, page_size: int, requested: Params) -> Params:
+        self.page_size = page_size
+        return self._paged.resize(page_size, requested) if self._paged else requested
+
+    def position(self) -> dict[str, t.Any]:
+        return {**self._paged.position(), "shape": "page_numbers"} if self._paged else {}
+
+    def expected_pages(self) -> int | None:
+        return self._paged.expected_pages() if self._paged else None
+
+    def for_shape(self, page: Page, *, probe: bool) -> Scheme:
+        return self
+
+    def verdict(self) -> str | None:
+        return self._paged.verdict() if self._paged else super().verdict()
+
+    @property
+    def first_doubt(self) -> str | None:
+        return self._paged.first_doubt if self._paged else super().first_doubt
+
+    def records_covered(self) -> int | None:
+        return self._paged.records_covered() if self._paged else self._first_size
+
+
+class Cursor(Scheme):
+    """``cursor=<next_cursor>`` until it is null: a snapshot-safe order, no drift.
+
+    A pass resumed at a cursor whose first answer is empty starts over from the first
+    page: a cursor kept since an earlier run may have expired, and a server answers
+    an expired cursor with an empty end of the list (a real end behind a cursor holds
+    at least one record).
+    """
+
+    name = "cursor"
+
+    def __init__(self, position: t.Mapping[str, t.Any]) -> None:
+        super().__init__()
+        self.cursor: str | None = position.get("cursor")
+        self._resumed = bool(self.cursor)
+        self._seen: set[str] = set()
+        self._too_long_said = False
+        self._last_ids: tuple[t.Any, ...] | None = None
+        self._reasked: str | None = None
+        self._restarts = 0
+        self._empty_doubts = 0
+
+    @property
+    def restarts(self) -> int:
+        return self._restarts
+
+    def first(self) -> Params:
+        return {"cursor": self.cursor} if self.cursor else {"page": 1}
+
+    def for_shape(self, page: Page, *, probe: bool) -> Scheme:
+        if page.shape == "cursor":
+            return self
+        # Resumed at a cursor, but the endpoint no longer pages by cursor: it ignored
+        # ours and answered from the start, so read it as that shape from there.
+        logger.warning("The endpoint no longer pages by cursor: reading it from the start")
+        fallback = PageNumbers({})
+        fallback.page_size = self.page_size
+        return fallback.for_shape(page, probe=probe)
+
+    def next(self, page: Page, requested: Params, path: str) -> Params | None:
+        resumed, self._resumed = self._resumed, False
+        cursor = page.next_cursor
+        if resumed and not page.size:
+            # A cursor kept since an earlier run answered with nothing: it may have
+            # expired (the end of the list holds at least one record behind a cursor).
+            logger.warning(
+                "%s answered the cursor this pass resumed at with an empty page: it may have "
+                "expired, so the pass starts over from the first page",
+                path,
+            )
+            self.cursor, self._last_ids = None, None
+            self._restarts += 1
+            return {"page": 1}
+        ids = _fingerprint(page)
+        reasked = self._reasked is not None and self._reasked == requested.get("cursor", "")
+        self._reasked = None
+        if (
+            not reasked
+            and ids
+            and ids == self._last_ids
+            and any(i not in (None, UNSET) for i in ids[1:])
+        ):
+            msg = f"{path} returned the same records for two cursors"
+            raise APIError(msg)
+        self._last_ids = ids
+        says_more = bool(page.next_page_url) and page.next_page_url is not UNSET
+        if (not page.size and (cursor or says_more)) or (not cursor and says_more):
+            # An empty page that points further, or a next_page_url without its cursor.
+            what = (
+                f"{path} answered an empty page that points to more"
+                if not page.size
+                else f"{path} sent a next_page_url but no next_cursor"
+            )
+            if not reasked:
+                self._reasked = str(requested.get("cursor", ""))
+                logger.info("%s: asking for the page again", what)
+                return dict(requested)
+            self.doubt(what + " (twice)")
+            if not page.size:
+                self._empty_doubts += 1
+                if self._empty_doubts > 1:
+                    return None  # the second empty page that stands ends the pass
+        if not cursor:
+            return None
+        cursor = str(cursor)
+        if cursor in self._seen or cursor == requested.get("cursor"):
+            msg = f"{path} returned the cursor {cursor[:40]!r} a second time"
+            raise APIError(msg)
+        self._seen.add(cursor)
+        self.cursor = cursor
+        return {"cursor": cursor}
+
+    def position(self) -> dict[str, t.Any]:
+        """Where to resume: the cursor, unless it is too long to keep (STATE holds nothing
+        a server sends without a bound); then a resumed run reads the list from its start."""
+        if self.cursor and len(self.cursor) > MAX_KEPT_CURSOR:
+            if not self._too_long_said:
+                self._too_long_said = True
+                logger.warning(
+                    "A cursor of %d characters is not kept in STATE (at most %d): a run "
+                    "resumed from this point reads the list from its start",
+                    len(self.cursor),
+                    MAX_KEPT_CURSOR,
+                )
+            return {}
+        return {"cursor": self.cursor}
+
+    def describe(self) -> str:
+        return f"cursor {self.cursor[:24]}..." if self.cursor else "the first page"
+
+
+class PageNumbers(Scheme):
+    """Page numbers, led by what the server actually returned, safe against paging drift.
+
+    Whether there is a next page comes from ``next_page_url`` when the server sends
+    one, else from ``current_page < last_page``, else from the page not being empty.
+    The page size is the number of records a page that is not the last holds: what
+    ``per_page`` says, unless the pages hold fewer (a server that clamps the size
+    without saying so); then the count actually returned, said once.
+
+    Evidence checked on every page, each contradiction asked for again once: an
+    empty page or a list that ends while its own ``total`` (else ``last_page``) says
+    records follow; a page that is not the last holding fewer records than the page
+    size; a ``total`` that falls and stays fallen. One that stands is a doubt: the
+    pass skips no position silently (it reads on past the page, incomplete).
+
+    Paging by number is not a snapshot: when records are deleted, later records slide
+    forward and one can slip past the page boundary unread. The scheme keeps
+    ``covered``, the length of the prefix of the list known to be read. Each time
+    ``total`` falls by d, ``covered`` falls by d too (the deletions may all have been
+    before it), and the next page asked for is the one holding position ``covered``.
+    Without drift that is simply the next page; with drift it steps back just far
+    enough to read the records that slid, then jumps forward over pages it holds.
+
+    Resume token: ``{"next_page": n, "total": t, "per_page": p}`` (total and per_page
+    as last seen, so drift across runs is noticed too).
+    """
+
+    name = "page_numbers"
+
+    def __init__(self, position: t.Mapping[str, t.Any]) -> None:
+        super().__init__()
+        self.next_page = int(position.get("next_page") or 1)
+        self.total: int | None = believed(position.get("total"))
+        self.per_page: int | None = position.get("per_page")
+        #: Pages hold fewer records than per_page says: the count returned is the size.
+        self._clamped_size = position.get("clamped") is True
+        self.covered = (self.next_page - 1) * (self.per_page or 0)
+        self.drift_rereads = 0
+        self._ahead: tuple[int, int] | None = None  # a range read beyond ``covered``
+        self._highest_page = self.next_page - 1
+        self._last_ids: tuple[t.Any, ...] | None = None
+        self._warned_no_total = False
+        self._announced: int | None = None
+        self._totals_fell = 0
+        #: The page size was seen on a page of this run (not only remembered).
+        self._sized = False
+        #: The page asked for a second time, to see whether a contradiction stands.
+        self._reasking: int | None = None
+        #: The total before it fell, until a later answer shows it back (a flap) or the
+        #: page past the end shows it true (kept in the resume token across runs).
+        self._fell_from: int | None = believed(position.get("fell_from"))
+        #: The page asked for past the end, after the total fell.
+        self._end_probe: int | None = None
+        #: Empty pages whose contradiction stood: the first is read past, the second ends.
+        self._empty_doubts = 0
+
+    def first(self) -> Params:
+        if self.covered and self.per_page and self.per_page != self.page_size:
+            # The last run paged by another size: its page numbers mean other records.
+            self._aim_at_covered()
+        return {"page": self.next_page}
+
+    def resize(self, page_size: int, requested: Params) -> Params:
+        self.page_size = page_size
+        self._aim_at_covered()
+        return {"page": self.next_page}
+
+    def _aim_at_covered(self) -> None:
+        """Ask next for the page (at the size asked) that holds the first record not read."""
+        self.next_page = self.covered // self.page_size + 1
+        self._highest_page = self.next_page - 1
+        self.per_page = None  # the next answer says what the server uses now
+        self._sized = self._clamped_size = False
+
+    def position(self) -> dict[str, t.Any]:
+        # What the server said is kept only as a number of sane size.
+        kept = {
+            "next_page": self.next_page,
+            "total": _kept(self.total),
+            "per_page": _kept(self.per_page),
+        }
+        if self._fell_from is not None:
+            kept["fell_from"] = self._fell_from
+        return {**kept, "clamped": True} if self._clamped_size else kept
+
+    def describe(self) -> str:
+        return f"page {self.next_page}"
+
+    def records_covered(self) -> int | None:
+        return self.covered
+
+    def pages(self, count: int) -> tuple[int, int | None]:
+        size = self.per_page
+        if not size:
+            return count, None
+        all_pages = None if self.total is None else -(-self.total // size)
+        return -(-self.covered // size), all_pages
+
+    def expected_pages(self) -> int | None:
+        return self._announced
+
+    def describe_trouble(self) -> str:
+        if self._totals_fell:
+            return f"its total fell {self._totals_fell} times, each a re-read"
+        return "it announced more pages than it holds"
+
+    def verdict(self) -> str | None:
+        if self._fell_from is not None:
+            # Never confirmed by the page past the end (the pass ended otherwise).
+            fell_from, self._fell_from = self._fell_from, None
+            self.doubt(f"the total fell from {fell_from} to {self.total} during the pass")
+        return super().verdict()
+
+    def _past_the_end(self, page: Page, number: int, path: str) -> None:
+        """The answer to the page asked for past the end, after the total fell: empty, the
+        fall was deletions; records, the fallen total cut the list short."""
+        self._end_probe = None
+        if not page.records or _fingerprint(page) == self._last_ids:
+            # Nothing past the end (or the last page again, as some servers answer).
+            self._fell_from = None
+            return
+        fell_from, self._fell_from = self._fell_from, None
+        self.doubt(
+            f"{path} page {number}, past the end that a total fallen from {fell_from} to "
+            f"{self.total} set, holds {len(page.records)} records"
+        )
+
+    def next(self, page: Page, requested: Params, path: str) -> Params | None:
+        number = int(requested.get("page") or 1)
+        if self._end_probe == number:
+            self._past_the_end(page, number, path)
+            return None
+        reasked, self._reasking = self._reasking == number, None
+        if not reasked:
+            self._check_not_repeated(page, number, path)
+        self._last_ids = _fingerprint(page)
+        data = page.records
+        claimed = believed(page.per_page)
+        said = _keys_say_more(page, number)
+        more = bool(data) if said is None else said
+        self._account_for_deletions(page)
+        if self._clamped_size:
+            pass  # the count served, not what per_page claims, is the size
+        elif claimed:
+            self.per_page = claimed
+        elif data:
+            self.per_page = max(self.per_page or 0, len(data))
+        size = self.per_page or len(data) or 1
+        start = (number - 1) * size
+
+        if self._clamped_size and len(data) > size:
+            # The clamp was a guess that this answer refutes: positions are unknown.
+            self.doubt(f"{path} page {number}: {len(data)} records, more than the page size {size}")
+            return None
+        problem = self._contradiction(page, number, start, size, keys_say_more=said)
+        if problem and not reasked:
+            logger.info("%s page %d: %s; asking for it again", path, number, problem)
+            self._reasking = number
+            return {"page": number}
+        skip = False
+        if problem and said is True and data and number == 1 and not self._sized:
+            # Page 1 short twice, with more to come: the server clamps pages without
+            # saying so, and the count it returns is the page size.
+            size = self._clamped(len(data), claimed, path)
+        elif problem:
+            self.doubt(f"{path} page {number}: {problem} (asked twice)")
+            # Read on past a short page, and past the first empty one that stands; the
+            # second ends the pass (a total that over-counts would otherwise be read
+            # empty page by empty page).
+            if not data:
+                self._empty_doubts += 1
+            skip = (
+                more
+                if data
+                else self._empty_doubts == 1 and self._more_expected(page, number, start)
+            )
+        if data and more:
+            self._sized = True
+        is_last = not skip and (not data or not more)
+        self._note_announced(page, size)
+
+        end = start + (len(data) if is_last else size)
+        if start <= self.covered:
+            self.covered = max(self.covered, end)
+            if self._ahead and self._ahead[0] <= self.covered:
+                self.covered = max(self.covered, self._ahead[1])
+                self._ahead = None
+        else:
+            self._ahead = (start, end)
+        self._highest_page = max(self._highest_page, number)
+
+        if is_last and start <= self.covered:
+            if self._fell_from is not None and not data and not problem:
+                self._fell_from = None  # an empty page at the end: the fall was deletions
+            if self._fell_from is not None and data and not problem:
+                # The total fell during the pass: the page past the end tells deletions
+                # (it is empty) from a total that cuts the list short (it is not).
+                self._end_probe = number + 1
+                return {"page": number + 1}
+            return None  # read to the end without a gap (a range read ahead is past it)
+        # Past a page whose contradiction stood, never back to it (the pass is doubted).
+        self.next_page = max(self.covered // size + 1, number + 1 if skip else 1)
+        if self.next_page <= self._highest_page:
+            self.drift_rereads += 1
+        return {"page": self.next_page}
+
+    def _contradiction(
+        self, page: Page, number: int, start: int, size: int, *, keys_say_more: bool | None
+    ) -> str | None:
+        """What in this answer contradicts itself or the answers before, if anything
+        (``keys_say_more`` None: the answer has no paging keys to say so)."""
+        data = page.records
+        total = believed(page.total)
+        if not data:
+            if self._more_expected(page, number, start):
+                return "an empty page, though the answer says more records follow"
+            return None
+        end = start + len(data)
+        if keys_say_more is True and len(data) < size and (total is None or total > end):
+            return f"{len(data)} records, though pages hold {size} and more follow"
+        if keys_say_more is False and total is not None and total > end:
+            return f"the list ends at record {end}, though its total is {total}"
+        return None
+
+    def _more_expected(self, page: Page, number: int, start: int) -> bool:
+        """Whether the answer's own total (else its last_page) says records lie past ``start``.
+
+        A ``next_page_url`` alone is not enough: servers send one with the empty page
+        past the end.
+        """
+        total = believed(page.total)
+        if total is not None:
+            return total > start
+        last_page = believed(page.last_page, MAX_BELIEVED_PAGES)
+        return last_page is not None and last_page > number
+
+    def _clamped(self, count: int, claimed: int | None, path: str) -> int:
+        if not self._clamped_size:
+            self._clamped_size = True
+            logger.warning(
+                "%s: pages hold %d records where per_page says %s: %d is the page size",
+                path,
+                count,
+                claimed if claimed is not None else "more",
+                count,
+            )
+        self.per_page = count
+        return count
+
+    def _note_announced(self, page: Page, size: int) -> None:
+        """The pages the list holds by the answers' own account (``total``, else ``last_page``)."""
+        announced = None
+        if isinstance(self.total, int):
+            announced = -(-self.total // size)
+        else:
+            last_page = believed(page.last_page, MAX_BELIEVED_PAGES)
+            announced = last_page or None
+        if announced is not None:
+            self._announced = max(self._announced or 0, announced, 1)
+
+    def _account_for_deletions(self, page: Page) -> None:
+        total = believed(page.total)
+        if total is None:
+            if not self._warned_no_total:
+                said = "an unbelievable" if page.total not in (None, UNSET) else "no usable"
+                logger.warning(
+                    "The API sends %s 'total': paging drift cannot be detected and the "
+                    "number of pages is unknown",
+                    said,
+                )
+                self._warned_no_total = True
+            return
+        previous, self.total = self.total, total
+        if self._fell_from is not None and total >= self._fell_from:
+            self._fell_from = None  # back where it was: a flap, not a loss
+        if previous is None or total >= previous:
+            return
+        deleted = previous - total
+        self._totals_fell += 1
+        if self._fell_from is None:
+            self._fell_from = previous
+        self.covered = max(0, self.covered - deleted)
+        if self._ahead:
+            self._ahead = (self._ahead[0], self._ahead[1] - deleted)
+        logger.warning(
+            "total fell from %d to %d while paging: reading again from position %d so "
+            "that no record slides past unread",
+            previous,
+            total,
+            self.covered,
+        )
+
+    def _check_not_repeated(self, page: Page, requested: int, path: str) -> None:
+        """A server that ignores ``page`` would otherwise be read forever."""
+        current = page.current_page
+        if isinstance(current, int) and current != requested:
+            msg = f"{path} returned page {current} when page {requested} was asked for"
+            raise APIError(msg)
+        ids = _fingerprint(page)
+        if ids and ids == self._last_ids and any(i not in (None, UNSET) for i in ids[1:]):
+            msg = f"{path} returned the same records for page {requested} as for the page before"
+            raise APIError(msg)
+
+
+#: The longest cursor STATE keeps; real ones are tens of characters, and a server
+#: answers 414 to a URL of about 8 KB.
+MAX_KEPT_CURSOR = 2048
+#: The largest count STATE keeps (JSON readers lose precision past 2**53).
+MAX_KEPT_COUNT = 2**53
+
+
+def _kept(value: t.Any) -> int | None:
+    """A count from a server as STATE keeps it: a sane integer, or nothing."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_KEPT_COUNT:
+        return value
+    return None
+
+
+def _keys_say_more(page: Page, requested: int) -> bool | None:
+    """Whether the paging keys say a next page exists: ``next_page_url`` when sent, else
+    ``current_page < last_page``; None when the answer has neither."""
+    if page.next_page_url is not UNSET:
+        return bool(page.next_page_url)
+    current = requested if page.current_page is None else page.current_page
+    if isinstance(page.last_page, int) and isinstance(current, int):
+        return current < page.last_page
+    return None
+
+
+def _record_id(record: t.Any) -> t.Any:
+    return record.get("id") if isinstance(record, dict) else getattr(record, "id", None)
+
+
+def _fingerprint(page: Page) -> tuple[t.Any, ...]:
+    """Enough of a page to tell it from the next: its size and its first and last ids.
+
+    A server that ignores the page or cursor asked for sends the same records again;
+    two different pages with the same first and last ids and size do not happen.
+    """
+    records = page.records
+    if not records:
+        return ()
+    return (len(records), _record_id(records[0]), _record_id(records[-1]))
+
+
+# -- the paginator the streams use ----------------------------------------------------
 
 
 def budget(expected_pages: int) -> int:
@@ -173,7 +819,8 @@ class ListPaginator(Paginator):
         return self.scheme.repeated_page
 
     def verdict(self) -> str | None:
-        """Why the pass is incomplete (schemes.py), or None; asked once the list has ended."""
+        """Why the pass is incomplete (the scheme's verdict), or None; asked once the list
+        has ended."""
         return self.scheme.verdict()
 
     @property

@@ -20,11 +20,11 @@ import click
 
 from tap_mokapen import state
 from tap_mokapen.page_size import DEFAULT_PAGE_SIZE, PageSize
-from tap_mokapen.schemes import believed
+from tap_mokapen.paging import believed
 
 if t.TYPE_CHECKING:
     from tap_mokapen.client import MokapenStream
-    from tap_mokapen.pages import Page
+    from tap_mokapen.shapes import Page
     from tap_mokapen.tap import TapMokapen
 
 #: Daily request quota per organization of each Mokapen plan.

@@ -1,7 +1,7 @@
 """Step 5 of the data path, the records: each stream's typed record, its contract, its shaping.
 
 Each stream's records are a msgspec Struct with one field per schema property,
-typed as the schema says. Decoding a page into it (pages.py) checks every value's
+typed as the schema says. Decoding a page into it (shapes.py) checks every value's
 type in C as it parses; a page with a field the schema does not name, a value of
 another type or a record that breaks the contract fails that fast decode and goes
 through ``sort_out`` instead, one record at a time (the rare, careful path). A

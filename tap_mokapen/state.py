@@ -29,7 +29,7 @@ and ``"learned_fields_forgotten"`` (evolution.py) and, for a stream
 in detect_deletions, ``"table_version"``, the pass's open version (deletions.py).
 
 A pass that reached the list's end but whose answers contradicted each other
-(schemes.py) is *incomplete*: it ends its cycle, but the bookmark stays where it
+(paging.py) is *incomplete*: it ends its cycle, but the bookmark stays where it
 was, so the next pass emits again everything it may have missed.
 
 A *cycle* is one complete pass over every selected stream, possibly spread over

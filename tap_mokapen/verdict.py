@@ -52,7 +52,7 @@ def json_body(response: requests.Response) -> t.Any:
     """The response's JSON body as plain JSON; None if it is not JSON.
 
     Only small bodies come here (errors, the token answer, a page the typed decoder
-    could not take): a page of records is decoded by pages.py, once per answer."""
+    could not take): a page of records is decoded by shapes.py, once per answer."""
     try:
         return msgspec.json.decode(response.content)
     except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec < 0.23 raised the latter

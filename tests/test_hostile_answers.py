@@ -10,7 +10,7 @@ import pytest
 from mokapen_sandbox import DEMO_ORGANIZATION_ID
 from mokapen_sandbox.breakage import BAD_KINDS
 from tap_mokapen import paging
-from tap_mokapen.schemes import COMMON_PAGE_SIZES
+from tap_mokapen.paging import COMMON_PAGE_SIZES
 from tests.helpers import run_tap
 
 

@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from tap_mokapen.errors import APIError
-from tap_mokapen.pages import PageReader
 from tap_mokapen.paging import ListPaginator, budget, known_budget
 from tap_mokapen.record_type import RecordType
+from tap_mokapen.shapes import PageReader
 
 READER = PageReader(RecordType("things", {"id": {"type": "integer"}}, required=["id"]))
 

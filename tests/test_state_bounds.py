@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tap_mokapen.schemes import MAX_KEPT_CURSOR
+from tap_mokapen.paging import MAX_KEPT_CURSOR
 from tests.helpers import run_tap, selecting
 
 

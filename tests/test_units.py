@@ -10,8 +10,8 @@ import requests
 
 from tap_mokapen import retries, verdict
 from tap_mokapen.errors import APIError, RequestBudgetSpent, TruncatedAnswer
-from tap_mokapen.pages import PageReader
 from tap_mokapen.record_type import UNSET, RecordType
+from tap_mokapen.shapes import PageReader
 from tap_mokapen.throttle import RequestPacer, SlidingWindowLimiter
 from tap_mokapen.timestamps import to_rfc3339
 

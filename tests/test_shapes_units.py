@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from tap_mokapen.intake import RecordIntake
-from tap_mokapen.pages import PageReader, cut_too_deep
 from tap_mokapen.record_type import RecordType
+from tap_mokapen.shapes import PageReader, cut_too_deep
 
 SCHEMA = {
     "type": "object",
