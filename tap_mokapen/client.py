@@ -513,7 +513,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
                 restarts = paginator.restarts
                 partition.remember_page_size(self.sizing.remembered())
                 if self.versions and self.stats["rejected"] > rejected_before:
-                    self.versions.note_rejections(partition.data)
+                    partition.note_rejected()
                 if self.page_checkpoints and not paginator.finished:
                     partition.checkpoint(paginator.position())
                     sdk_private.write_state(self)
@@ -562,9 +562,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             listing_failed = organizations.listing_failure is not None or (
                 organizations.listing_paused
             )
-            version = self.versions.completed(
-                outcome, partition.data, listing_failed=listing_failed
-            )
+            version = self.versions.completed(outcome, partition, listing_failed=listing_failed)
             if version is not None:
                 deletions.activate(self, version)
 
@@ -598,7 +596,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     ) -> deletions.TableVersions | None:
         """A versioned stream's table version for this pass (deletions.py); None otherwise."""
         if not self.versioned:
-            deletions.forget(self.stream_state, partition.data)
+            deletions.forget(self.stream_state, partition)
             self.table_version = None
             return None
         settings = self.mokapen_tap.settings
@@ -614,7 +612,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             unsure = organizations.listing_failure is not None or organizations.listing_paused
             self._run_table_version = versions.open(every, listing_unsure=unsure)
         self.table_version = self._run_table_version
-        if not versions.begin_pass(partition.data, self.table_version, resuming=partition.resuming):
+        if not versions.begin_pass(partition, self.table_version):
             self.logger.info(
                 "'%s' of organization %s: the pass to resume began under another table "
                 "version; it starts over, so that no record is retired unread",

@@ -61,6 +61,7 @@ from tap_mokapen import clock
 
 if t.TYPE_CHECKING:
     from tap_mokapen.client import MokapenStream
+    from tap_mokapen.state import Partition
 
 logger = logging.getLogger("tap-mokapen")
 
@@ -68,7 +69,6 @@ TABLE_VERSION = "table_version"
 TABLE_COMPLETE = "table_complete"
 #: In each organization's partition: the version its pass is under, and whether it
 #: rejected a record (then the pass retires nothing, even once it is complete).
-TABLE_PASS = "table_pass"  # noqa: S105 - a state key, not a password
 
 
 class PassOutcome(t.NamedTuple):
@@ -124,26 +124,20 @@ class TableVersions:
             self.state[TABLE_VERSION] = open_version
         return int(open_version["version"])
 
-    def begin_pass(self, partition: dict[str, t.Any], version: int, *, resuming: bool) -> bool:
+    def begin_pass(self, partition: Partition, version: int) -> bool:
         """Tie an organization's pass to ``version``; False when a resume point must go.
 
         A pass resumed under another version (or from a state without one) read its
         first pages under none of this version: they would be retired. It starts over.
         """
-        own = partition.get(TABLE_PASS)
-        if resuming and isinstance(own, dict) and own.get("version") == version:
+        own = partition.table_pass()
+        if partition.resuming and own is not None and own.get("version") == version:
             return True
-        partition[TABLE_PASS] = {"version": version, "rejected": False}
-        return not resuming
-
-    def note_rejections(self, partition: dict[str, t.Any]) -> None:
-        """A record of this pass was rejected: it exists, its row must not be retired."""
-        own = partition.get(TABLE_PASS)
-        if isinstance(own, dict):
-            own["rejected"] = True
+        partition.tie_table_pass(version)
+        return not partition.resuming
 
     def completed(
-        self, outcome: PassOutcome, partition: dict[str, t.Any], *, listing_failed: bool = False
+        self, outcome: PassOutcome, partition: Partition, *, listing_failed: bool = False
     ) -> int | None:
         """Note an organization's pass that reached the list's end; the version to activate.
 
@@ -151,8 +145,8 @@ class TableVersions:
         every organization (see the module's rules); None otherwise.
         """
         open_version = self._open()
-        own = partition.get(TABLE_PASS)
-        if open_version is None or not isinstance(own, dict):
+        own = partition.table_pass()
+        if open_version is None or own is None:
             return None
         if own.get("version") != open_version["version"]:
             return None
@@ -277,11 +271,11 @@ def _numeric(org: str) -> tuple[int, str]:
     return (int(org), org) if org.isdigit() else (2**63, org)
 
 
-def forget(stream_state: dict[str, t.Any], partition: dict[str, t.Any]) -> None:
+def forget(stream_state: dict[str, t.Any], partition: Partition) -> None:
     """A stream not (or no longer) versioned: an old version must never be activated."""
     for key in (TABLE_VERSION, TABLE_COMPLETE):
         stream_state.pop(key, None)
-    partition.pop(TABLE_PASS, None)
+    partition.forget_table_pass()
 
 
 def activate(stream: MokapenStream, version: int) -> None:

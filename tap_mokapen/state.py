@@ -57,6 +57,7 @@ LEARNED_FIELDS = "learned_fields"
 LEARNED_FIELDS_UNSEEN = "learned_fields_unseen_runs"
 LEARNED_FIELDS_FORGOTTEN = "learned_fields_forgotten"
 PAGE_SIZE = "page_size"
+TABLE_PASS = "table_pass"  # noqa: S105 - a state key, not a password
 CYCLE_COMPLETED = "cycle_completed"
 PROGRESS_MARKERS = "progress_markers"
 RECORDS_READ = "records_read"
@@ -274,6 +275,12 @@ class Partition:
         """What earlier runs learned of the endpoint's page size (page_size.py reads it)."""
         return self.data.get(PAGE_SIZE)
 
+    def table_pass(self) -> dict[str, t.Any] | None:
+        """detect_deletions: the table version this organization's pass is under, and
+        whether one of its records was rejected (deletions.py decides what they mean)."""
+        own = self.data.get(TABLE_PASS)
+        return own if isinstance(own, dict) else None
+
     # -- what a pass writes ------------------------------------------------------------
 
     def page_read(self, records: int, doubt: str | None, *, restarted: bool = False) -> None:
@@ -282,6 +289,18 @@ class Partition:
         if restarted:
             self.read = PassRead(doubt=self.read.doubt)
         self.read = self.read.plus(records, doubt)
+
+    def tie_table_pass(self, version: int) -> None:
+        """The pass is under table version ``version``, no record of it rejected yet."""
+        self.data[TABLE_PASS] = {"version": version, "rejected": False}
+
+    def note_rejected(self) -> None:
+        """A record of the pass was rejected: it exists, its row must not be retired."""
+        if own := self.table_pass():
+            own["rejected"] = True
+
+    def forget_table_pass(self) -> None:
+        self.data.pop(TABLE_PASS, None)
 
     def remember_page_size(self, learned: t.Mapping[str, t.Any] | None) -> None:
         """Keep what page_size.py found, or forget what it no longer holds."""
