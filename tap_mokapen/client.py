@@ -46,7 +46,7 @@ from tap_mokapen import (
 from tap_mokapen.evolution import SchemaEvolution
 from tap_mokapen.intake import RecordIntake
 from tap_mokapen.page_size import PageSize
-from tap_mokapen.paging import ListPaginator, Paginator
+from tap_mokapen.paging import Paginator, open_list
 from tap_mokapen.progress import Progress
 from tap_mokapen.shapes import Page, careful_read
 from tap_mokapen.timestamps import to_rfc3339
@@ -186,7 +186,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     @override
     def get_new_paginator(self) -> Paginator:
         """A paginator starting where the last run stopped (or at the first page)."""
-        self._paginator = ListPaginator(
+        self._paginator = open_list(
             self._resume_position,
             read_page=self.read_page,
             page_size=self.sizing.asked,
@@ -361,11 +361,13 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
 
     def answers(
         self, context: Context | None, paginator: Paginator
-    ) -> t.Iterator[tuple[str, requests.Response]]:
-        """Every answer of the list, where it was asked, the page size lowered as needed.
+    ) -> t.Iterator[tuple[str, requests.Response, Paginator]]:
+        """Every answer of the list, where it was asked, and the paginator that reads on
+        from it: the first answer says the list's shape, which may call for another
+        paginator (paging.py, ``for_answer``). The caller advances it.
 
         A page the server will not serve at the size asked (page_size.py) is asked
-        again, smaller; the paginator is advanced by the caller.
+        again, smaller.
         """
         send = self.request_decorator(lambda request, ctx: sdk_private.send(self, request, ctx))
         try:
@@ -382,7 +384,12 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
                     paginator.resize(smaller)
                     continue
                 self.update_sync_costs(prepared_request, response, context)
-                yield f"{path} {paginator.describe_position()}", response
+                where = f"{path} {paginator.describe_position()}"
+                following = paginator.for_answer(self.read_page(response), path)
+                if paginator is self._paginator:  # the pass's own, not a listing's
+                    self._paginator = following
+                paginator = following
+                yield where, response, paginator
         finally:
             self._last_answer = None  # a page may be large: not kept past its list
 
@@ -395,11 +402,14 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         self.sizing = PageSize.for_endpoint(
             self.mokapen_tap.settings.page_size, None, where=f"'{self.name}'"
         )
-        paginator = ListPaginator(None, read_page=self.read_page, page_size=self.sizing.asked)
+        paginator: Paginator = open_list(
+            None, read_page=self.read_page, page_size=self.sizing.asked
+        )
         try:
-            for _, response in self.answers(context, paginator):
+            for _, response, reading in self.answers(context, paginator):
                 yield from careful_read(response).records
-                paginator.advance(response)
+                reading.advance(response)
+                paginator = reading
         finally:
             self.sizing = own_sizing
         doubt = paginator.verdict()
@@ -627,12 +637,12 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     ) -> t.Iterator[tuple[list[t.Any], int, Paginator]]:
         """Each page's records fit to emit, the number of records the page held (a repeat
         counts none), and the paginator already advanced past the page."""
-        paginator = self.get_new_paginator()
+        start = self.get_new_paginator()
         if self._resume_position:
-            self.logger.info("Resuming '%s' at %s", self.name, paginator.describe_position())
+            self.logger.info("Resuming '%s' at %s", self.name, start.describe_position())
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
-            for where, response in self.answers(context, paginator):
+            for where, response, paginator in self.answers(context, start):
                 request_counter.increment()
                 # Records of a page share the moment they were extracted.
                 self._time_extracted = timestamps.now()
@@ -706,7 +716,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         self.sizing = PageSize.for_endpoint(SAMPLE_PAGE_SIZE, None, where=f"'{self.name}'")
         context = {"organization_id": configured}
         records: list[dict[str, t.Any]] = []
-        for _, response in self.answers(context, self.get_new_paginator()):
+        for _, response, _ in self.answers(context, self.get_new_paginator()):
             page = self.read_page(response)  # raw records: fields the schema lacks
             raw = (
                 page.raw

@@ -199,7 +199,7 @@ class TableVersions:
                 org,
             )
             return False
-        if outcome.doubt:  # the scheme said what contradicted what
+        if outcome.doubt:  # the paginator said what contradicted what
             return False
         last = outcome.last_complete_records
         if far_fewer(outcome.records, last, self.max_deleted_share):

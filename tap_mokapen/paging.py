@@ -8,9 +8,11 @@ the loop store ``position()`` in STATE, to resume at that next request. The
 position is a small JSON object that only the paginator reads (state.py keeps it
 opaque).
 
-``ListPaginator`` is the one the streams use: the first answer tells which list
-shape the endpoint speaks (shapes.py), and it pages by that shape's rules, its
-*scheme* (below): page numbers (drift-safe), a cursor, or a plain list.
+Each list shape has its paginator, on ``ListPaginator`` (the request count, the
+budget, ``per_page``, the doubts). A pass starts with ``open_list`` at its resume
+token; the first answer tells which shape the endpoint speaks (shapes.py), and
+``for_answer`` hands over to that shape's paginator, which the stream reads on
+with:
 
 Paging always ends, and ends cheaply: an empty page ends a stream (once asked
 twice, when its answer says more records follow); a pass may not
@@ -19,18 +21,17 @@ pages the answers announce, else the pages of the last complete pass; a cursor o
 page seen twice is an error. A server that breaks these rules stops the stream
 with an error naming the endpoint.
 
-The rules of each list shape, its *scheme*, come first below:
-
 * ``PageNumbers`` (length_aware, simple, resource shapes): led by what the server
   returned, and safe against paging drift;
 * ``Cursor``: ``cursor=<next_cursor>`` until it is null; deletions shift nothing;
 * ``WholeList``: a plain list, whose first answer is the whole list (unless it
-  fills exactly a page, or the pass must be sure: then page 2 is asked for once).
+  fills exactly a page, or the pass must be sure: then page 2 is asked for once,
+  and records other than the first page's hand over to ``PageNumbers``).
 
 A server's answer is evidence, not truth. Where an answer contradicts itself or
 the answers before it (an empty page while its total says records follow, a page
 shorter than the others that is not the last, a total that falls and stays
-fallen), the scheme asks for the same page once more; a contradiction that stands
+fallen), the paginator asks for the same page once more; a contradiction that stands
 is a *doubt*: the pass reads on where it can, but it is incomplete
 (``verdict``), so it retires no row and moves no bookmark (client.py,
 deletions.py).
@@ -74,22 +75,119 @@ def believed(value: t.Any, limit: int = MAX_BELIEVED_TOTAL) -> int | None:
     return None
 
 
-class Scheme(abc.ABC):
-    """One list shape's paging rules, and the doubts its answers left."""
+def budget(expected_pages: int) -> int:
+    """Requests one pass may spend: the announced pages, plus room for drift re-reads.
+
+    Re-reading after deletions costs at most one page per deletion seen; the worst
+    case measured (3 deletions before every page) took 2.7 times the pages.
+    """
+    return 3 * expected_pages + 10
+
+
+def known_budget(last_pass_pages: int | None) -> int | None:
+    """Pages to allow a list that announces none, from its last complete pass: generous,
+    since a list may grow between passes (an import), but bounded."""
+    if not last_pass_pages:
+        return None
+    return max(10 * last_pass_pages, last_pass_pages + 100)
+
+
+class Paginator(BaseAPIPaginator[Params], abc.ABC):
+    """What the request loop needs of any paginator."""
+
+    @property
+    def drift_rereads(self) -> int:
+        """Pages read a second time to stay safe from paging drift."""
+        return 0
+
+    @property
+    def repeated_page(self) -> bool:
+        """The page just advanced past held the records before it again: emit none of it."""
+        return False
+
+    @property
+    def doubt(self) -> str | None:
+        """The first contradiction between answers that stood so far, or None."""
+        return None
+
+    @property
+    def restarts(self) -> int:
+        """How many times the pass started over from the first page."""
+        return 0
+
+    def records_covered(self) -> int | None:
+        """The list positions read, when the shape tells them (page numbers)."""
+        return None
+
+    def verdict(self) -> str | None:
+        """Why the pass is incomplete, or None; asked once the list has ended."""
+        return self.doubt
+
+    def for_answer(self, page: Page, path: str = "the list") -> Paginator:
+        """The paginator that reads on after this answer (this one, unless the answer
+        calls for another)."""
+        return self
+
+    @abc.abstractmethod
+    def position(self) -> dict[str, t.Any]:
+        """The resume token for STATE: where the next request starts. JSON-able."""
+
+    @abc.abstractmethod
+    def describe_position(self) -> str:
+        """The next request in words, for log lines: "page 3"."""
+
+    @abc.abstractmethod
+    def pages(self) -> tuple[int, int | None]:
+        """Pages surely read so far, and the number of pages in all when known."""
+
+    @abc.abstractmethod
+    def resize(self, page_size: int) -> None:
+        """Ask for ``page_size`` records a page from the next request on."""
+
+
+class ListPaginator(Paginator):
+    """A list read page by page by the rules of its shape, and the doubts its answers
+    left: the base of each shape's paginator (PageNumbers, Cursor, WholeList).
+
+    It keeps its own next request, count and end rather than the SDK's: asking for
+    the same page again, to see whether a contradiction stands, is part of its
+    rules, where the SDK's ``advance`` takes a repeated token for a loop. The shape
+    is the first answer's to say: the stream asks ``for_answer`` after every answer
+    which paginator reads on (this one, or the one the answer calls for).
+    """
 
     name: t.ClassVar[str]
-    #: The page size the tap asks for (``per_page``).
-    page_size: int = 100
     #: Pages read a second time to stay safe from paging drift.
     drift_rereads: int = 0
     #: The last page held the records of the one before (a probe of a whole list).
     repeated_page: bool = False
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        read_page: t.Callable[[requests.Response], Page],
+        page_size: int = 100,
+        probe_whole_list: bool = False,
+        known_pages: int | None = None,
+        resumed: bool = False,
+    ) -> None:
+        #: The page size the tap asks for (``per_page``).
+        self.page_size = page_size
         #: Contradictions that stood after the page was asked for again (the first few),
         #: and how many stood in all.
         self.doubts: list[str] = []
         self.doubted = 0
+        self._read_page = read_page
+        self._probe = probe_whole_list
+        #: The pages of the last complete pass: a budget where the answers announce none.
+        self._known_pages = known_pages
+        self._resumed = resumed
+        self._requests = 0
+        self._shape_restarts = 0
+        self._next: Params | None = self._with_size(self.first())
+        super().__init__(start_value=self._next)
+
+    # -- the shape's rules ------------------------------------------------------------
 
     @abc.abstractmethod
     def first(self) -> Params: ...
@@ -98,9 +196,57 @@ class Scheme(abc.ABC):
     def next(self, page: Page, requested: Params, path: str) -> Params | None: ...
 
     @abc.abstractmethod
-    def position(self) -> dict[str, t.Any]: ...
+    def shape_position(self) -> dict[str, t.Any]:
+        """The shape's part of the resume token."""
 
-    def doubt(self, what: str) -> None:
+    def resized(self, page_size: int, requested: Params) -> Params:
+        """Ask for ``page_size`` from now on; the parameters of the request to send again."""
+        self.page_size = page_size
+        return requested
+
+    def for_answer(self, page: Page, path: str = "the list") -> ListPaginator:
+        """The paginator to read on with after this answer (to ``path``): this one, or
+        the one the first answer's shape calls for."""
+        if self._requests:
+            return self
+        wanted: type[ListPaginator] = (
+            Cursor if page.shape == "cursor" else WholeList if page.shape == "list" else PageNumbers
+        )
+        if isinstance(self, wanted):
+            return self
+        if isinstance(self, Cursor):
+            # Resumed at a cursor, but the endpoint no longer pages by cursor: it ignored
+            # ours and answered from the start, so read it as that shape from there.
+            logger.warning("The endpoint no longer pages by cursor: reading it from the start")
+        settings = self._settings()
+        other: ListPaginator
+        if wanted is Cursor:
+            other = Cursor({}, **settings)
+        elif wanted is WholeList:
+            other = WholeList(**settings)
+        else:
+            other = PageNumbers({}, **settings)
+        return self._handed_to(other)
+
+    def _settings(self) -> dict[str, t.Any]:
+        return {
+            "read_page": self._read_page,
+            "page_size": self.page_size,
+            "probe_whole_list": self._probe,
+            "known_pages": self._known_pages,
+        }
+
+    def _handed_to(self, other: ListPaginator) -> ListPaginator:
+        """``other`` reads on from here, with what this one counted and doubted."""
+        other.doubts, other.doubted = self.doubts, self.doubted
+        other._requests, other._resumed = self._requests, self._resumed
+        if self._resumed and type(other) is not type(self):
+            # The endpoint changed its shape since the pass began: it is read from the
+            # start, so the pass's count starts over too.
+            other._shape_restarts = 1
+        return other
+
+    def note_doubt(self, what: str) -> None:
         """A contradiction stood: say so; the pass is incomplete. The first few are kept."""
         self.doubted += 1
         if len(self.doubts) < MAX_DOUBTS:
@@ -109,12 +255,8 @@ class Scheme(abc.ABC):
             "%s: this pass is incomplete, so it retires no row and keeps the bookmark", what
         )
 
-    def verdict(self) -> str | None:
-        """Why the pass cannot count as complete, or None: asked once the list has ended."""
-        return self.first_doubt
-
     @property
-    def first_doubt(self) -> str | None:
+    def doubt(self) -> str | None:
         """What first contradicted what, and how many more contradictions stood."""
         if not self.doubts:
             return None
@@ -123,34 +265,14 @@ class Scheme(abc.ABC):
 
     @property
     def restarts(self) -> int:
-        """How many times the pass started over from the first page (Cursor)."""
-        return 0
+        """How many times the pass started over from the first page."""
+        return self._shape_restarts
 
-    def records_covered(self) -> int | None:
-        """The list positions the pass read, when the shape tells them (None: count the
-        records of the pages instead); a page read twice counts once."""
-        return None
-
-    def resize(self, page_size: int, requested: Params) -> Params:
-        """Ask for ``page_size`` from now on; the parameters of the request to send again."""
-        self.page_size = page_size
-        return requested
-
-    def for_shape(self, page: Page, *, probe: bool) -> Scheme:
-        """The scheme the first answer calls for (``probe``: a whole list asks for page 2)."""
-        scheme: Scheme = self
-        if page.shape == "cursor":
-            scheme = Cursor({})
-        elif page.shape == "list":
-            scheme = WholeList(self.page_size, probe=probe)
-        scheme.page_size = self.page_size
-        return scheme
-
-    def describe(self) -> str:
+    def describe_position(self) -> str:
         return "the first page"
 
-    def pages(self, count: int) -> tuple[int, int | None]:
-        return count, None
+    def pages(self) -> tuple[int, int | None]:
+        return self._requests, None
 
     def expected_pages(self) -> int | None:
         return None
@@ -158,8 +280,82 @@ class Scheme(abc.ABC):
     def describe_trouble(self) -> str:
         return "the answers never ended"
 
+    # -- the requests -----------------------------------------------------------------
 
-class WholeList(Scheme):
+    @property
+    def current_value(self) -> Params:
+        """The next request's parameters, ``per_page`` included."""
+        assert self._next is not None, "no request follows the last page"
+        return self._next
+
+    @property
+    def finished(self) -> bool:
+        return self._next is None
+
+    @property
+    def count(self) -> int:
+        return self._requests
+
+    def resize(self, page_size: int) -> None:
+        """Ask for ``page_size`` records a page from the next request on.
+
+        The request not yet answered is asked again; by page number, it becomes the
+        page holding the first record not yet read (page_size.py decides the size).
+        """
+        self._next = self._with_size(self.resized(page_size, self.current_value))
+
+    def _with_size(self, params: Params) -> Params:
+        return {**params, "per_page": self.page_size}
+
+    def position(self) -> dict[str, t.Any]:
+        return {"shape": self.name, **self.shape_position()}
+
+    def advance(self, response: requests.Response) -> None:
+        """Decide the next request from this answer (None: the list has ended)."""
+        self._next = self.get_next(response)
+
+    def get_next(self, response: requests.Response) -> Params | None:
+        page = self._read_page(response)
+        path = url_path(response.url)
+        self._requests += 1
+        # Judged before the list moves on: this page is not emitted, and the resume
+        # point stays on it, so stopping here loses nothing.
+        expected = self.expected_pages() or known_budget(self._known_pages)
+        if expected is not None and self._requests > budget(expected):
+            msg = (
+                f"{path} kept announcing pages: stopped after {self._requests} requests, "
+                f"{expected} pages expected ({self.describe_trouble()})"
+            )
+            raise APIError(msg)
+        following = self.next(page, self.current_value, path)
+        return None if following is None else self._with_size(following)
+
+
+def open_list(
+    position: t.Mapping[str, t.Any] | None,
+    *,
+    read_page: t.Callable[[requests.Response], Page],
+    page_size: int = 100,
+    probe_whole_list: bool = False,
+    known_pages: int | None = None,
+) -> ListPaginator:
+    """The paginator a pass starts with, at its resume token (None: the first page);
+    the first answer may hand over to another shape's (``for_answer``)."""
+    position = dict(position or {})
+    shape = position.pop("shape", "page_numbers")
+    settings: dict[str, t.Any] = {
+        "read_page": read_page,
+        "page_size": page_size,
+        "probe_whole_list": probe_whole_list,
+        "known_pages": known_pages,
+        "resumed": bool(position),
+    }
+    if shape == "cursor" and position.get("cursor"):
+        return Cursor(position, **settings)
+    return PageNumbers(position, **settings)
+
+
+class WholeList(ListPaginator):
     """A list that is not paged: the first answer holds every record.
 
     Unless it holds exactly a full page (the size asked, or a size servers cap pages
@@ -171,58 +367,45 @@ class WholeList(Scheme):
 
     name = "list"
 
-    def __init__(self, page_size: int, *, probe: bool = False) -> None:
-        super().__init__()
-        self.page_size = page_size
-        self._probe = probe
+    def __init__(self, **settings: t.Any) -> None:
         self._first_ids: tuple[t.Any, ...] | None = None
         self._first_size = 0
-        self._paged: PageNumbers | None = None
+        super().__init__(**settings)
 
     def first(self) -> Params:
         return {"page": 1}
 
+    def for_answer(self, page: Page, path: str = "the list") -> ListPaginator:
+        """Page 2 asked for once: records other than the first page's mean pages of the
+        first page's size, read on by number."""
+        if self._requests != 1 or not page.size or _fingerprint(page) == self._first_ids:
+            return super().for_answer(page, path)
+        logger.warning("%s pages without saying so: reading it page by page", path)
+        paged = PageNumbers(
+            {"next_page": 2, "per_page": self._first_size}, handed_over=True, **self._settings()
+        )
+        handed = self._handed_to(paged)
+        handed._shape_restarts = self._shape_restarts
+        return handed
+
     def next(self, page: Page, requested: Params, path: str) -> Params | None:
-        if self._paged:
-            return self._paged.next(page, requested, path)
         ids = _fingerprint(page)
         if self._first_ids is None:
             self._first_ids, self._first_size = ids, page.size
             full = page.size == self.page_size or page.size in COMMON_PAGE_SIZES
             return {"page": 2} if page.size and (full or self._probe) else None
-        if not page.size or ids == self._first_ids:
-            self.repeated_page = bool(page.size)  # the whole list again: already emitted
-            return None
-        logger.warning("%s pages without saying so: reading it page by page", path)
-        self._paged = PageNumbers({"next_page": 2, "per_page": self._first_size})
-        self._paged.page_size = self.page_size
-        return self._paged.next(page, requested, path)
+        # Page 2 held nothing, or the whole list again (for_answer hands over otherwise).
+        self.repeated_page = bool(page.size)  # the whole list again: already emitted
+        return None
 
-    def resize(self, page_size: int, requested: Params) -> Params:
-        self.page_size = page_size
-        return self._paged.resize(page_size, requested) if self._paged else requested
-
-    def position(self) -> dict[str, t.Any]:
-        return {**self._paged.position(), "shape": "page_numbers"} if self._paged else {}
-
-    def expected_pages(self) -> int | None:
-        return self._paged.expected_pages() if self._paged else None
-
-    def for_shape(self, page: Page, *, probe: bool) -> Scheme:
-        return self
-
-    def verdict(self) -> str | None:
-        return self._paged.verdict() if self._paged else super().verdict()
-
-    @property
-    def first_doubt(self) -> str | None:
-        return self._paged.first_doubt if self._paged else super().first_doubt
+    def shape_position(self) -> dict[str, t.Any]:
+        return {}
 
     def records_covered(self) -> int | None:
-        return self._paged.records_covered() if self._paged else self._first_size
+        return self._first_size
 
 
-class Cursor(Scheme):
+class Cursor(ListPaginator):
     """``cursor=<next_cursor>`` until it is null: a snapshot-safe order, no drift.
 
     A pass resumed at a cursor whose first answer is empty starts over from the first
@@ -233,36 +416,27 @@ class Cursor(Scheme):
 
     name = "cursor"
 
-    def __init__(self, position: t.Mapping[str, t.Any]) -> None:
-        super().__init__()
+    def __init__(self, position: t.Mapping[str, t.Any], **settings: t.Any) -> None:
         self.cursor: str | None = position.get("cursor")
-        self._resumed = bool(self.cursor)
+        #: The first answer is to the cursor an earlier run kept.
+        self._at_kept_cursor = bool(self.cursor)
         self._seen: set[str] = set()
         self._too_long_said = False
         self._last_ids: tuple[t.Any, ...] | None = None
         self._reasked: str | None = None
         self._restarts = 0
         self._empty_doubts = 0
+        super().__init__(**settings)
 
     @property
     def restarts(self) -> int:
-        return self._restarts
+        return self._restarts + self._shape_restarts
 
     def first(self) -> Params:
         return {"cursor": self.cursor} if self.cursor else {"page": 1}
 
-    def for_shape(self, page: Page, *, probe: bool) -> Scheme:
-        if page.shape == "cursor":
-            return self
-        # Resumed at a cursor, but the endpoint no longer pages by cursor: it ignored
-        # ours and answered from the start, so read it as that shape from there.
-        logger.warning("The endpoint no longer pages by cursor: reading it from the start")
-        fallback = PageNumbers({})
-        fallback.page_size = self.page_size
-        return fallback.for_shape(page, probe=probe)
-
     def next(self, page: Page, requested: Params, path: str) -> Params | None:
-        resumed, self._resumed = self._resumed, False
+        resumed, self._at_kept_cursor = self._at_kept_cursor, False
         cursor = page.next_cursor
         if resumed and not page.size:
             # A cursor kept since an earlier run answered with nothing: it may have
@@ -299,7 +473,7 @@ class Cursor(Scheme):
                 self._reasked = str(requested.get("cursor", ""))
                 logger.info("%s: asking for the page again", what)
                 return dict(requested)
-            self.doubt(what + " (twice)")
+            self.note_doubt(what + " (twice)")
             if not page.size:
                 self._empty_doubts += 1
                 if self._empty_doubts > 1:
@@ -314,7 +488,7 @@ class Cursor(Scheme):
         self.cursor = cursor
         return {"cursor": cursor}
 
-    def position(self) -> dict[str, t.Any]:
+    def shape_position(self) -> dict[str, t.Any]:
         """Where to resume: the cursor, unless it is too long to keep (STATE holds nothing
         a server sends without a bound); then a resumed run reads the list from its start."""
         if self.cursor and len(self.cursor) > MAX_KEPT_CURSOR:
@@ -329,11 +503,11 @@ class Cursor(Scheme):
             return {}
         return {"cursor": self.cursor}
 
-    def describe(self) -> str:
+    def describe_position(self) -> str:
         return f"cursor {self.cursor[:24]}..." if self.cursor else "the first page"
 
 
-class PageNumbers(Scheme):
+class PageNumbers(ListPaginator):
     """Page numbers, led by what the server actually returned, safe against paging drift.
 
     Whether there is a next page comes from ``next_page_url`` when the server sends
@@ -349,7 +523,7 @@ class PageNumbers(Scheme):
     pass skips no position silently (it reads on past the page, incomplete).
 
     Paging by number is not a snapshot: when records are deleted, later records slide
-    forward and one can slip past the page boundary unread. The scheme keeps
+    forward and one can slip past the page boundary unread. The paginator keeps
     ``covered``, the length of the prefix of the list known to be read. Each time
     ``total`` falls by d, ``covered`` falls by d too (the deletions may all have been
     before it), and the next page asked for is the one holding position ``covered``.
@@ -362,8 +536,12 @@ class PageNumbers(Scheme):
 
     name = "page_numbers"
 
-    def __init__(self, position: t.Mapping[str, t.Any]) -> None:
-        super().__init__()
+    def __init__(
+        self, position: t.Mapping[str, t.Any], *, handed_over: bool = False, **settings: t.Any
+    ) -> None:
+        #: Reading on from a plain list that pages without saying so: ``position`` is
+        #: where that one stands, in pages of the size the server serves.
+        self._handed_over = handed_over
         self.next_page = int(position.get("next_page") or 1)
         self.total: int | None = believed(position.get("total"))
         self.per_page: int | None = position.get("per_page")
@@ -388,14 +566,20 @@ class PageNumbers(Scheme):
         self._end_probe: int | None = None
         #: Empty pages whose contradiction stood: the first is read past, the second ends.
         self._empty_doubts = 0
+        super().__init__(**settings)
 
     def first(self) -> Params:
-        if self.covered and self.per_page and self.per_page != self.page_size:
+        if (
+            self.covered
+            and self.per_page
+            and self.per_page != self.page_size
+            and not (self._handed_over)
+        ):
             # The last run paged by another size: its page numbers mean other records.
             self._aim_at_covered()
         return {"page": self.next_page}
 
-    def resize(self, page_size: int, requested: Params) -> Params:
+    def resized(self, page_size: int, requested: Params) -> Params:
         self.page_size = page_size
         self._aim_at_covered()
         return {"page": self.next_page}
@@ -407,7 +591,7 @@ class PageNumbers(Scheme):
         self.per_page = None  # the next answer says what the server uses now
         self._sized = self._clamped_size = False
 
-    def position(self) -> dict[str, t.Any]:
+    def shape_position(self) -> dict[str, t.Any]:
         # What the server said is kept only as a number of sane size.
         kept = {
             "next_page": self.next_page,
@@ -418,16 +602,16 @@ class PageNumbers(Scheme):
             kept["fell_from"] = self._fell_from
         return {**kept, "clamped": True} if self._clamped_size else kept
 
-    def describe(self) -> str:
+    def describe_position(self) -> str:
         return f"page {self.next_page}"
 
     def records_covered(self) -> int | None:
         return self.covered
 
-    def pages(self, count: int) -> tuple[int, int | None]:
+    def pages(self) -> tuple[int, int | None]:
         size = self.per_page
         if not size:
-            return count, None
+            return self._requests, None
         all_pages = None if self.total is None else -(-self.total // size)
         return -(-self.covered // size), all_pages
 
@@ -443,7 +627,7 @@ class PageNumbers(Scheme):
         if self._fell_from is not None:
             # Never confirmed by the page past the end (the pass ended otherwise).
             fell_from, self._fell_from = self._fell_from, None
-            self.doubt(f"the total fell from {fell_from} to {self.total} during the pass")
+            self.note_doubt(f"the total fell from {fell_from} to {self.total} during the pass")
         return super().verdict()
 
     def _past_the_end(self, page: Page, number: int, path: str) -> None:
@@ -455,7 +639,7 @@ class PageNumbers(Scheme):
             self._fell_from = None
             return
         fell_from, self._fell_from = self._fell_from, None
-        self.doubt(
+        self.note_doubt(
             f"{path} page {number}, past the end that a total fallen from {fell_from} to "
             f"{self.total} set, holds {len(page.records)} records"
         )
@@ -485,7 +669,9 @@ class PageNumbers(Scheme):
 
         if self._clamped_size and len(data) > size:
             # The clamp was a guess that this answer refutes: positions are unknown.
-            self.doubt(f"{path} page {number}: {len(data)} records, more than the page size {size}")
+            self.note_doubt(
+                f"{path} page {number}: {len(data)} records, more than the page size {size}"
+            )
             return None
         problem = self._contradiction(page, number, start, size, keys_say_more=said)
         if problem and not reasked:
@@ -498,7 +684,7 @@ class PageNumbers(Scheme):
             # saying so, and the count it returns is the page size.
             size = self._clamped(len(data), claimed, path)
         elif problem:
-            self.doubt(f"{path} page {number}: {problem} (asked twice)")
+            self.note_doubt(f"{path} page {number}: {problem} (asked twice)")
             # Read on past a short page, and past the first empty one that stands; the
             # second ends the pass (a total that over-counts would otherwise be read
             # empty page by empty page).
@@ -676,197 +862,3 @@ def _fingerprint(page: Page) -> tuple[t.Any, ...]:
     if not records:
         return ()
     return (len(records), _record_id(records[0]), _record_id(records[-1]))
-
-
-# -- the paginator the streams use ----------------------------------------------------
-
-
-def budget(expected_pages: int) -> int:
-    """Requests one pass may spend: the announced pages, plus room for drift re-reads.
-
-    Re-reading after deletions costs at most one page per deletion seen; the worst
-    case measured (3 deletions before every page) took 2.7 times the pages.
-    """
-    return 3 * expected_pages + 10
-
-
-def known_budget(last_pass_pages: int | None) -> int | None:
-    """Pages to allow a list that announces none, from its last complete pass: generous,
-    since a list may grow between passes (an import), but bounded."""
-    if not last_pass_pages:
-        return None
-    return max(10 * last_pass_pages, last_pass_pages + 100)
-
-
-class Paginator(BaseAPIPaginator[Params], abc.ABC):
-    """What the request loop needs of any paging scheme."""
-
-    @property
-    def drift_rereads(self) -> int:
-        """Pages read a second time to stay safe from paging drift."""
-        return 0
-
-    @property
-    def repeated_page(self) -> bool:
-        """The page just advanced past held the records before it again: emit none of it."""
-        return False
-
-    @property
-    def doubt(self) -> str | None:
-        """The first contradiction between answers that stood so far, or None."""
-        return None
-
-    @property
-    def restarts(self) -> int:
-        """How many times the pass started over from the first page."""
-        return 0
-
-    def records_covered(self) -> int | None:
-        """The list positions read, when the shape tells them (page numbers)."""
-        return None
-
-    def verdict(self) -> str | None:
-        """Why the pass is incomplete, or None; asked once the list has ended."""
-        return self.doubt
-
-    @abc.abstractmethod
-    def position(self) -> dict[str, t.Any]:
-        """The resume token for STATE: where the next request starts. JSON-able."""
-
-    @abc.abstractmethod
-    def describe_position(self) -> str:
-        """The next request in words, for log lines: "page 3"."""
-
-    @abc.abstractmethod
-    def pages(self) -> tuple[int, int | None]:
-        """Pages surely read so far, and the number of pages in all when known."""
-
-    @abc.abstractmethod
-    def resize(self, page_size: int) -> None:
-        """Ask for ``page_size`` records a page from the next request on."""
-
-
-class ListPaginator(Paginator):
-    """Pages by the rules of whichever list shape the endpoint answers with.
-
-    It keeps its own next request, count and end rather than the SDK's: asking for
-    the same page again, to see whether a contradiction stands, is part of its
-    rules, where the SDK's ``advance`` takes a repeated token for a loop.
-    """
-
-    def __init__(
-        self,
-        position: t.Mapping[str, t.Any] | None,
-        *,
-        read_page: t.Callable[[requests.Response], Page],
-        page_size: int = 100,
-        probe_whole_list: bool = False,
-        known_pages: int | None = None,
-    ) -> None:
-        position = dict(position or {})
-        shape = position.pop("shape", "page_numbers")
-        self.scheme: Scheme = (
-            Cursor(position)
-            if shape == "cursor" and position.get("cursor")
-            else PageNumbers(position)
-        )
-        self.scheme.page_size = page_size
-        self._next: Params | None = self._with_size(self.scheme.first())
-        super().__init__(start_value=self._next)
-        self._read_page = read_page
-        self._probe = probe_whole_list
-        #: The pages of the last complete pass: a budget where the answers announce none.
-        self._known_pages = known_pages
-        self._requests = 0
-        self._resumed = bool(position)
-        self._shape_restarts = 0
-
-    @property
-    def current_value(self) -> Params:
-        """The next request's parameters, ``per_page`` included."""
-        assert self._next is not None, "no request follows the last page"
-        return self._next
-
-    @property
-    def finished(self) -> bool:
-        return self._next is None
-
-    @property
-    def count(self) -> int:
-        return self._requests
-
-    @property
-    def page_size(self) -> int:
-        return self.scheme.page_size
-
-    def resize(self, page_size: int) -> None:
-        """Ask for ``page_size`` records a page from the next request on.
-
-        The request not yet answered is asked again; by page number, it becomes the
-        page holding the first record not yet read (page_size.py decides the size).
-        """
-        self._next = self._with_size(self.scheme.resize(page_size, self.current_value))
-
-    def _with_size(self, params: Params) -> Params:
-        return {**params, "per_page": self.scheme.page_size}
-
-    @property
-    def drift_rereads(self) -> int:
-        return self.scheme.drift_rereads
-
-    @property
-    def repeated_page(self) -> bool:
-        return self.scheme.repeated_page
-
-    def verdict(self) -> str | None:
-        """Why the pass is incomplete (the scheme's verdict), or None; asked once the list
-        has ended."""
-        return self.scheme.verdict()
-
-    @property
-    def doubt(self) -> str | None:
-        """The first contradiction that stood so far (while the list is being read)."""
-        return self.scheme.first_doubt
-
-    @property
-    def restarts(self) -> int:
-        return self.scheme.restarts + self._shape_restarts
-
-    def records_covered(self) -> int | None:
-        return self.scheme.records_covered()
-
-    def position(self) -> dict[str, t.Any]:
-        return {"shape": self.scheme.name, **self.scheme.position()}
-
-    def describe_position(self) -> str:
-        return self.scheme.describe()
-
-    def pages(self) -> tuple[int, int | None]:
-        return self.scheme.pages(self.count)
-
-    def advance(self, response: requests.Response) -> None:
-        """Decide the next request from this answer (None: the list has ended)."""
-        self._next = self.get_next(response)
-
-    def get_next(self, response: requests.Response) -> Params | None:
-        page = self._read_page(response)
-        path = url_path(response.url)
-        if self._requests == 0:
-            before = self.scheme
-            self.scheme = self.scheme.for_shape(page, probe=self._probe)
-            if self._resumed and type(self.scheme) is not type(before):
-                # The endpoint changed its shape since the pass began: it is read from the
-                # start, so the pass's count starts over too.
-                self._shape_restarts = 1
-        self._requests += 1
-        # Judged before the scheme moves on: this page is not emitted, and the resume
-        # point stays on it, so stopping here loses nothing.
-        expected = self.scheme.expected_pages() or known_budget(self._known_pages)
-        if expected is not None and self._requests > budget(expected):
-            msg = (
-                f"{path} kept announcing pages: stopped after {self._requests} requests, "
-                f"{expected} pages expected ({self.scheme.describe_trouble()})"
-            )
-            raise APIError(msg)
-        following = self.scheme.next(page, self.current_value, path)
-        return None if following is None else self._with_size(following)

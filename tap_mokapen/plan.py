@@ -55,7 +55,7 @@ def first_page(stream: MokapenStream, context: dict | None) -> Page:
         remembered,
         where=f"'{stream.name}' of organization {stream.organization_id}",
     )
-    for _, response in stream.answers(context, stream.get_new_paginator()):
+    for _, response, _ in stream.answers(context, stream.get_new_paginator()):
         return stream.read_page(response)
     msg = "the list answered no first page"
     raise AssertionError(msg)
