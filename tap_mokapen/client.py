@@ -385,10 +385,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
                     continue
                 self.update_sync_costs(prepared_request, response, context)
                 where = f"{path} {paginator.describe_position()}"
-                following = paginator.for_answer(self.read_page(response), path)
-                if paginator is self._paginator:  # the pass's own, not a listing's
-                    self._paginator = following
-                paginator = following
+                # The caller advances it (request_pages: only then is it the pass's).
+                paginator = paginator.for_answer(self.read_page(response), path)
                 yield where, response, paginator
         finally:
             self._last_answer = None  # a page may be large: not kept past its list
@@ -661,6 +659,9 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
                     state.remember_fields(self.stream_state, learned, unseen, evolution.forgotten)
                 records = self.newer_only(records, context)
                 paginator.advance(response)  # an empty page too: the paginator decides
+                # Only now the pass's: a failure before this resumes where the answer was
+                # asked, not past it on the strength of a page not yet taken.
+                self._paginator = paginator
                 held = page.size
                 if paginator.repeated_page:
                     records, held = [], 0

@@ -67,8 +67,8 @@ logger = logging.getLogger("tap-mokapen")
 
 TABLE_VERSION = "table_version"
 TABLE_COMPLETE = "table_complete"
-#: In each organization's partition: the version its pass is under, and whether it
-#: rejected a record (then the pass retires nothing, even once it is complete).
+# In each organization's partition, state.Partition keeps the version its pass is under
+# and whether it rejected a record (then the pass retires nothing, even once complete).
 
 
 class PassOutcome(t.NamedTuple):

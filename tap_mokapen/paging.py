@@ -11,15 +11,7 @@ opaque).
 Each list shape has its paginator, on ``ListPaginator`` (the request count, the
 budget, ``per_page``, the doubts). A pass starts with ``open_list`` at its resume
 token; the first answer tells which shape the endpoint speaks (shapes.py), and
-``for_answer`` hands over to that shape's paginator, which the stream reads on
-with:
-
-Paging always ends, and ends cheaply: an empty page ends a stream (once asked
-twice, when its answer says more records follow); a pass may not
-spend more than ``budget(expected)`` requests, where ``expected`` is the number of
-pages the answers announce, else the pages of the last complete pass; a cursor or
-page seen twice is an error. A server that breaks these rules stops the stream
-with an error naming the endpoint.
+``for_answer`` hands over to that shape's paginator, which the stream reads on with:
 
 * ``PageNumbers`` (length_aware, simple, resource shapes): led by what the server
   returned, and safe against paging drift;
@@ -27,6 +19,13 @@ with an error naming the endpoint.
 * ``WholeList``: a plain list, whose first answer is the whole list (unless it
   fills exactly a page, or the pass must be sure: then page 2 is asked for once,
   and records other than the first page's hand over to ``PageNumbers``).
+
+Paging always ends, and ends cheaply: an empty page ends a stream (once asked
+twice, when its answer says more records follow); a pass may not
+spend more than ``budget(expected)`` requests, where ``expected`` is the number of
+pages the answers announce, else the pages of the last complete pass; a cursor or
+page seen twice is an error. A server that breaks these rules stops the stream
+with an error naming the endpoint.
 
 A server's answer is evidence, not truth. Where an answer contradicts itself or
 the answers before it (an empty page while its total says records follow, a page
@@ -237,7 +236,9 @@ class ListPaginator(Paginator):
         }
 
     def _handed_to(self, other: ListPaginator) -> ListPaginator:
-        """``other`` reads on from here, with what this one counted and doubted."""
+        """``other`` reads on from here, with what this one counted and doubted, and the
+        request this one sent (the answer in hand is to it)."""
+        other._next = self._next
         other.doubts, other.doubted = self.doubts, self.doubted
         other._requests, other._resumed = self._requests, self._resumed
         if self._resumed and type(other) is not type(self):
@@ -390,6 +391,17 @@ class WholeList(ListPaginator):
 
     def next(self, page: Page, requested: Params, path: str) -> Params | None:
         ids = _fingerprint(page)
+        if self._first_ids is None and int(requested.get("page") or 1) != 1:
+            # A pass resumed past page 1 of what answers as a plain list: the list pages
+            # without saying so, at an unknown size. It is read from its start (what was
+            # read is emitted again: a duplicate, never a gap).
+            logger.warning(
+                "%s answered page %s with a plain list: reading it from the start",
+                path,
+                requested.get("page"),
+            )
+            self._shape_restarts = 1
+            return {"page": 1}
         if self._first_ids is None:
             self._first_ids, self._first_size = ids, page.size
             full = page.size == self.page_size or page.size in COMMON_PAGE_SIZES

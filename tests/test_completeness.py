@@ -357,3 +357,22 @@ def test_a_busy_list_with_deletions_during_every_pass_still_retires_them(sandbox
         assert "this pass is incomplete" not in run.stderr
     assert runs.table.activations >= 2
     assert runs.table.retired  # rows deleted during the first passes, lacked by two since
+
+
+def test_a_failure_right_after_a_plain_list_turns_out_paged_leaves_no_gap(sandbox):
+    """A plain array that pages without saying so: page 2's answer hands the pass over
+    to page numbers, and a record on it fails the stream (strict_records) before the
+    page is taken. The next run still emits every record; nothing is taken as read."""
+    sandbox.reset(
+        contacts=55, list_shape="paged_array", bad_records={"every": 15, "kinds": ["missing_id"]}
+    )
+    config = sandbox.config(page_size=10, strict_records=True)
+    first = run_tap(config, catalog=selecting("contacts"))
+    assert first.returncode == 1
+    assert sorted(r["id"] for r in first.records("contacts")) == list(range(1, 11))
+
+    sandbox.update(bad_records=None)
+    second = run_tap(config, state=first.final_state, catalog=selecting("contacts"))
+    assert second.returncode == 0, second.stderr[-2000:]
+    emitted = {r["id"] for r in first.records("contacts") + second.records("contacts")}
+    assert emitted == {r["id"] for r in sandbox.records("contacts")}

@@ -378,3 +378,34 @@ def test_a_fallen_total_is_accepted_when_the_page_past_the_end_is_empty_or_the_l
                 number = 10  # a server that answers past the end with its last page
             paginator = step(paginator, server.page(number))
         assert paginator.verdict() is None, past_the_end
+
+
+class SilentList:
+    """A plain JSON array paged by page and per_page without saying so."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.ids = list(range(1, count + 1))
+        self.size = size
+
+    def page(self, number: int) -> requests.Response:
+        start = (number - 1) * self.size
+        return answer([{"id": i} for i in self.ids[start : start + self.size]])
+
+
+@pytest.mark.parametrize("next_page", [1, 2, 3])
+def test_a_silently_paged_list_resumed_anywhere_loses_no_record(next_page):
+    """However a pass over a plain list that pages was left (a failure may leave the
+    page numbers of the hand-over, before its page was taken), the next pass sees
+    every record: past page 1 it reads the list from its start."""
+    server = SilentList(55, 10)
+    position = {"shape": "page_numbers", "next_page": next_page, "per_page": 10}
+    paginator: Paginator = open_list(position, read_page=READER.read, page_size=10)
+    seen: list[int] = []
+    while not paginator.finished:
+        response = server.page(paginator.current_value["page"])
+        paginator = paginator.for_answer(READER.read(response))
+        paginator.advance(response)
+        if not paginator.repeated_page:
+            seen += [record.id for record in READER.read(response).data]
+    assert set(seen) == set(server.ids)
+    assert paginator.restarts == 1  # a resumed pass that meets another shape starts over

@@ -29,7 +29,7 @@ if t.TYPE_CHECKING:
 Row = dict[str, t.Any]
 Render = t.Callable[[list[Row]], list[Row]]
 
-LIST_SHAPES = ("length_aware", "simple", "cursor", "resource", "data_list", "array")
+LIST_SHAPES = ("length_aware", "simple", "cursor", "resource", "data_list", "array", "paged_array")
 # Shapes that answer every request with the whole list, whatever page is asked.
 UNPAGED_SHAPES = frozenset({"data_list", "array"})
 PAGINATOR_FAULTS = (
@@ -231,6 +231,8 @@ def list_body(shape: str, source: Source, request: ListRequest, render: Render) 
         "resource": _resource,
         "data_list": lambda s, _r, draw: {"data": draw(s.all_records())},
         "array": lambda s, _r, draw: draw(s.all_records()),
+        # A plain array that pages by page and per_page without saying so.
+        "paged_array": lambda s, r, draw: draw(_window(s, r)[0]),
     }
     return builders[shape](source, request, render)
 
