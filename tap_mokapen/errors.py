@@ -9,7 +9,9 @@ never a query string, a header, a token or a secret (``register_secret``, ``reda
 from __future__ import annotations
 
 import base64
+import difflib
 import json
+import typing as t
 from urllib.parse import quote, quote_plus, urlsplit
 
 from singer_sdk.exceptions import RetriableAPIError
@@ -155,3 +157,17 @@ def sentences(*parts: str) -> str:
         if text:
             ended.append(text if text[-1] in ".!?" else f"{text}.")
     return " ".join(ended)
+
+
+def did_you_mean(name: str, known: t.Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` with the nearest of ``known`` to a name given wrong (a
+    typo, most likely), or nothing when none is near."""
+    near = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def named_with_nearest(names: t.Iterable[str], known: t.Iterable[str]) -> str:
+    """Names given wrong, each quoted with its nearest known one: "'contact' (did you
+    mean 'contacts'?), 'x'"."""
+    known = sorted(known)
+    return ", ".join(f"{name!r}{did_you_mean(name, known)}" for name in names)

@@ -10,7 +10,6 @@ and what is kept, is state.forget_position's to say.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import typing as t
@@ -18,7 +17,7 @@ import typing as t
 import click
 
 from tap_mokapen import state
-from tap_mokapen.errors import ConfigError, cut
+from tap_mokapen.errors import ConfigError, cut, named_with_nearest
 
 logger = logging.getLogger("tap-mokapen")
 
@@ -48,13 +47,8 @@ def run(text: str | None, names: t.Sequence[str]) -> str:
     held = sorted(bookmarks)
     unknown = [name for name in names if not isinstance(bookmarks.get(name), dict)]
     if unknown:
-        hints = [
-            f"{name!r} (did you mean {near[0]!r}?)" if near else repr(name)
-            for name in unknown
-            for near in [difflib.get_close_matches(name, held, n=1)]
-        ]
         msg = (
-            f"--resync: the STATE holds nothing for {', '.join(hints)} (it holds: "
+            f"--resync: the STATE holds nothing for {named_with_nearest(unknown, held)} (it holds: "
             f"{', '.join(held) or 'no stream'}); a stream it does not hold is read in full"
         )
         raise ConfigError(msg)

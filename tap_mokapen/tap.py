@@ -6,7 +6,6 @@ run_report.py's.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import typing as t
 from functools import cached_property
@@ -20,7 +19,7 @@ from tap_mokapen import config, sdk_private, validation
 from tap_mokapen import state as state_rules
 from tap_mokapen.cli import CommandLine
 from tap_mokapen.client import MokapenStream
-from tap_mokapen.errors import ConfigError, MokapenError, RunPaused, redact
+from tap_mokapen.errors import ConfigError, MokapenError, RunPaused, named_with_nearest, redact
 from tap_mokapen.output import BufferedMsgSpecWriter
 from tap_mokapen.registry import Organizations
 from tap_mokapen.rejected import RejectedRecordsStream, Rejections
@@ -72,13 +71,9 @@ class TapMokapen(CommandLine, sdk_private.OneLineConfigErrors, Tap):
             if entry.tap_stream_id not in known and entry.metadata.root.selected
         )
         if unknown:
-            hints = [
-                f"{name!r} (did you mean {near[0]!r}?)" if near else repr(name)
-                for name in unknown
-                for near in [difflib.get_close_matches(name, sorted(known), n=1)]
-            ]
             msg = (
-                f"the catalog selects {', '.join(hints)}, which this tap does not have "
+                f"the catalog selects {named_with_nearest(unknown, known)}, which this tap "
+                "does not have "
                 f"(its streams: {', '.join(sorted(known))})"
             )
             raise ConfigError(msg)

@@ -7,7 +7,6 @@ Every problem is one phrase naming its setting; all of them go out in one line
 from __future__ import annotations
 
 import decimal
-import difflib
 import typing as t
 from urllib.parse import urlsplit
 
@@ -23,7 +22,7 @@ from tap_mokapen.config import (
     list_setting,
     number,
 )
-from tap_mokapen.errors import cut
+from tap_mokapen.errors import cut, did_you_mean
 
 #: Streams always on: extra_streams may not redeclare them (the optional ones it may).
 ALWAYS_ON_STREAMS = ("contacts", "tasks", "organizations", "rejected_records")
@@ -125,11 +124,7 @@ def _unknown_settings(config: t.Mapping[str, t.Any]) -> list[str]:
     found = []
     allowed = KNOWN_SETTINGS | {"emit_activate_version_messages"}
     for key in sorted(str(k) for k in config if k not in allowed):
-        shown = cut(repr(key), 60)
-        near = difflib.get_close_matches(key, sorted(KNOWN_SETTINGS), n=1, cutoff=0.6)
-        found.append(
-            f"{shown} is not a setting" + (f" (did you mean {near[0]!r}?)" if near else "")
-        )
+        found.append(f"{cut(repr(key), 60)} is not a setting{did_you_mean(key, KNOWN_SETTINGS)}")
     return found
 
 
