@@ -1,3 +1,3 @@
-from tap_mokapen.tap import TapMokapen
+from tap_mokapen.cli import CommandLine
 
-TapMokapen.cli()
+CommandLine.cli()

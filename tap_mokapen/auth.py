@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import typing as t
 from urllib.parse import urlsplit
 
 import requests
@@ -50,7 +49,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
         max_wait_seconds: float,
         deadline_seconds: float = 300,
         max_bytes: int = 100 * 2**20,
-        reached: t.Any = None,
+        first_contact: retries.FirstContact,
         access_token: str | None = None,
         refresh_tokens: RefreshTokenStore | None = None,
         narrowable: bool = False,
@@ -83,8 +82,8 @@ class MokapenAuthenticator(OAuthAuthenticator):
         self.token_session = requests.Session()
         self.token_session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
         transport.guard(self.token_session, deadline_seconds=deadline_seconds, max_bytes=max_bytes)
-        #: Holds ``reached``: whether any server answer arrived this run (registry.py).
-        self.run = reached
+        #: Whether any server answer arrived this run (shared by the run's requests).
+        self.first_contact = first_contact
         if access_token:
             self.access_token = access_token
             self.last_refreshed = clock.now()
@@ -138,7 +137,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
         request = retries.retrying(
             self._request_token,
             wait_gen=lambda: retries.wait_generator(
-                self.max_wait_seconds, reached=lambda: bool(getattr(self.run, "reached", True))
+                self.max_wait_seconds, reached=lambda: self.first_contact.reached
             ),
             max_wait_seconds=self.max_wait_seconds,
             on_retry=self._log_retry,
@@ -188,8 +187,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
                 timeout=TOKEN_TIMEOUT_SECONDS,
                 allow_redirects=False,
             )
-            if self.run is not None:
-                self.run.reached = True
+            self.first_contact.answered()
             verdict.judge_token_answer(
                 response,
                 organization_id=self.organization_id,

@@ -1,7 +1,9 @@
 """The tap's process: its command line, its exit codes and its signals.
 
-The SDK's command line, plus ``--plan`` (plan.py), ``--list-organizations``
-(list_organizations.py) and ``--resync`` (resync.py). An error that ends the process is one
+``CommandLine`` is the Tap as a process (the SDK's command line is the Tap's
+classmethods, so it is a subclass of TapMokapen): the SDK's command line, plus
+``--plan`` (plan.py), ``--list-organizations`` (list_organizations.py) and
+``--resync`` (resync.py). An error that ends the process is one
 line and exit code 1, whichever command met it. SIGTERM and SIGINT stop the run
 between two messages: the STATE as it stands goes out, then exit code 128 + the
 signal's number, so that a stopped run never looks done.
@@ -16,7 +18,6 @@ import sys
 import typing as t
 
 import click
-from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
@@ -25,11 +26,10 @@ from tap_mokapen import list_organizations as listing_cli
 from tap_mokapen import output, plan
 from tap_mokapen import resync as resync_cli
 from tap_mokapen.errors import ConfigError, MokapenError, RunPaused, redact
+from tap_mokapen.tap import TapMokapen
 
 if t.TYPE_CHECKING:
     from types import FrameType
-
-    from tap_mokapen.tap import TapMokapen
 
 
 class StopRequested(BaseException):
@@ -40,9 +40,8 @@ class StopRequested(BaseException):
         self.tap, self.number = tap, number
 
 
-class CommandLine(Tap):
-    """TapMokapen's command line and signals (a base class: the SDK's command line is
-    the Tap's classmethods)."""
+class CommandLine(TapMokapen):
+    """TapMokapen's command line and signals: ``tap-mokapen`` runs ``CommandLine.cli``."""
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -110,7 +109,7 @@ class CommandLine(Tap):
                 tap = cls.from_options(
                     kwargs.get("config"), kwargs.get("catalog"), None, listing=True
                 )
-                print(listing_cli.run(tap))
+                print(listing_cli.run(tap.run.organizations))
             elif plan:
                 cls.print_plan(
                     plan,
@@ -150,7 +149,7 @@ class CommandLine(Tap):
         cls.print_version(print_fn=cls.logger.info)
         tap = cls.from_options(config, catalog, cls._readable_state(state))
         tap.sync_all()
-        tap.report.end()
+        tap.run.report.end()
 
     @classmethod
     def _readable_state(cls, file: t.IO[str] | None) -> t.IO[str] | None:
@@ -182,7 +181,8 @@ class CommandLine(Tap):
         """``--plan``: what a sync of the selected streams costs, for one request per stream.
 
         With ``--state``, the page sizes learned by earlier runs are asked for."""
-        print(plan.run(cls.from_options(config, catalog, state), output_format))
+        tap = cls.from_options(config, catalog, state)
+        print(plan.run(tap.run, tap.mokapen_streams(), output_format))
 
     @classmethod
     def from_options(
@@ -192,9 +192,9 @@ class CommandLine(Tap):
         state: t.IO[str] | None,
         *,
         listing: bool = False,
-    ) -> TapMokapen:
+    ) -> CommandLine:
         """The tap of ``--config``, ``--catalog`` and ``--state``, its config validated."""
-        return cls(  # type: ignore[return-value]  # cls is TapMokapen
+        return cls(
             listing=listing,
             config=config.config if config else {},
             catalog=json.load(catalog) if catalog else None,

@@ -19,7 +19,6 @@ at the stream's end, is written when the stream's sync ends.
 
 from __future__ import annotations
 
-import os
 import typing as t
 from functools import cached_property
 from urllib.parse import urlsplit
@@ -52,11 +51,12 @@ from tap_mokapen.shapes import Page, careful_read
 from tap_mokapen.timestamps import to_rfc3339
 
 if t.TYPE_CHECKING:
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
     from singer_sdk.singerlib import Catalog
 
     from tap_mokapen.auth import MokapenAuthenticator
-    from tap_mokapen.tap import TapMokapen
+    from tap_mokapen.run import Run
 
 REQUEST_TIMEOUT_SECONDS = 120
 #: Records sampled by --discover for a declared stream's fields: enough, and small.
@@ -103,39 +103,41 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             cls.path = f"/{{organization_id}}/{name}"
             cls.scope = f"{name}.read"
 
-    def __init__(self, tap: TapMokapen) -> None:
+    def __init__(self, tap: Tap, run: Run) -> None:
         super().__init__(tap=tap)
-        self.mokapen_tap = tap
-        self.organization_id: int | str = tap.organizations.first
+        #: What the run shares (run.py): settings, organizations, report, rejections.
+        self.run = run
+        settings = run.settings
+        self.organization_id: int | str = run.organizations.first
         #: The last answer and its page (read_page), so that each is decoded once.
         self._last_answer: tuple[requests.Response, Page] | None = None
         self.progress = Progress(
             self.name,
             self.logger,
-            tap.settings.progress_log_seconds,
-            limiter=tap.organizations.limiter,
+            settings.progress_log_seconds,
+            limiter=run.organizations.limiter,
         )
+        run.report.follow(self.name, self.stats)
         self.requests_session.headers["Accept"] = "application/json"
-        self._read_environment_once(tap.settings.base_url)
         transport.guard(
             self.requests_session,
-            deadline_seconds=tap.settings.request_deadline_seconds,
-            max_bytes=tap.settings.max_response_bytes,
+            deadline_seconds=settings.request_deadline_seconds,
+            max_bytes=settings.max_response_bytes,
         )
         self._paginator: Paginator | None = None
         #: The page size for the organization being read (set per organization).
-        self.sizing = PageSize.for_endpoint(tap.settings.page_size, None)
+        self.sizing = PageSize.for_endpoint(settings.page_size, None)
         #: Where the next paginator starts (the pass sets it from the state).
         self._resume_position: dict[str, t.Any] | None = None
         #: The pages of the last complete pass: a request budget where answers give none.
         self._known_pages: int | None = None
         # detect_deletions: read whole, every RECORD with its pass's version (deletions.py).
-        self.versioned = self.name in tap.settings.detect_deletions
+        self.versioned = self.name in settings.detect_deletions
         self._full_table_if_versioned()
         self.table_version: int | None = None
         self.versions: deletions.TableVersions | None = None
         #: The organization of the pass being read, as configured (its state partition's key).
-        self.configured_organization: int | str = tap.organizations.first
+        self.configured_organization: int | str = run.organizations.first
         self._run_table_version: int | None = None
         self._time_extracted = ""
         self._bookmarks: dict[t.Any, str | None] = {}
@@ -146,37 +148,22 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
 
     # -- URLs and requests --------------------------------------------------------
 
-    def _read_environment_once(self, url: str) -> None:
-        """Proxy and CA settings from the environment, read here rather than per request.
-
-        The SDK sends prepared requests, for which requests scans the environment for
-        proxies three times per request and ignores REQUESTS_CA_BUNDLE. Where no proxy
-        applies, the scan is turned off; a CA bundle from the environment is honoured.
-        """
-        session = self.requests_session
-        if requests.utils.get_environ_proxies(url):
-            return
-        session.trust_env = False
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle and session.verify is True:
-            session.verify = bundle
-
     @override
     @property
     def url_base(self) -> str:
         """The API root: ``{base_url}/api/v1``."""
-        return f"{self.mokapen_tap.settings.base_url}/api/v1"
+        return f"{self.run.settings.base_url}/api/v1"
 
     @override
     @property
     def authenticator(self) -> MokapenAuthenticator:
         """The current organization's token, shared with the organization's other streams."""
-        return self.mokapen_tap.organizations.authenticator(self.organization_id)
+        return self.run.organizations.authenticator(self.organization_id)
 
     @override
     @cached_property
     def user_agent(self) -> str:
-        return self.mokapen_tap.user_agent
+        return self.run.user_agent
 
     @override
     @property
@@ -220,7 +207,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     @override
     def validate_response(self, response: requests.Response) -> None:
         """Judge the answer (verdict.py); a 200 must also hold a readable page."""
-        self.mokapen_tap.organizations.reached = True
+        self.run.organizations.first_contact.answered()
         if response.status_code == 429:
             self.stats["http_429"] += 1
         verdict.judge_api_answer(
@@ -234,7 +221,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     @override
     def request_decorator(self, func: t.Callable) -> t.Callable:
         """Pace every attempt, retry faults within max_wait_seconds, re-authenticate once."""
-        tap = self.mokapen_tap
+        tap = self.run
 
         def paced(prepared_request: requests.PreparedRequest, context: Context | None) -> t.Any:
             # The token request takes a slot of its own: fetch it before taking ours.
@@ -283,9 +270,9 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     @override
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
         """Wait as long as Mokapen asks, else back off exponentially (retries.py)."""
-        organizations = self.mokapen_tap.organizations
+        first_contact = self.run.organizations.first_contact
         return retries.wait_generator(
-            self.mokapen_tap.settings.max_wait_seconds, reached=lambda: organizations.reached
+            self.run.settings.max_wait_seconds, reached=lambda: first_contact.reached
         )
 
     @override
@@ -308,7 +295,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     @cached_property
     def intake(self) -> RecordIntake:
         """The stream's record type, schema and rejections (built once the catalog is read)."""
-        tap = self.mokapen_tap
+        tap = self.run
         forget = tap.settings.forget_learned_fields
         # A declared stream without a shipped schema has the fields --discover sampled,
         # as the catalog lists them. A shipped schema is the contract: fields a catalog
@@ -341,9 +328,10 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         loop writes it as it is; the SDK's loop (stream maps, flattening) through the
         maps, so that they map, drop or flatten the new fields like the others."""
         if sdk_private.writes_lines_directly(self):
-            self.mokapen_tap.write_message(message)
+            self.run.write_message(message)
         else:
-            sdk_private.remap(self, self.mokapen_tap.mapper, message.schema)
+            assert self.run.mapper is not None  # the SDK's loop runs only with its mapper
+            sdk_private.remap(self, self.run.mapper, message.schema)
 
     @property
     @override
@@ -398,7 +386,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         own pass (all_organizations, listing on a pause): that pass's page size stays."""
         own_sizing = self.sizing
         self.sizing = PageSize.for_endpoint(
-            self.mokapen_tap.settings.page_size, None, where=f"'{self.name}'"
+            self.run.settings.page_size, None, where=f"'{self.name}'"
         )
         paginator: Paginator = open_list(
             None, read_page=self.read_page, page_size=self.sizing.asked
@@ -442,7 +430,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
     def _open_pass(self, context: Context | None) -> state.Partition | None:
         """The partition to read, opened where the last run left it; None when this
         stream is not read for this organization now (the log says why)."""
-        tap = self.mokapen_tap
+        tap = self.run
         configured = (context or {}).get("organization_id", tap.organizations.first)
         skip = tap.organizations.why_skip(configured)
         if skip:
@@ -454,10 +442,10 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             if self.scope:  # the token says which scopes the app holds
                 self.authenticator.ensure_token()
         except errors.RunPaused as exc:  # the token request met the quota or the budget
-            tap.report.pause(exc, self, f"'{self.name}' stops before its first page")
+            self._pause(exc, f"'{self.name}' stops before its first page")
             return None
         except errors.MokapenError as exc:
-            tap.report.stream_failed(self, exc)
+            self._failed(exc)
             return None
         if self.scope and self.scope in self.authenticator.refused_scopes:
             self._without_scope()
@@ -483,6 +471,19 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         )
         return partition
 
+    def _failed(self, error: errors.MokapenError) -> None:
+        """This stream failed for the organization being read (run_report.py)."""
+        self.run.report.stream_failed(
+            self.name,
+            self.organization_id,
+            error,
+            has_token=bool(self.authenticator.access_token),
+        )
+
+    def _pause(self, reason: errors.RunPaused, where: str) -> None:
+        """The organization's requests pause: its quota or the run's budget is spent."""
+        self.run.report.pause(reason, self.organization_id, where)
+
     def _without_scope(self) -> None:
         """The app lacks the stream's scope: a stream off by default is skipped with a
         warning, any other fails (the others go on)."""
@@ -502,7 +503,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             f"'{self.name}' needs the scope {self.scope}, which Mokapen does not enable "
             f"for this app: enable it for the app, or deselect '{self.name}'"
         )
-        self.mokapen_tap.report.stream_failed(self, errors.ConfigError(msg))
+        self._failed(errors.ConfigError(msg))
 
     def _read_pass(
         self, context: Context | None, partition: state.Partition
@@ -529,7 +530,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             paginator = self._paginator
             partition.pause(paginator.position() if paginator else {})
             where = paginator.describe_position() if paginator else "the first page"
-            self.mokapen_tap.report.pause(exc, self, f"'{self.name}' stops before {where}")
+            self._pause(exc, f"'{self.name}' stops before {where}")
         except errors.MokapenError as exc:
             paginator = self._paginator
             if self._resume_position and (paginator is None or paginator.count == 0):
@@ -538,7 +539,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
                 partition.abandon()
             else:
                 partition.fail(paginator.position() if paginator else {})
-            self.mokapen_tap.report.stream_failed(self, exc)
+            self._failed(exc)
         else:
             self._complete_pass(partition, paginator)
         finally:
@@ -560,7 +561,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         partition.finish(keep_bookmark=shrunk, remember_pass=not shrunk)
         self.stats["completed"] = 1
         if self.versions:  # a rejection of any page is noted after that page, above
-            organizations = self.mokapen_tap.organizations
+            organizations = self.run.organizations
             outcome = deletions.PassOutcome(
                 self.configured_organization,
                 read.doubt,
@@ -572,7 +573,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             )
             version = self.versions.completed(outcome, partition, listing_failed=listing_failed)
             if version is not None:
-                deletions.activate(self, version)
+                deletions.activate(self, version, self.run.write_message)
 
     def _shrunk(self, read: state.PassRead, last: state.PassRead | None) -> bool:
         """Whether a pass without a doubt holds far fewer records than the last complete one
@@ -582,7 +583,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         and a versioned one retires nothing (deletions.py says so) until a pass holds the
         records again or the user confirms with ``max_deleted_share``.
         """
-        share = self.mokapen_tap.settings.max_deleted_share
+        share = self.run.settings.max_deleted_share
         if read.doubt or last is None or not deletions.far_fewer(read.records, last.records, share):
             return False
         if not self.versioned:
@@ -607,7 +608,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             deletions.forget(self.stream_state, partition)
             self.table_version = None
             return None
-        settings = self.mokapen_tap.settings
+        settings = self.run.settings
         versions = deletions.TableVersions(
             self.name,
             self.stream_state,
@@ -616,7 +617,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         )
         if self._run_table_version is None:  # one version for every organization of a run
             every = [c["organization_id"] for c in self.partitions or [{"organization_id": org}]]
-            organizations = self.mokapen_tap.organizations
+            organizations = self.run.organizations
             unsure = organizations.listing_failure is not None or organizations.listing_paused
             self._run_table_version = versions.open(every, listing_unsure=unsure)
         self.table_version = self._run_table_version
@@ -696,7 +697,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         """One state partition per organization (an organization-scoped stream)."""
         if not self.organization_scoped:
             return None
-        return [{"organization_id": org} for org in self.mokapen_tap.organizations.ids]
+        return [{"organization_id": org} for org in self.run.organizations.ids]
 
     def _bookmark(self, context: Context | None) -> str | None:
         key = None if context is None else context.get("organization_id")
@@ -711,7 +712,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         For ``--discover`` of a declared stream without a packaged schema, so that its
         catalog lists the fields up front. One request (and the token's).
         """
-        tap = self.mokapen_tap
+        tap = self.run
         configured = tap.organizations.first
         self.organization_id = tap.organizations.numeric(configured)
         self.sizing = PageSize.for_endpoint(SAMPLE_PAGE_SIZE, None, where=f"'{self.name}'")

@@ -60,7 +60,9 @@ from singer_sdk.singerlib import ActivateVersionMessage
 from tap_mokapen import clock
 
 if t.TYPE_CHECKING:
-    from tap_mokapen.client import MokapenStream
+    from singer_sdk import Stream
+    from singer_sdk.singerlib import Message
+
     from tap_mokapen.state import Partition
 
 logger = logging.getLogger("tap-mokapen")
@@ -278,13 +280,11 @@ def forget(stream_state: dict[str, t.Any], partition: Partition) -> None:
     partition.forget_table_pass()
 
 
-def activate(stream: MokapenStream, version: int) -> None:
+def activate(stream: Stream, version: int, write_message: t.Callable[[Message], None]) -> None:
     """ACTIVATE_VERSION for the stream (and each alias a stream map gives it)."""
     for stream_map in stream.stream_maps:
         if not isinstance(stream_map, RemoveRecordTransform):
-            stream.mokapen_tap.write_message(
-                ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
-            )
+            write_message(ActivateVersionMessage(stream=stream_map.stream_alias, version=version))
     logger.info(
         "'%s': two complete passes in a row: ACTIVATE_VERSION %d (the target marks the "
         "rows of records neither pass saw as deleted)",

@@ -19,22 +19,19 @@ import typing as t
 
 import click
 
-from tap_mokapen.client import MokapenStream
 from tap_mokapen.errors import MokapenError, RunPaused, cut, sentences
 from tap_mokapen.registry import listed_ids
 
 if t.TYPE_CHECKING:
-    from tap_mokapen.tap import TapMokapen
+    from tap_mokapen.registry import Organizations
 
 logger = logging.getLogger("tap-mokapen")
 
 
-def run(tap: TapMokapen) -> str:
+def run(organizations: Organizations) -> str:
     """The JSON list for stdout; the log says whose token listed them, with their names."""
-    stream = tap.streams["organizations"]
-    assert isinstance(stream, MokapenStream)  # discover_streams made it
     try:
-        listed = list(stream.list_all(None))
+        listed = list(organizations.listed())
     except RunPaused as pause:
         # Nothing to resume here: the caller has no list, so this is a failure (exit 1).
         msg = sentences(
@@ -43,7 +40,7 @@ def run(tap: TapMokapen) -> str:
         )
         raise MokapenError(msg) from None
     ids = listed_ids(listed, "--list-organizations")
-    first = tap.organizations.first
+    first = organizations.first
     logger.info(
         "%s lists %d organization(s): %s",
         f"The token of organization {first}" if first != "" else "The access_token",
@@ -64,7 +61,7 @@ def _described(ids: list[int], listed: list[t.Any]) -> list[str]:
 
 
 def option() -> click.Option:
-    """``--list-organizations`` for the tap's command line; TapMokapen.invoke runs it."""
+    """``--list-organizations`` for the tap's command line (cli.py runs it)."""
     return click.Option(
         ["--list-organizations"],
         is_flag=True,

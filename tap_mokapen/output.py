@@ -22,6 +22,11 @@ import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import Message, RecordMessage
 
+from tap_mokapen import timestamps
+
+if t.TYPE_CHECKING:
+    from singer_sdk import Stream
+
 BUFFER_BYTES = 1 << 16
 _buffered: io.BufferedWriter | None = None
 # A signal must not interrupt a write: it would break the message it lands in (and
@@ -118,3 +123,20 @@ def write_records(
     data = _ENCODER.encode_lines(lines)
     with uninterrupted():
         singer_output().write(data)
+
+
+def write_mapped(
+    stream: Stream, records: t.Iterable[dict[str, t.Any]], time_extracted: str
+) -> None:
+    """Records through the stream's maps, as the SDK's own loop writes them: a map may
+    drop a record, rename its stream (an alias) or change its fields."""
+    extracted = timestamps.parse(time_extracted)
+    writer = BufferedMsgSpecWriter()
+    for record in records:
+        for stream_map in stream.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                message = RecordMessage(
+                    stream=stream_map.stream_alias, record=mapped, time_extracted=extracted
+                )
+                writer.write_message(message)

@@ -24,8 +24,8 @@ from tap_mokapen.paging import believed
 
 if t.TYPE_CHECKING:
     from tap_mokapen.client import MokapenStream
+    from tap_mokapen.run import Run
     from tap_mokapen.shapes import Page
-    from tap_mokapen.tap import TapMokapen
 
 #: Daily request quota per organization of each Mokapen plan.
 PLANS = {"Free": 200, "Small Team": 2_000, "Medium": 8_000, "Large": 20_000}
@@ -51,7 +51,7 @@ def first_page(stream: MokapenStream, context: dict | None) -> Page:
         stream.organization_id = context["organization_id"]
     remembered = state.Partition(stream.get_context_state(context), "").page_size()
     stream.sizing = PageSize.for_endpoint(
-        stream.mokapen_tap.settings.page_size,
+        stream.run.settings.page_size,
         remembered,
         where=f"'{stream.name}' of organization {stream.organization_id}",
     )
@@ -65,9 +65,9 @@ def pages_of(total: int | None, size: int | None) -> int | None:
     return None if total is None or not size else max(1, math.ceil(total / size))
 
 
-def estimate(tap: TapMokapen) -> list[StreamCost]:
+def estimate(run: Run, streams: t.Iterable[MokapenStream]) -> list[StreamCost]:
     costs = []
-    for stream in tap.mokapen_streams():
+    for stream in streams:
         if not stream.selected:
             continue
         contexts: list[dict | None] = list(stream.partitions or []) or [None]
@@ -76,7 +76,7 @@ def estimate(tap: TapMokapen) -> list[StreamCost]:
             total = believed(page.total)  # an absurd total is no estimate
             per_page = believed(page.per_page) or page.size or 1
             largest = stream.sizing.learned
-            org = (context or {}).get("organization_id", tap.organizations.first)
+            org = (context or {}).get("organization_id", run.organizations.first)
             costs.append(
                 StreamCost(
                     stream.name,
@@ -92,13 +92,13 @@ def estimate(tap: TapMokapen) -> list[StreamCost]:
     return costs
 
 
-def report(tap: TapMokapen, costs: list[StreamCost]) -> dict[str, t.Any]:
+def report(run: Run, costs: list[StreamCost]) -> dict[str, t.Any]:
     organizations = sorted({str(c.organization_id) for c in costs})
     page_requests = sum(c.pages or 0 for c in costs)
-    token_requests = 0 if tap.settings.auth_mode == "access_token" else len(organizations)
+    token_requests = 0 if run.settings.auth_mode == "access_token" else len(organizations)
     requests = page_requests + token_requests
     at_largest = token_requests + sum(c.pages_at_largest or c.pages or 0 for c in costs)
-    per_minute = tap.settings.requests_per_minute * 60 / tap.settings.rate_limit_window_seconds
+    per_minute = run.settings.requests_per_minute * 60 / run.settings.rate_limit_window_seconds
 
     def days(spent: int) -> dict[str, float]:
         return {
@@ -108,7 +108,7 @@ def report(tap: TapMokapen, costs: list[StreamCost]) -> dict[str, t.Any]:
     return {
         "streams": [dataclasses.asdict(c) for c in costs],
         "unknown_totals": [c.stream for c in costs if c.pages is None],
-        "page_size": tap.settings.page_size,
+        "page_size": run.settings.page_size,
         "page_requests": page_requests,
         "token_requests": token_requests,
         "requests": requests,
@@ -183,16 +183,16 @@ def share(days: float) -> str:
     return "<0.01" if days < 0.01 else f"{days:.2f}"
 
 
-def run(tap: TapMokapen, output_format: str) -> str:
-    costs = estimate(tap)
+def run(the_run: Run, streams: t.Iterable[MokapenStream], output_format: str) -> str:
+    costs = estimate(the_run, streams)
     if not costs:
         return "No stream is selected: a sync would make no request."
-    summary = report(tap, costs)
+    summary = report(the_run, costs)
     return json.dumps(summary, indent=2) if output_format == "json" else render(summary)
 
 
 def option() -> click.Option:
-    """``--plan`` for the tap's command line; TapMokapen.invoke runs it."""
+    """``--plan`` for the tap's command line (cli.py runs it)."""
     return click.Option(
         ["--plan"],
         is_flag=False,

@@ -23,6 +23,7 @@ from tap_mokapen.errors import (
     RunPaused,
     cut,
 )
+from tap_mokapen.retries import FirstContact
 from tap_mokapen.throttle import RequestPacer, SlidingWindowLimiter
 from tap_mokapen.token_store import RefreshTokenStore
 
@@ -95,7 +96,7 @@ class Organizations:
         self.paused: dict[OrganizationId, RunPaused] = {}
         #: Whether any server answer arrived this run: until one does, a refused
         #: connection is a configuration problem, not a fault to wait out.
-        self.reached = False
+        self.first_contact = FirstContact()
         self.refused: dict[OrganizationId, MokapenError] = {}
         #: Why all_organizations could not list the organizations this run, if it could
         #: not: the run extracts the configured ones, activates no table version (an
@@ -122,7 +123,7 @@ class Organizations:
         if not self.settings.all_organizations:
             return configured
         try:
-            listed = list(self._list_organizations())
+            listed = list(self.listed())
         except RunPaused as exc:
             # The quota or the run's budget: a pause, not a failure; no deletion either.
             self.listing_paused = True
@@ -152,6 +153,10 @@ class Organizations:
         }
         return configured + [org for org in dict.fromkeys(found) if org not in known]
 
+    def listed(self) -> t.Iterator[t.Any]:
+        """``GET /api/v1/organizations`` for the first organization's token, as listed."""
+        return iter(self._list_organizations())
+
     def numeric(self, org: OrganizationId) -> OrganizationId:
         """The numeric id of an organization configured by its encrypted id.
 
@@ -165,7 +170,7 @@ class Organizations:
         auth.ensure_token()
         found = auth.token_organization_id
         if found is None:
-            listed = self._list_organizations()
+            listed = self.listed()
             found = next(
                 (
                     o.get("id")
@@ -226,7 +231,7 @@ class Organizations:
                 max_wait_seconds=settings.max_wait_seconds,
                 deadline_seconds=settings.request_deadline_seconds,
                 max_bytes=settings.max_response_bytes,
-                reached=self,
+                first_contact=self.first_contact,
                 access_token=settings.access_token,
                 refresh_tokens=store,
                 # Only the client_credentials grant asks for scopes (the others carry theirs).

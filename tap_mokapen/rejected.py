@@ -7,6 +7,9 @@ stream's SCHEMA, and a strict loader with it) nor dropped. It goes, as text and
 with the reason, to the ``rejected_records`` stream, which lands in the warehouse
 beside the good data; the run goes on. ``strict_records`` turns a rejection into
 a clean failure of the stream instead.
+
+Its SCHEMA and RECORDs go out through the SDK's stream maps like any stream's: a map
+``{"rejected_records": "__NULL__"}`` removes them, an alias renames them.
 """
 
 from __future__ import annotations
@@ -18,16 +21,15 @@ import typing as t
 
 import msgspec
 from singer_sdk import Stream
-from singer_sdk.singerlib import SchemaMessage
 
-from tap_mokapen import output, timestamps
+from tap_mokapen import output, sdk_private, timestamps
 from tap_mokapen.errors import APIError
 
 if t.TYPE_CHECKING:
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
     from tap_mokapen.record_type import Rejected
-    from tap_mokapen.tap import TapMokapen
 
 logger = logging.getLogger("tap-mokapen")
 
@@ -50,20 +52,17 @@ SCHEMA: dict[str, t.Any] = {
 
 
 class RejectedRecordsStream(Stream):
-    """The records other streams could not emit; written by those streams as they go.
-
-    Its ``log_sync_costs`` (which the SDK calls on every stream once all have synced)
-    tells the tap, as every stream's does: the last of them ends the run.
-    """
+    """The records other streams could not emit; written by those streams as they go
+    (Rejections), through this stream's maps. Its own sync reads nothing."""
 
     name = NAME
     primary_keys = ("stream", "fingerprint")
     replication_key = None
     schema = SCHEMA
 
-    def __init__(self, tap: TapMokapen) -> None:
+    def __init__(self, tap: Tap, rejections: Rejections) -> None:
         super().__init__(tap=tap)
-        self.mokapen_tap = tap
+        rejections.stream = self
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         return iter(())
@@ -72,16 +71,16 @@ class RejectedRecordsStream(Stream):
 class Rejections:
     """Writes rejected records as they are met and counts them per stream."""
 
-    def __init__(self, tap: TapMokapen, *, strict: bool) -> None:
-        self.tap = tap
+    def __init__(self, *, strict: bool) -> None:
         self.strict = strict
         self.counts: collections.Counter[str] = collections.Counter()
+        #: The stream the rows go out as (it attaches itself when the Tap makes it).
+        self.stream: RejectedRecordsStream | None = None
         self._schema_written = False
 
     @property
     def selected(self) -> bool:
-        stream = self.tap.streams.get(NAME)
-        return bool(stream and stream.selected)
+        return bool(self.stream and self.stream.selected)
 
     def write(
         self, stream: str, organization_id: t.Any, rejected: list[Rejected], where: str
@@ -107,12 +106,15 @@ class Rejections:
             "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common()),
             "" if self.selected else " (rejected_records is not selected: they are not kept)",
         )
-        if not self.selected:
+        if not self.stream or not self.stream.selected:
             return
         if not self._schema_written:
-            self.tap.write_message(SchemaMessage(NAME, SCHEMA, ["stream", "fingerprint"]))
+            sdk_private.write_schema(self.stream)
             self._schema_written = True
-        output.write_records(NAME, rows, now)
+        if sdk_private.maps_unchanged(self.stream):
+            output.write_records(NAME, rows, now)
+        else:
+            output.write_mapped(self.stream, rows, now)
 
     @staticmethod
     def _row(stream: str, org: t.Any, rejected: Rejected, where: str, now: str) -> dict:

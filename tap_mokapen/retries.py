@@ -74,6 +74,17 @@ RETRIABLE_ERRORS = (
 Send = t.TypeVar("Send", bound=t.Callable[..., t.Any])
 
 
+class FirstContact:
+    """Whether any server answer arrived this run (one for the run, registry.py): until
+    one does, a refused connection is a wrong ``base_url``, not a fault to wait out."""
+
+    def __init__(self) -> None:
+        self.reached = False
+
+    def answered(self) -> None:
+        self.reached = True
+
+
 def wait_generator(
     max_wait_seconds: float, *, reached: t.Callable[[], bool] = lambda: True
 ) -> t.Generator[float, t.Any, None]:

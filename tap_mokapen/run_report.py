@@ -3,8 +3,8 @@ and why, the organizations whose requests paused, the records rejected.
 
 A stream that fails for a reason retrying cannot fix does not end the run: the others
 go on, and the run's last line names every failure with its cause, once (``end``,
-called by TapMokapen.sync_all after every stream). That line is what ``meltano config
-test`` and a scheduler's log show of a failed run.
+called by the command line after every stream has synced, cli.py). That line is what
+``meltano config test`` and a scheduler's log show of a failed run.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import typing as t
 from tap_mokapen.errors import AuthenticationError, MokapenError, RunPaused, cut, sentences
 
 if t.TYPE_CHECKING:
-    from tap_mokapen.client import MokapenStream
-    from tap_mokapen.tap import TapMokapen
+    from tap_mokapen.registry import OrganizationId, Organizations
+    from tap_mokapen.rejected import Rejections
 
 logger = logging.getLogger("tap-mokapen")
 
@@ -24,42 +24,49 @@ logger = logging.getLogger("tap-mokapen")
 class RunReport:
     """The failures and pauses of one run, and its last line."""
 
-    def __init__(self, tap: TapMokapen) -> None:
-        self.tap = tap
+    def __init__(self, organizations: Organizations, rejections: Rejections) -> None:
+        self.organizations = organizations
+        self.rejections = rejections
         #: The streams that failed this run: (stream, organization, cause).
         self.failures: list[tuple[str, int | str, str]] = []
+        #: Each stream's counters (progress.py), in the order the streams sync.
+        self.stream_stats: dict[str, t.Counter[str]] = {}
 
-    def stream_failed(self, stream: MokapenStream, error: MokapenError) -> None:
+    def follow(self, stream: str, stats: t.Counter[str]) -> None:
+        """Count ``stream`` in the progress a pause reports and in the last line."""
+        self.stream_stats[stream] = stats
+
+    def stream_failed(
+        self, stream: str, org: OrganizationId, error: MokapenError, *, has_token: bool
+    ) -> None:
         """One stream failed for a reason retrying cannot fix: say so and go on."""
-        org = stream.organization_id
         # Without a token its other streams would fail the same way, each spending a request.
-        if isinstance(error, AuthenticationError) or not stream.authenticator.access_token:
-            self.tap.organizations.refused[org] = error
-        self.failures.append((stream.name, org, str(error)))
+        if isinstance(error, AuthenticationError) or not has_token:
+            self.organizations.refused[org] = error
+        self.failures.append((stream, org, str(error)))
         logger.error(
             "%s",
             sentences(
-                f"'{stream.name}' failed for organization {org}: {error}",
+                f"'{stream}' failed for organization {org}: {error}",
                 "Carrying on with the other streams; the run will exit 1.",
             ),
         )
 
-    def pause(self, reason: RunPaused, stream: MokapenStream, where: str) -> None:
-        """Stop requesting for the stream's organization, saying how far the run got."""
+    def pause(self, reason: RunPaused, org: OrganizationId, where: str) -> None:
+        """Stop requesting for the organization, saying how far the run got."""
         progress = ", ".join(
-            f"{s.name} {s.stats['records']} records"
-            + (" (complete)" if s.stats["completed"] else "")
-            for s in self.tap.mokapen_streams()
-            if s.stats["records"] or s.stats["completed"]
+            f"{name} {stats['records']} records" + (" (complete)" if stats["completed"] else "")
+            for name, stats in self.stream_stats.items()
+            if stats["records"] or stats["completed"]
         )
-        self.tap.organizations.pause(stream.organization_id, reason, where, progress)
+        self.organizations.pause(org, reason, where, progress)
 
     def end(self) -> None:
         """After every stream: the rejections, and one line on what failed and what
         completed (a MokapenError: exit code 1)."""
-        for name, count in self.tap.rejections.counts.items():
+        for name, count in self.rejections.counts.items():
             logger.warning("%d %s record(s) rejected (see rejected_records)", count, name)
-        listing = self.tap.organizations.listing_failure
+        listing = self.organizations.listing_failure
         if not (self.failures or listing):
             return
         failed = ", ".join(f"'{name}' of organization {org}" for name, org, _ in self.failures)
@@ -68,9 +75,9 @@ class RunReport:
             failed += f" ({'cause' if len(causes) == 1 else 'causes'}: {' | '.join(causes)})"
         names = {name for name, _, _ in self.failures}
         done = [
-            s.name
-            for s in self.tap.mokapen_streams()
-            if s.stats["completed"] and s.name not in names
+            name
+            for name, stats in self.stream_stats.items()
+            if stats["completed"] and name not in names
         ]
         parts = [f"{len(self.failures)} stream(s) failed: {failed}"] if failed else []
         parts += [listing] if listing else []

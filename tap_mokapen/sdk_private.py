@@ -125,13 +125,14 @@ def remap(stream: Stream, mapper: PluginMapper, schema: dict[str, t.Any]) -> Non
     stream._write_schema_message()
 
 
-def writes_lines_directly(stream: Stream) -> bool:
-    """Whether the page-at-a-time loop may write RECORD lines itself.
+def write_schema(stream: Stream) -> None:
+    """The stream's SCHEMA through its maps (an alias renames it, a removal drops it)."""
+    stream._write_schema_message()
 
-    Only when the SDK's loop would write each record unchanged: no stream map or
-    alias, no flattening, no ACTIVATE_VERSION, no record limit (``--test``), no child streams,
-    no ``post_process`` override (the stream shapes whole pages instead).
-    """
+
+def maps_unchanged(stream: Stream) -> bool:
+    """Whether the stream's maps leave its records as they are: no map, alias or
+    flattening (then RECORD lines may be written without passing through them)."""
     try:
         maps = stream.stream_maps
     except MapperNotInitialized:  # --discover sampling a page: no record is written
@@ -141,6 +142,18 @@ def writes_lines_directly(stream: Stream) -> bool:
         and isinstance(maps[0], SameRecordTransform)
         and maps[0].stream_alias == stream.name
         and not maps[0].flattening_enabled
+    )
+
+
+def writes_lines_directly(stream: Stream) -> bool:
+    """Whether the page-at-a-time loop may write RECORD lines itself.
+
+    Only when the SDK's loop would write each record unchanged: no stream map or
+    alias, no flattening, no ACTIVATE_VERSION, no record limit (``--test``), no child streams,
+    no ``post_process`` override (the stream shapes whole pages instead).
+    """
+    return (
+        maps_unchanged(stream)
         and not stream.emit_activate_version_messages
         and stream.ABORT_AT_RECORD_COUNT is None
         and not stream.child_streams

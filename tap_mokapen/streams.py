@@ -17,12 +17,7 @@ from tap_mokapen import extra_streams
 from tap_mokapen.client import MokapenStream
 from tap_mokapen.extra_streams import ExtraStream
 
-if t.TYPE_CHECKING:
-    pass
-
 SCHEMAS = SchemaDirectory(Path(__file__).parent / "schemas")
-#: Records sampled by --discover for a declared stream's fields: enough, and small.
-SAMPLE_PAGE_SIZE = 100
 
 
 class ContactsStream(MokapenStream):
@@ -66,19 +61,21 @@ class OrganizationsStream(MokapenStream):
     timestamp_fields: t.ClassVar[tuple[str, ...]] = ()
 
 
+#: The shipped streams, in the order they sync.
+SHIPPED: tuple[type[MokapenStream], ...] = (
+    ContactsStream,
+    TasksStream,
+    CompaniesStream,
+    ProjectsStream,
+    OrganizationsStream,
+)
+
+
 def stream_types(declared: t.Iterable[ExtraStream] = ()) -> list[type[MokapenStream]]:
-    """Every stream class of this module, in the order they are defined (and synced),
-    then the streams the ``extra_streams`` setting declares (extra_streams.py)."""
+    """The shipped streams, then the streams the ``extra_streams`` setting declares
+    (extra_streams.py); a declared one replaces a shipped one of its name."""
     by_name = {spec.name: spec for spec in declared}
-    shipped = [
-        value
-        for value in globals().values()
-        if isinstance(value, type)
-        and issubclass(value, MokapenStream)
-        and value.__module__ == __name__
-        and "name" in vars(value)  # a stream, not a base class
-        and vars(value)["name"] not in by_name  # a declared one replaces a shipped one
-    ]
+    shipped = [stream for stream in SHIPPED if vars(stream)["name"] not in by_name]
     return [*shipped, *(declared_stream_type(spec) for spec in by_name.values())]
 
 

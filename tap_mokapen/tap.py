@@ -1,28 +1,29 @@
-"""tap-mokapen: the Tap - its settings and its streams.
+"""tap-mokapen: the Tap - its settings, the run it builds (run.py) and its streams.
 
-The command line, exit codes and signals are cli.py's; what a run reports at its end,
-run_report.py's.
+The Tap is the top of the data path: it builds the run once and hands it to every
+stream; nothing below imports it. The command line, exit codes and signals are
+cli.py's (a subclass of this Tap); what a run reports at its end, run_report.py's.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import typing as t
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 
 from singer_sdk import Tap
-from singer_sdk.exceptions import StreamMapConfigError
+from singer_sdk.exceptions import MapperNotInitialized, StreamMapConfigError
 from typing_extensions import override
 
 from tap_mokapen import config, sdk_private, validation
 from tap_mokapen import state as state_rules
-from tap_mokapen.cli import CommandLine
 from tap_mokapen.client import MokapenStream
 from tap_mokapen.errors import ConfigError, MokapenError, RunPaused, named_with_nearest, redact
 from tap_mokapen.output import BufferedMsgSpecWriter
 from tap_mokapen.registry import Organizations
 from tap_mokapen.rejected import RejectedRecordsStream, Rejections
+from tap_mokapen.run import Run
 from tap_mokapen.run_report import RunReport
 from tap_mokapen.streams import stream_types
 
@@ -34,11 +35,8 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
     __version__ = "0.0.0"
 
-# backoff logs every retry itself; the streams log one line of their own instead.
-logging.getLogger("backoff").setLevel(logging.CRITICAL)
 
-
-class TapMokapen(CommandLine, sdk_private.OneLineConfigErrors, Tap):
+class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     """Singer tap for the Mokapen CRM API."""
 
     name = "tap-mokapen"
@@ -53,6 +51,9 @@ class TapMokapen(CommandLine, sdk_private.OneLineConfigErrors, Tap):
         except StreamMapConfigError as exc:  # one line, not the SDK's traceback
             msg = f"stream_maps: {exc} (a map must name a selected stream and its fields)"
             raise ConfigError(msg) from None
+        # The SDK makes its stream-map builder after the streams (setup_mapper).
+        with contextlib.suppress(MapperNotInitialized):
+            self.run.mapper = self.mapper
         self._check_catalog_streams()
         tap_state = t.cast("dict[str, t.Any]", self.state)
         for problem in state_rules.repair(tap_state, self.organizations.run_started_at):
@@ -85,14 +86,16 @@ class TapMokapen(CommandLine, sdk_private.OneLineConfigErrors, Tap):
     @override
     def discover_streams(self) -> list[Stream]:
         declared = self.settings.extra_streams
-        streams: list[Stream] = [stream_type(tap=self) for stream_type in stream_types(declared)]
+        streams: list[Stream] = [
+            stream_type(tap=self, run=self.run) for stream_type in stream_types(declared)
+        ]
         listed = [s.name for s in streams if isinstance(s, MokapenStream)]
         unknown = sorted(self.settings.detect_deletions - set(listed))
         if unknown:
             names = ", ".join(listed)
             msg = f"detect_deletions names no stream: {', '.join(unknown)} (streams: {names})"
             raise ConfigError(msg)
-        return [*streams, RejectedRecordsStream(self)]
+        return [*streams, RejectedRecordsStream(self, self.run.rejections)]
 
     @override
     def run_discovery(self) -> str:
@@ -115,13 +118,25 @@ class TapMokapen(CommandLine, sdk_private.OneLineConfigErrors, Tap):
         return super().run_discovery()
 
     @cached_property
-    def rejections(self) -> Rejections:
-        return Rejections(self, strict=self.settings.strict_records)
-
-    @cached_property
-    def report(self) -> RunReport:
-        """The run's failures and pauses, and its last line (run_report.py)."""
-        return RunReport(self)
+    def run(self) -> Run:
+        """What this run shares with every stream (run.py); built once, here."""
+        organizations = Organizations(
+            self.settings,
+            user_agent=self.user_agent,
+            scope=self.scope,
+            tap_state=self._selected_state,
+            list_organizations=self._list_organizations,
+        )
+        rejections = Rejections(strict=self.settings.strict_records)
+        return Run(
+            settings=self.settings,
+            organizations=organizations,
+            report=RunReport(organizations, rejections),
+            rejections=rejections,
+            write_message=self.write_message,
+            user_agent=self.user_agent,
+            input_catalog=self.input_catalog,
+        )
 
     def mokapen_streams(self) -> list[MokapenStream]:
         return [s for s in self.streams.values() if isinstance(s, MokapenStream)]
@@ -134,15 +149,9 @@ class TapMokapen(CommandLine, sdk_private.OneLineConfigErrors, Tap):
     def user_agent(self) -> str:
         return self.settings.user_agent or f"tap-mokapen/{__version__}"
 
-    @cached_property
+    @property
     def organizations(self) -> Organizations:
-        return Organizations(
-            self.settings,
-            user_agent=self.user_agent,
-            scope=self.scope,
-            tap_state=self._selected_state,
-            list_organizations=self._list_organizations,
-        )
+        return self.run.organizations
 
     def _selected_state(self) -> dict[str, t.Any]:
         """The state of the selected streams: a stream left out of the catalog holds no

@@ -260,7 +260,7 @@ def run_tap(
     (the tap's own default selection). The tap talks HTTP to the sandbox over loopback
     as it always does; only its waits are skipped (tests/conftest.py's clock).
     """
-    from tap_mokapen.tap import TapMokapen
+    from tap_mokapen.cli import CommandLine
 
     out_bytes = io.BytesIO()
     stdout = io.TextIOWrapper(io.BufferedWriter(out_bytes), encoding="utf-8", write_through=True)
@@ -278,7 +278,7 @@ def run_tap(
             root.setLevel(os.environ.get("TAP_MOKAPEN_LOG_LEVEL", "INFO").upper())
             with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
                 try:
-                    TapMokapen.get_singer_command().main(
+                    CommandLine.get_singer_command().main(
                         [*options, *args], prog_name="tap-mokapen", standalone_mode=True
                     )
                     returncode = 0

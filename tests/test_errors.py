@@ -121,7 +121,7 @@ def test_each_tap_instance_has_its_own_token_and_credentials(sandbox):
     # The refusal ends that stream (and the organization's others), not the process.
     assert list(bad.streams["organizations"].get_records(None)) == []
     assert isinstance(bad.organizations.refused[org], AuthenticationError)
-    ((stream, failed_org, cause),) = bad.report.failures
+    ((stream, failed_org, cause),) = bad.run.report.failures
     assert (stream, failed_org) == ("organizations", org)
     assert "Client authentication failed" in cause
     assert good.streams["contacts"].authenticator is good.streams["tasks"].authenticator

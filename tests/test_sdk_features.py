@@ -95,3 +95,34 @@ def test_a_map_keeping_only_the_keys_drops_the_new_fields_too(sandbox):
     ]
     assert all(set(r) == {"id", "organization_id"} for r in mapped.records("contacts"))
     mapped.assert_records_match_schemas()
+
+
+def test_a_map_removing_rejected_records_removes_all_of_it(sandbox):
+    sandbox.reset(bad_records={"every": 10, "kinds": ["missing_id"]}, contacts=100)
+    kept = run_tap(sandbox.config(), catalog=selecting("contacts", "rejected_records"))
+    removed = run_tap(
+        sandbox.config(stream_maps={"rejected_records": "__NULL__"}),
+        catalog=selecting("contacts", "rejected_records"),
+    )
+
+    assert kept.returncode == 0 and removed.returncode == 0, removed.stderr[-2000:]
+    assert len(kept.records("rejected_records")) == 10  # the sandbox sent bad records
+    streams = {m.get("stream") for m in removed.messages if m["type"] in {"SCHEMA", "RECORD"}}
+    assert streams == {"contacts"}
+    assert len(removed.records("contacts")) == 90
+
+
+def test_an_alias_renames_all_of_rejected_records(sandbox):
+    sandbox.reset(bad_records={"every": 10, "kinds": ["missing_id"]}, contacts=100)
+    maps = {"rejected_records": {"__alias__": "bad_rows"}}
+    run = run_tap(
+        sandbox.config(stream_maps=maps), catalog=selecting("contacts", "rejected_records")
+    )
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(run.records("bad_rows")) == 10
+    assert {r["reason"] for r in run.records("bad_rows")} == {"the record has no id"}
+    named = {m.get("stream") for m in run.messages if m["type"] in {"SCHEMA", "RECORD"}}
+    assert "rejected_records" not in named and "bad_rows" in named
+    assert run.schemas()["bad_rows"]["properties"]["reason"] == {"type": "string"}
+    run.assert_records_match_schemas()
