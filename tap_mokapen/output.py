@@ -126,7 +126,10 @@ def write_records(
 
 
 def write_mapped(
-    stream: Stream, records: t.Iterable[dict[str, t.Any]], time_extracted: str
+    stream: Stream,
+    records: t.Iterable[dict[str, t.Any]],
+    time_extracted: str,
+    version: int | None = None,
 ) -> None:
     """Records through the stream's maps, as the SDK's own loop writes them: a map may
     drop a record, rename its stream (an alias) or change its fields."""
@@ -137,6 +140,9 @@ def write_mapped(
             mapped = stream_map.transform(record)
             if mapped is not None:
                 message = RecordMessage(
-                    stream=stream_map.stream_alias, record=mapped, time_extracted=extracted
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=version,
+                    time_extracted=extracted,
                 )
                 writer.write_message(message)

@@ -8,7 +8,7 @@ the loop store ``position()`` in STATE, to resume at that next request. The
 position is a small JSON object that only the paginator reads (state.py keeps it
 opaque).
 
-Each list shape has its paginator, on ``ListPaginator`` (the request count, the
+Each list shape has its paginator, on ``Paginator`` (the request count, the
 budget, ``per_page``, the doubts). A pass starts with ``open_list`` at its resume
 token; the first answer tells which shape the endpoint speaks (shapes.py), and
 ``for_answer`` hands over to that shape's paginator, which the stream reads on with:
@@ -38,14 +38,10 @@ deletions.py).
 
 from __future__ import annotations
 
-import abc
 import logging
 import typing as t
 
-import requests
-from singer_sdk.pagination import BaseAPIPaginator
-
-from tap_mokapen.errors import APIError, url_path
+from tap_mokapen.errors import APIError
 from tap_mokapen.record_type import UNSET
 
 if t.TYPE_CHECKING:
@@ -91,60 +87,7 @@ def known_budget(last_pass_pages: int | None) -> int | None:
     return max(10 * last_pass_pages, last_pass_pages + 100)
 
 
-class Paginator(BaseAPIPaginator[Params], abc.ABC):
-    """What the request loop needs of any paginator."""
-
-    @property
-    def drift_rereads(self) -> int:
-        """Pages read a second time to stay safe from paging drift."""
-        return 0
-
-    @property
-    def repeated_page(self) -> bool:
-        """The page just advanced past held the records before it again: emit none of it."""
-        return False
-
-    @property
-    def doubt(self) -> str | None:
-        """The first contradiction between answers that stood so far, or None."""
-        return None
-
-    @property
-    def restarts(self) -> int:
-        """How many times the pass started over from the first page."""
-        return 0
-
-    def records_covered(self) -> int | None:
-        """The list positions read, when the shape tells them (page numbers)."""
-        return None
-
-    def verdict(self) -> str | None:
-        """Why the pass is incomplete, or None; asked once the list has ended."""
-        return self.doubt
-
-    def for_answer(self, page: Page, path: str = "the list") -> Paginator:
-        """The paginator that reads on after this answer (this one, unless the answer
-        calls for another)."""
-        return self
-
-    @abc.abstractmethod
-    def position(self) -> dict[str, t.Any]:
-        """The resume token for STATE: where the next request starts. JSON-able."""
-
-    @abc.abstractmethod
-    def describe_position(self) -> str:
-        """The next request in words, for log lines: "page 3"."""
-
-    @abc.abstractmethod
-    def pages(self) -> tuple[int, int | None]:
-        """Pages surely read so far, and the number of pages in all when known."""
-
-    @abc.abstractmethod
-    def resize(self, page_size: int) -> None:
-        """Ask for ``page_size`` records a page from the next request on."""
-
-
-class ListPaginator(Paginator):
+class Paginator:
     """A list read page by page by the rules of its shape, and the doubts its answers
     left: the base of each shape's paginator (PageNumbers, Cursor, WholeList).
 
@@ -164,7 +107,6 @@ class ListPaginator(Paginator):
     def __init__(
         self,
         *,
-        read_page: t.Callable[[requests.Response], Page],
         page_size: int = 100,
         probe_whole_list: bool = False,
         known_pages: int | None = None,
@@ -176,7 +118,6 @@ class ListPaginator(Paginator):
         #: and how many stood in all.
         self.doubts: list[str] = []
         self.doubted = 0
-        self._read_page = read_page
         self._probe = probe_whole_list
         #: The pages of the last complete pass: a budget where the answers announce none.
         self._known_pages = known_pages
@@ -184,58 +125,56 @@ class ListPaginator(Paginator):
         self._requests = 0
         self._shape_restarts = 0
         self._next: Params | None = self._with_size(self.first())
-        super().__init__(start_value=self._next)
 
-    # -- the shape's rules ------------------------------------------------------------
+    # -- the shape's rules (each shape's paginator has its own) ------------------------
 
-    @abc.abstractmethod
-    def first(self) -> Params: ...
+    @classmethod
+    def speaks(cls, page: Page) -> bool:
+        """Whether a list whose first answer is ``page`` is read by this paginator."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
-    def next(self, page: Page, requested: Params, path: str) -> Params | None: ...
+    def first(self) -> Params:
+        raise NotImplementedError
 
-    @abc.abstractmethod
+    def next(self, page: Page, requested: Params, path: str) -> Params | None:
+        raise NotImplementedError
+
     def shape_position(self) -> dict[str, t.Any]:
         """The shape's part of the resume token."""
+        raise NotImplementedError
+
+    def records_covered(self) -> int | None:
+        """The list positions read, when the shape tells them (page numbers)."""
+        return None
+
+    def verdict(self) -> str | None:
+        """Why the pass is incomplete, or None; asked once the list has ended."""
+        return self.doubt
 
     def resized(self, page_size: int, requested: Params) -> Params:
         """Ask for ``page_size`` from now on; the parameters of the request to send again."""
         self.page_size = page_size
         return requested
 
-    def for_answer(self, page: Page, path: str = "the list") -> ListPaginator:
-        """The paginator to read on with after this answer (to ``path``): this one, or
-        the one the first answer's shape calls for."""
-        if self._requests:
-            return self
-        wanted: type[ListPaginator] = (
-            Cursor if page.shape == "cursor" else WholeList if page.shape == "list" else PageNumbers
-        )
-        if isinstance(self, wanted):
-            return self
-        if isinstance(self, Cursor):
-            # Resumed at a cursor, but the endpoint no longer pages by cursor: it ignored
-            # ours and answered from the start, so read it as that shape from there.
-            logger.warning("The endpoint no longer pages by cursor: reading it from the start")
-        settings = self._settings()
-        other: ListPaginator
-        if wanted is Cursor:
-            other = Cursor({}, **settings)
-        elif wanted is WholeList:
-            other = WholeList(**settings)
-        else:
-            other = PageNumbers({}, **settings)
-        return self._handed_to(other)
+    def after_answer(self, page: Page, path: str) -> Paginator:
+        """The paginator to read on with after an answer that is not the first: this one,
+        unless the shape's own rules hand over (a plain list that pages, WholeList)."""
+        return self
 
-    def _settings(self) -> dict[str, t.Any]:
+    @classmethod
+    def from_start(cls, **settings: t.Any) -> Paginator:
+        """This shape's paginator for a list read from its first page."""
+        return cls(**settings)
+
+    def settings(self) -> dict[str, t.Any]:
+        """What a paginator reading on from this one is made with."""
         return {
-            "read_page": self._read_page,
             "page_size": self.page_size,
             "probe_whole_list": self._probe,
             "known_pages": self._known_pages,
         }
 
-    def _handed_to(self, other: ListPaginator) -> ListPaginator:
+    def handed_to(self, other: Paginator) -> Paginator:
         """``other`` reads on from here, with what this one counted and doubted, and the
         request this one sent (the answer in hand is to it)."""
         other._next = self._next
@@ -311,13 +250,11 @@ class ListPaginator(Paginator):
     def position(self) -> dict[str, t.Any]:
         return {"shape": self.name, **self.shape_position()}
 
-    def advance(self, response: requests.Response) -> None:
-        """Decide the next request from this answer (None: the list has ended)."""
-        self._next = self.get_next(response)
+    def advance(self, page: Page, path: str) -> None:
+        """Decide the next request from the answer to the last (None: the list has ended)."""
+        self._next = self._following(page, path)
 
-    def get_next(self, response: requests.Response) -> Params | None:
-        page = self._read_page(response)
-        path = url_path(response.url)
+    def _following(self, page: Page, path: str) -> Params | None:
         self._requests += 1
         # Judged before the list moves on: this page is not emitted, and the resume
         # point stays on it, so stopping here loses nothing.
@@ -335,17 +272,15 @@ class ListPaginator(Paginator):
 def open_list(
     position: t.Mapping[str, t.Any] | None,
     *,
-    read_page: t.Callable[[requests.Response], Page],
     page_size: int = 100,
     probe_whole_list: bool = False,
     known_pages: int | None = None,
-) -> ListPaginator:
+) -> Paginator:
     """The paginator a pass starts with, at its resume token (None: the first page);
-    the first answer may hand over to another shape's (``for_answer``)."""
+    the first answer may hand over to another shape's (``paginator_for``)."""
     position = dict(position or {})
     shape = position.pop("shape", "page_numbers")
     settings: dict[str, t.Any] = {
-        "read_page": read_page,
         "page_size": page_size,
         "probe_whole_list": probe_whole_list,
         "known_pages": known_pages,
@@ -356,7 +291,7 @@ def open_list(
     return PageNumbers(position, **settings)
 
 
-class WholeList(ListPaginator):
+class WholeList(Paginator):
     """A list that is not paged: the first answer holds every record.
 
     Unless it holds exactly a full page (the size asked, or a size servers cap pages
@@ -376,16 +311,20 @@ class WholeList(ListPaginator):
     def first(self) -> Params:
         return {"page": 1}
 
-    def for_answer(self, page: Page, path: str = "the list") -> ListPaginator:
+    @classmethod
+    def speaks(cls, page: Page) -> bool:
+        return page.shape == "list"
+
+    def after_answer(self, page: Page, path: str) -> Paginator:
         """Page 2 asked for once: records other than the first page's mean pages of the
         first page's size, read on by number."""
         if self._requests != 1 or not page.size or _fingerprint(page) == self._first_ids:
-            return super().for_answer(page, path)
+            return self
         logger.warning("%s pages without saying so: reading it page by page", path)
         paged = PageNumbers(
-            {"next_page": 2, "per_page": self._first_size}, handed_over=True, **self._settings()
+            {"next_page": 2, "per_page": self._first_size}, handed_over=True, **self.settings()
         )
-        handed = self._handed_to(paged)
+        handed = self.handed_to(paged)
         handed._shape_restarts = self._shape_restarts
         return handed
 
@@ -417,7 +356,7 @@ class WholeList(ListPaginator):
         return self._first_size
 
 
-class Cursor(ListPaginator):
+class Cursor(Paginator):
     """``cursor=<next_cursor>`` until it is null: a snapshot-safe order, no drift.
 
     A pass resumed at a cursor whose first answer is empty starts over from the first
@@ -427,6 +366,14 @@ class Cursor(ListPaginator):
     """
 
     name = "cursor"
+
+    @classmethod
+    def speaks(cls, page: Page) -> bool:
+        return page.shape == "cursor"
+
+    @classmethod
+    def from_start(cls, **settings: t.Any) -> Paginator:
+        return cls({}, **settings)
 
     def __init__(self, position: t.Mapping[str, t.Any], **settings: t.Any) -> None:
         self.cursor: str | None = position.get("cursor")
@@ -519,7 +466,7 @@ class Cursor(ListPaginator):
         return f"cursor {self.cursor[:24]}..." if self.cursor else "the first page"
 
 
-class PageNumbers(ListPaginator):
+class PageNumbers(Paginator):
     """Page numbers, led by what the server actually returned, safe against paging drift.
 
     Whether there is a next page comes from ``next_page_url`` when the server sends
@@ -547,6 +494,14 @@ class PageNumbers(ListPaginator):
     """
 
     name = "page_numbers"
+
+    @classmethod
+    def speaks(cls, page: Page) -> bool:
+        return True  # length-aware, simple and resource collections; and the fallback
+
+    @classmethod
+    def from_start(cls, **settings: t.Any) -> Paginator:
+        return cls({}, **settings)
 
     def __init__(
         self, position: t.Mapping[str, t.Any], *, handed_over: bool = False, **settings: t.Any
@@ -874,3 +829,24 @@ def _fingerprint(page: Page) -> tuple[t.Any, ...]:
     if not records:
         return ()
     return (len(records), _record_id(records[0]), _record_id(records[-1]))
+
+
+#: The shapes' paginators, tried in order on a list's first answer: the first that
+#: speaks the answer's shape reads the list (PageNumbers speaks any paged answer).
+PAGINATORS: tuple[type[Paginator], ...] = (Cursor, WholeList, PageNumbers)
+
+
+def paginator_for(page: Page, current: Paginator, path: str = "the list") -> Paginator:
+    """The paginator to read on with after an answer (to ``path``) that ``current``
+    asked for: on the list's first answer, the paginator of the shape the answer
+    speaks; after that, ``current`` or the one its shape's rules hand over to."""
+    if current.count:
+        return current.after_answer(page, path)
+    wanted = next(kind for kind in PAGINATORS if kind.speaks(page))
+    if isinstance(current, wanted):
+        return current
+    if isinstance(current, Cursor):
+        # Resumed at a cursor, but the endpoint no longer pages by cursor: it ignored
+        # ours and answered from the start, so read it as that shape from there.
+        logger.warning("The endpoint no longer pages by cursor: reading it from the start")
+    return current.handed_to(wanted.from_start(**current.settings()))

@@ -18,14 +18,12 @@ import typing as t
 
 import click
 
-from tap_mokapen import state
-from tap_mokapen.page_size import DEFAULT_PAGE_SIZE, PageSize
+from tap_mokapen.page_size import DEFAULT_PAGE_SIZE
 from tap_mokapen.paging import believed
 
 if t.TYPE_CHECKING:
     from tap_mokapen.client import MokapenStream
     from tap_mokapen.run import Run
-    from tap_mokapen.shapes import Page
 
 #: Daily request quota per organization of each Mokapen plan.
 PLANS = {"Free": 200, "Small Team": 2_000, "Medium": 8_000, "Large": 20_000}
@@ -45,22 +43,6 @@ class StreamCost:
     learning_requests: int = 0
 
 
-def first_page(stream: MokapenStream, context: dict | None) -> Page:
-    """The first page, through the stream's request path (paced, retried, resized)."""
-    if context:
-        stream.organization_id = context["organization_id"]
-    remembered = state.Partition(stream.get_context_state(context), "").page_size()
-    stream.sizing = PageSize.for_endpoint(
-        stream.run.settings.page_size,
-        remembered,
-        where=f"'{stream.name}' of organization {stream.organization_id}",
-    )
-    for _, response, _ in stream.answers(context, stream.get_new_paginator()):
-        return stream.read_page(response)
-    msg = "the list answered no first page"
-    raise AssertionError(msg)
-
-
 def pages_of(total: int | None, size: int | None) -> int | None:
     return None if total is None or not size else max(1, math.ceil(total / size))
 
@@ -72,10 +54,10 @@ def estimate(run: Run, streams: t.Iterable[MokapenStream]) -> list[StreamCost]:
             continue
         contexts: list[dict | None] = list(stream.partitions or []) or [None]
         for context in contexts:
-            page = first_page(stream, context)
+            page, sizing = stream.first_page(context)
             total = believed(page.total)  # an absurd total is no estimate
             per_page = believed(page.per_page) or page.size or 1
-            largest = stream.sizing.learned
+            largest = sizing.learned
             org = (context or {}).get("organization_id", run.organizations.first)
             costs.append(
                 StreamCost(
@@ -86,7 +68,7 @@ def estimate(run: Run, streams: t.Iterable[MokapenStream]) -> list[StreamCost]:
                     pages_of(total, per_page),
                     largest,
                     pages_of(total, largest),
-                    stream.sizing.learning_requests,
+                    sizing.learning_requests,
                 )
             )
     return costs

@@ -17,8 +17,9 @@ value``                                 from, as the SDK's own loop records it
 ``Stream._finalize_state``              promote the bookmark candidate at a stream's end
 ``Stream._write_state_message``         a STATE after every page, not every 10,000 records
 ``StreamStateManager.is_flushed``       marks the state changed, so that STATE is written
-``RESTStream._request``                 send one prepared request (authenticate, send,
-                                        request metric, validate_response)
+``RESTStream._write_request_duration_  the SDK's request metric for each request the
+log``                                   list reader sends (its organization's token,
+                                        which the stream's one authenticator cannot be)
 ``Stream._stream_version``              the table version the SDK's own record loop (stream
                                         maps) puts on RECORDs (deletions.py)
 ``PluginBase._validate_config``         every config problem in one line, naming each
@@ -75,9 +76,9 @@ PRIVATE_NAMES: dict[str, str | None] = {
     "singer_sdk.plugin_base:PluginBase._validate_config": (
         "(self, *, raise_errors: 'bool' = True) -> 'list[str]'"
     ),
-    "singer_sdk.streams.rest:RESTStream._request": (
-        "(self, prepared_request: 'requests.PreparedRequest', context: 'Context | None')"
-        " -> 'requests.Response'"
+    "singer_sdk.streams.rest:RESTStream._write_request_duration_log": (
+        "(self, endpoint: 'str', response: 'requests.Response', context: 'Context | None', "
+        "extra_tags: 'dict | None') -> 'None'"
     ),
 }
 
@@ -105,10 +106,22 @@ def mark_state_changed(stream: Stream) -> None:
 
 
 def send(
-    stream: RESTStream, prepared: requests.PreparedRequest, context: Context | None
+    stream: RESTStream,
+    prepared: requests.PreparedRequest,
+    context: Context | None,
+    authenticator: t.Callable[[requests.PreparedRequest], requests.PreparedRequest],
 ) -> requests.Response:
-    """The SDK's own sending of one request: authenticate, send, metric, validate_response."""
-    return stream._request(prepared, context)
+    """One request sent as the SDK's ``_request`` sends it (authenticated, on the
+    stream's session, with the SDK's request metric), with the token of the
+    organization being read: the SDK's hook holds one authenticator per stream."""
+    authenticated = authenticator(prepared)
+    response = stream.requests_session.send(
+        authenticated, timeout=stream.timeout, allow_redirects=stream.allow_redirects
+    )
+    stream._write_request_duration_log(
+        endpoint=stream.path, response=response, context=context, extra_tags=None
+    )
+    return response
 
 
 def remap(stream: Stream, mapper: PluginMapper, schema: dict[str, t.Any]) -> None:
@@ -146,15 +159,14 @@ def maps_unchanged(stream: Stream) -> bool:
 
 
 def writes_lines_directly(stream: Stream) -> bool:
-    """Whether the page-at-a-time loop may write RECORD lines itself.
+    """Whether the page-at-a-time loop may write the stream's messages itself.
 
-    Only when the SDK's loop would write each record unchanged: no stream map or
-    alias, no flattening, no ACTIVATE_VERSION, no record limit (``--test``), no child streams,
-    no ``post_process`` override (the stream shapes whole pages instead).
+    Not where the SDK's loop does more than write each record through the stream's
+    maps: its own ACTIVATE_VERSION, a record limit (``--test``), child streams, a
+    ``post_process`` override (the stream shapes whole pages instead).
     """
     return (
-        maps_unchanged(stream)
-        and not stream.emit_activate_version_messages
+        not stream.emit_activate_version_messages
         and stream.ABORT_AT_RECORD_COUNT is None
         and not stream.child_streams
         and type(stream).post_process is Stream.post_process
@@ -166,19 +178,19 @@ def writes_lines_directly(stream: Stream) -> bool:
 class PageAtATimeSync(Stream):
     """The SDK's record loop, with a page as the unit of work.
 
-    The stream supplies ``get_pages`` (its pages of typed records, from where the
-    last run stopped) and ``emit_page`` (writes a page's RECORD lines and tracks its
-    bookmark). Anything this loop does not cover falls back to the SDK's own loop,
-    on dicts (``get_records``).
+    For each state partition the stream's ``sync_partition`` reads the list and
+    writes each page's records itself, then its checkpoint; this loop keeps the SDK's
+    metrics, starting value and state finalization around it. Where the tap's loop
+    does not serve (see ``writes_lines_directly``) the SDK's own loop runs, on dicts
+    (``get_records``).
     """
 
     #: Whether a STATE may follow each page (not in batch mode).
     page_checkpoints = True
 
-    def get_pages(self, context: Context | None) -> t.Iterator[list[t.Any]]:
-        raise NotImplementedError
-
-    def emit_page(self, records: list[t.Any], context: Context | None) -> None:
+    def sync_partition(
+        self, context: Context | None, count_records: t.Callable[[int], None]
+    ) -> None:
         raise NotImplementedError
 
     def track_bookmark(self, newest: t.Any, context: Context | None) -> None:
@@ -209,16 +221,13 @@ class PageAtATimeSync(Stream):
                 timer.with_context(element)
                 current = element or None
                 self._write_starting_replication_value(current)
-                for records in self.get_pages(current):
-                    if records:
-                        self.emit_page(records, current)
-                        record_counter.increment(len(records))
-                        yield from records
+                self.sync_partition(current, record_counter.increment)
                 # The tap sets no state_partitioning_keys: a partition is its context.
                 self._finalize_state(self.get_context_state(current))
         if not context:
             self._finalize_state(self.stream_state)
         self._write_state_message()
+        yield from ()  # the SDK iterates this loop; the records went out page by page
 
 
 class OneLineConfigErrors(Tap):

@@ -171,4 +171,4 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     def _list_organizations(self) -> t.Iterator[t.Any]:
         stream = self.streams["organizations"]
         assert isinstance(stream, MokapenStream)  # discover_streams made it
-        return stream.list_all(None)
+        return stream.list_all()

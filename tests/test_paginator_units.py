@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tap_mokapen.errors import APIError
-from tap_mokapen.paging import Paginator, budget, known_budget, open_list
+from tap_mokapen.paging import Paginator, budget, known_budget, open_list, paginator_for
 from tap_mokapen.record_type import RecordType
 from tap_mokapen.shapes import PageReader
 
@@ -54,8 +54,9 @@ class FakeList:
 def step(paginator: Paginator, response: requests.Response) -> Paginator:
     """An answer as the stream handles it: the paginator that reads on from it (the
     first answer says the list's shape), advanced past it."""
-    following = paginator.for_answer(READER.read(response))
-    following.advance(response)
+    page = READER.read(response)
+    following = paginator_for(page, paginator)
+    following.advance(page, "/api/v1/849/things")
     return following
 
 
@@ -64,7 +65,7 @@ def read_all(
     paginator: Paginator | None = None,
     before_page: t.Callable[[int], None] = lambda _: None,
 ) -> tuple[list[int], Paginator]:
-    paginator = paginator or open_list(None, read_page=READER.read)
+    paginator = paginator or open_list(None)
     seen: list[int] = []
     while not paginator.finished:
         before_page(server.requests)
@@ -113,7 +114,7 @@ def test_deletions_behind_the_reader_are_read_again_not_skipped():
 
 def test_a_resume_position_continues_and_notices_deletions_made_overnight():
     server = FakeList(100, 10)
-    first = open_list(None, read_page=READER.read)
+    first = open_list(None)
     for _ in range(3):
         response = server.page(first.current_value["page"])
         first = step(first, response)
@@ -122,18 +123,18 @@ def test_a_resume_position_continues_and_notices_deletions_made_overnight():
     assert json.loads(json.dumps(position)) == position  # fit for STATE
 
     del server.ids[0:5]  # five records on page 1 deleted between runs
-    seen, _ = read_all(server, open_list(position, read_page=READER.read))
+    seen, _ = read_all(server, open_list(position))
     assert set(server.ids[25:]) <= set(seen)  # those that slid onto page 3 included
 
 
 def test_a_server_answering_another_page_is_an_error():
-    paginator = open_list({"next_page": 2}, read_page=READER.read)
+    paginator = open_list({"next_page": 2})
     with pytest.raises(APIError, match="returned page 1 when page 2 was asked for"):
         paginator = step(paginator, answer({"current_page": 1, "data": [{"id": 1}], "total": 50}))
 
 
 def test_the_same_records_twice_are_an_error():
-    paginator = open_list(None, read_page=READER.read)
+    paginator = open_list(None)
     body = {"data": [{"id": 1}, {"id": 2}], "next_page_url": "/things?page=2"}
     paginator = step(paginator, answer(body))
     with pytest.raises(APIError, match="same records for page 2"):
@@ -141,7 +142,7 @@ def test_the_same_records_twice_are_an_error():
 
 
 def test_the_page_size_the_server_used_wins():
-    paginator = open_list(None, read_page=READER.read)
+    paginator = open_list(None)
     paginator = step(
         paginator, answer({"data": [{"id": i} for i in range(15)], "total": 40, "last_page": 3})
     )
@@ -153,7 +154,7 @@ def test_the_page_size_the_server_used_wins():
 
 
 def test_the_request_budget_stops_before_the_page_it_cannot_afford():
-    paginator = open_list(None, read_page=READER.read, page_size=10)
+    paginator = open_list(None, page_size=10)
     pages = 0
     with pytest.raises(APIError, match="kept announcing pages"):
         while True:  # a server announcing 2 records but serving new ones forever
@@ -167,21 +168,21 @@ def test_the_request_budget_stops_before_the_page_it_cannot_afford():
 
 
 def test_a_full_page_of_a_plain_list_is_checked_once_for_more():
-    whole = open_list(None, read_page=READER.read, page_size=2)
+    whole = open_list(None, page_size=2)
     listed = [{"id": 1}, {"id": 2}]
     whole = step(whole, answer(listed))
     assert whole.current_value == {"page": 2, "per_page": 2}
     whole = step(whole, answer(listed))  # the same records: the list was all
     assert whole.finished
 
-    paged = open_list(None, read_page=READER.read, page_size=2)
+    paged = open_list(None, page_size=2)
     paged = step(paged, answer(listed))
     paged = step(paged, answer([{"id": 3}, {"id": 4}]))  # more: it pages without saying so
     assert paged.current_value == {"page": 3, "per_page": 2}
 
 
 def test_a_stale_cursor_falls_back_to_reading_from_the_start():
-    paginator = open_list({"shape": "cursor", "cursor": "abc"}, read_page=READER.read)
+    paginator = open_list({"shape": "cursor", "cursor": "abc"})
     assert paginator.current_value == {"cursor": "abc", "per_page": 100}
     paginator = step(
         paginator, answer({"current_page": 1, "data": [{"id": 1}], "total": 3, "last_page": 3})
@@ -190,13 +191,13 @@ def test_a_stale_cursor_falls_back_to_reading_from_the_start():
 
 
 def test_links_next_without_meta_keeps_paging():
-    paginator = open_list(None, read_page=READER.read)
+    paginator = open_list(None)
     paginator = step(paginator, answer({"data": [{"id": 1}], "links": {"next": "x?page=2"}}))
     assert paginator.current_value == {"page": 2, "per_page": 100}
 
 
 def test_a_smaller_page_size_asks_again_for_the_first_record_not_read():
-    paginator = open_list(None, read_page=READER.read, page_size=1000)
+    paginator = open_list(None, page_size=1000)
     assert paginator.current_value == {"page": 1, "per_page": 1000}
     paginator.resize(100)  # refused before any answer: page 1 again, smaller
     assert paginator.current_value == {"page": 1, "per_page": 100}
@@ -220,15 +221,15 @@ def test_a_resume_point_from_another_page_size_loses_no_record():
     # Stopped before page 5 at 100 a page: 400 records read. At 1000 a page that is
     # page 1 again (a re-read, never a gap)...
     position = {"shape": "page_numbers", "next_page": 5, "total": 2500, "per_page": 100}
-    paginator = open_list(position, read_page=READER.read, page_size=1000)
+    paginator = open_list(position, page_size=1000)
     assert paginator.current_value == {"page": 1, "per_page": 1000}
     # ...and at 200 a page it is page 3, which starts at record 401.
-    paginator = open_list(position, read_page=READER.read, page_size=200)
+    paginator = open_list(position, page_size=200)
     assert paginator.current_value == {"page": 3, "per_page": 200}
 
 
 def test_a_plain_list_clamped_below_the_size_asked_is_still_probed_and_paged():
-    paginator = open_list(None, read_page=READER.read, page_size=1000)
+    paginator = open_list(None, page_size=1000)
     first = [{"id": i} for i in range(1, 101)]  # the server caps a silent page at 100
     paginator = step(paginator, answer(first))
     assert paginator.current_value == {"page": 2, "per_page": 1000}
@@ -236,7 +237,7 @@ def test_a_plain_list_clamped_below_the_size_asked_is_still_probed_and_paged():
     assert not paginator.repeated_page
     assert paginator.current_value["page"] == 3  # pages of 100, the size it served
 
-    whole = open_list(None, read_page=READER.read, page_size=1000)
+    whole = open_list(None, page_size=1000)
     whole = step(whole, answer(first))
     whole = step(whole, answer(first))  # the same list again: it was whole
     assert whole.finished and whole.repeated_page  # and page 2 is not emitted again
@@ -250,7 +251,7 @@ def cursor_page(ids: range, cursor: str | None) -> requests.Response:
 
 
 def test_a_cursor_list_spends_no_more_than_its_last_complete_pass_allows():
-    paginator = open_list(None, read_page=READER.read, page_size=10, known_pages=2)
+    paginator = open_list(None, page_size=10, known_pages=2)
     answered = 0
     with pytest.raises(APIError, match="102 pages expected"):
         while True:  # a cursor that never ends
@@ -263,7 +264,7 @@ def test_a_cursor_list_spends_no_more_than_its_last_complete_pass_allows():
 
 
 def test_an_empty_page_that_says_more_follow_is_asked_again_then_doubted():
-    paginator = open_list(None, read_page=READER.read, page_size=10)
+    paginator = open_list(None, page_size=10)
     full = {"per_page": 10, "total": 40, "last_page": 4}
     paginator = step(
         paginator, answer({**full, "current_page": 1, "data": [{"id": i} for i in range(10)]})
@@ -282,7 +283,7 @@ def test_an_empty_page_that_says_more_follow_is_asked_again_then_doubted():
 
 
 def test_a_short_page_that_is_not_the_last_never_moves_past_unread_positions_unnoticed():
-    paginator = open_list(None, read_page=READER.read, page_size=10)
+    paginator = open_list(None, page_size=10)
     keys = {"per_page": 10, "total": 30, "last_page": 3}
     paginator = step(
         paginator, answer({**keys, "current_page": 1, "data": [{"id": i} for i in range(10)]})
@@ -294,7 +295,7 @@ def test_a_short_page_that_is_not_the_last_never_moves_past_unread_positions_unn
     paginator = step(paginator, answer({**short, "data": full}))  # a glitch seen once
     assert paginator.current_value["page"] == 3 and paginator.verdict() is None
 
-    standing = open_list(None, read_page=READER.read, page_size=10)
+    standing = open_list(None, page_size=10)
     standing = step(
         standing, answer({**keys, "current_page": 1, "data": [{"id": i} for i in range(10)]})
     )
@@ -309,7 +310,7 @@ def test_a_short_page_that_is_not_the_last_never_moves_past_unread_positions_unn
 
 
 def test_page_one_short_twice_is_a_silent_clamp_and_its_count_the_page_size():
-    paginator = open_list(None, read_page=READER.read, page_size=1000)
+    paginator = open_list(None, page_size=1000)
     claims = {"per_page": 1000, "total": 250, "last_page": 3, "next_page_url": "x?page=2"}
     first = answer({**claims, "current_page": 1, "data": [{"id": i} for i in range(100)]})
     paginator = step(paginator, first)
@@ -321,7 +322,7 @@ def test_page_one_short_twice_is_a_silent_clamp_and_its_count_the_page_size():
 
 def test_a_total_that_falls_for_good_is_a_doubt_and_a_flap_is_not():
     for totals, doubted in (([30, 20, 20], True), ([30, 20, 30], False)):
-        paginator = open_list(None, read_page=READER.read, page_size=10)
+        paginator = open_list(None, page_size=10)
         number = 1
         for total in totals:
             data = [{"id": number * 10 + i} for i in range(10 if number < 3 else 5)]
@@ -334,28 +335,28 @@ def test_a_total_that_falls_for_good_is_a_doubt_and_a_flap_is_not():
 
 
 def test_a_resumed_cursor_answered_with_an_empty_end_starts_over_and_a_real_end_does_not():
-    paginator = open_list({"shape": "cursor", "cursor": "old"}, read_page=READER.read)
+    paginator = open_list({"shape": "cursor", "cursor": "old"})
     paginator = step(paginator, cursor_page(range(0), None))  # expired: an empty end of the list
     assert paginator.current_value == {"page": 1, "per_page": 100}
     assert paginator.restarts == 1
 
-    last = open_list({"shape": "cursor", "cursor": "old"}, read_page=READER.read)
+    last = open_list({"shape": "cursor", "cursor": "old"})
     last = step(last, cursor_page(range(190, 200), None))  # paused before the last page: its end
     assert last.finished and last.restarts == 0 and last.verdict() is None
 
 
 def test_a_versioned_pass_probes_page_2_of_any_plain_list():
     listed = [{"id": i} for i in range(77)]
-    probing = open_list(None, read_page=READER.read, probe_whole_list=True)
+    probing = open_list(None, probe_whole_list=True)
     probing = step(probing, answer(listed))
     assert probing.current_value == {"page": 2, "per_page": 100}
-    plain = open_list(None, read_page=READER.read)
+    plain = open_list(None)
     plain = step(plain, answer(listed))
     assert plain.finished
 
 
 def test_a_page_larger_than_a_clamp_refutes_it_and_ends_the_pass_doubted():
-    paginator = open_list(None, read_page=READER.read, page_size=1000)
+    paginator = open_list(None, page_size=1000)
     claims = {"per_page": 1000, "total": 2000, "last_page": 2, "next_page_url": "x?page=2"}
     short = answer({**claims, "current_page": 1, "data": [{"id": i} for i in range(10)]})
     paginator = step(paginator, short)
@@ -369,7 +370,7 @@ def test_a_page_larger_than_a_clamp_refutes_it_and_ends_the_pass_doubted():
 def test_a_fallen_total_is_accepted_when_the_page_past_the_end_is_empty_or_the_last_again():
     for past_the_end in ("empty", "the last page again"):
         server = FakeList(100, 10)
-        paginator = open_list(None, read_page=READER.read)
+        paginator = open_list(None)
         while not paginator.finished:
             if server.requests == 4:
                 server.ids.remove(50)  # deleted after page 4 was read
@@ -399,12 +400,11 @@ def test_a_silently_paged_list_resumed_anywhere_loses_no_record(next_page):
     every record: past page 1 it reads the list from its start."""
     server = SilentList(55, 10)
     position = {"shape": "page_numbers", "next_page": next_page, "per_page": 10}
-    paginator: Paginator = open_list(position, read_page=READER.read, page_size=10)
+    paginator: Paginator = open_list(position, page_size=10)
     seen: list[int] = []
     while not paginator.finished:
         response = server.page(paginator.current_value["page"])
-        paginator = paginator.for_answer(READER.read(response))
-        paginator.advance(response)
+        paginator = step(paginator, response)
         if not paginator.repeated_page:
             seen += [record.id for record in READER.read(response).data]
     assert set(seen) == set(server.ids)
