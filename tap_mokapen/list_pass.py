@@ -114,6 +114,11 @@ class ListPass:
             # The pages of the last complete pass: a budget where answers announce none.
             known_pages=last_complete.pages if last_complete else None,
         )
+        #: Where a pause or a failure resumes: after the last page committed (a page read
+        #: but not committed is read again), in words for the log line too.
+        self._resume_at = self.paginator.position()
+        self._resume_described = self.paginator.describe_position()
+        self._committed = 0
         self._restarts = 0
         self._rejected_before = progress.stats["rejected"]
 
@@ -185,26 +190,31 @@ class ListPass:
         partition.remember_page_size(self.sizing.remembered())
         if self.versions and self.progress.stats["rejected"] > self._rejected_before:
             partition.note_rejected()
-        if self._checkpoints and not paginator.finished:
-            partition.checkpoint(paginator.position())
+        self._committed += 1
+        if paginator.finished:
+            return  # the pass ends: complete() or a failure decides what STATE keeps
+        self._resume_at = paginator.position()
+        self._resume_described = paginator.describe_position()
+        if self._checkpoints:
+            partition.checkpoint(self._resume_at)
             self._write_state()
 
     # -- how the pass ends ----------------------------------------------------------------
 
     def pause(self, reason: errors.RunPaused) -> None:
         """The organization's quota or the run's budget is spent: resume here next run."""
-        self.partition.pause(self.paginator.position())
-        where = f"'{self.stream}' stops before {self.paginator.describe_position()}"
+        self.partition.pause(self._resume_at)
+        where = f"'{self.stream}' stops before {self._resume_described}"
         self.run.report.pause(reason, self.organization.numeric, where)
 
     def fail(self, error: errors.MokapenError) -> None:
         """A failure retrying cannot fix: this stream stops for this organization."""
-        if self.resumed_at and self.paginator.count == 0:
+        if self.resumed_at and not self._committed:
             # The server refused the very point this pass resumed at (a stale cursor,
             # say): the next run starts the stream over rather than fail there forever.
             self.partition.abandon()
         else:
-            self.partition.fail(self.paginator.position())
+            self.partition.fail(self._resume_at)
         self.run.report.stream_failed(
             self.stream, self.organization.numeric, error, has_token=self._has_token()
         )
