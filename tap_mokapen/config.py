@@ -25,6 +25,14 @@ IDENTIFIER = re.compile(r"[A-Za-z0-9_.\-=]{1,200}")
 _ORGANIZATION_ID = th.CustomType({"type": ["integer", "string"]})
 
 Rule = t.Literal["positive_integer", "positive_number", "zero_or_more", "share"]
+#: Each rule as JSON Schema bounds, in the config schema (``--about``, Meltano); the
+#: one-line check of every problem (validation.py) says the same in words.
+BOUNDS: dict[Rule, dict[str, int]] = {
+    "positive_integer": {"minimum": 1},
+    "positive_number": {"exclusiveMinimum": 0},
+    "zero_or_more": {"minimum": 0},
+    "share": {"exclusiveMinimum": 0, "maximum": 1},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,8 +280,9 @@ KNOWN_SETTINGS = frozenset(s.name for s in SETTINGS) | SDK_SETTINGS
 
 
 def config_jsonschema() -> dict[str, t.Any]:
-    """The SDK's config schema, for ``--about``, ``--discover`` and Meltano."""
-    return th.PropertiesList(
+    """The SDK's config schema, for ``--about``, ``--discover`` and Meltano; a number's
+    rule as its bounds."""
+    schema = th.PropertiesList(
         *(
             th.Property(
                 s.name,
@@ -286,6 +295,10 @@ def config_jsonschema() -> dict[str, t.Any]:
             for s in SETTINGS
         )
     ).to_dict()
+    for setting in SETTINGS:
+        if setting.rule:
+            schema["properties"][setting.name].update(BOUNDS[setting.rule])
+    return schema
 
 
 @dataclasses.dataclass(frozen=True)

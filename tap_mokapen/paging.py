@@ -1,17 +1,18 @@
 """Step 4 of the data path, paging: which request comes next, and where to resume.
 
-``Paginator`` is the contract the request loop (client.py) relies on. The loop
-asks ``current_value`` for the next request's query parameters (``per_page``
-included), sends the request and hands the answer to ``advance``, which decides
-the next request (or ``finished``); only after the page's records are written does
-the loop store ``position()`` in STATE, to resume at that next request. The
-position is a small JSON object that only the paginator reads (state.py keeps it
-opaque).
+``Paginator`` is what the list reader (list_reader.py) and the pass (list_pass.py)
+rely on. The reader asks ``current_value`` for the next request's query parameters
+(``per_page`` included) and sends the request; the pass hands the answer's page to
+``advance``, which decides the next request (or ``finished``); only after the page's
+records are written does the pass store ``position()`` in STATE, to resume at that
+next request. The position is a small JSON object that only the paginator reads
+(state.py keeps it opaque).
 
 Each list shape has its paginator, on ``Paginator`` (the request count, the
 budget, ``per_page``, the doubts). A pass starts with ``open_list`` at its resume
 token; the first answer tells which shape the endpoint speaks (shapes.py), and
-``for_answer`` hands over to that shape's paginator, which the stream reads on with:
+``paginator_for`` hands over to that shape's paginator (the first of ``PAGINATORS``
+that ``speaks`` the answer), which the list is read on with:
 
 * ``PageNumbers`` (length_aware, simple, resource shapes): led by what the server
   returned, and safe against paging drift;
@@ -32,7 +33,7 @@ the answers before it (an empty page while its total says records follow, a page
 shorter than the others that is not the last, a total that falls and stays
 fallen), the paginator asks for the same page once more; a contradiction that stands
 is a *doubt*: the pass reads on where it can, but it is incomplete
-(``verdict``), so it retires no row and moves no bookmark (client.py,
+(``verdict``), so it retires no row and moves no bookmark (list_pass.py,
 deletions.py).
 """
 
@@ -94,8 +95,9 @@ class Paginator:
     It keeps its own next request, count and end rather than the SDK's: asking for
     the same page again, to see whether a contradiction stands, is part of its
     rules, where the SDK's ``advance`` takes a repeated token for a loop. The shape
-    is the first answer's to say: the stream asks ``for_answer`` after every answer
-    which paginator reads on (this one, or the one the answer calls for).
+    is the first answer's to say: ``paginator_for`` asks after every answer which
+    paginator reads on (this one, the one the first answer calls for, or the one
+    this one's rules hand over to).
     """
 
     name: t.ClassVar[str]
@@ -345,7 +347,7 @@ class WholeList(Paginator):
             self._first_ids, self._first_size = ids, page.size
             full = page.size == self.page_size or page.size in COMMON_PAGE_SIZES
             return {"page": 2} if page.size and (full or self._probe) else None
-        # Page 2 held nothing, or the whole list again (for_answer hands over otherwise).
+        # Page 2 held nothing, or the whole list again (after_answer hands over otherwise).
         self.repeated_page = bool(page.size)  # the whole list again: already emitted
         return None
 

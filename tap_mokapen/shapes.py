@@ -100,7 +100,7 @@ class PageReader:
         ]
 
     def read(self, response: requests.Response) -> Page:
-        """The page in a response (the stream keeps it: client.read_page)."""
+        """The page in a response, decoded once (the list reader hands it on)."""
         for decoder, page_of in self._decoders:
             try:
                 return page_of(decoder.decode(response.content))

@@ -1,6 +1,6 @@
 """Step 6 of the data path, the state: bookmarks, page checkpoints, cycles, resume tokens.
 
-This module decides what STATE holds; the request loop (client.py) decides when it
+This module decides what STATE holds; the pass (list_pass.py) decides when it
 is written: after the records of every page, and once more at the end of each
 stream. The format of one stream's state, or of one organization's partition of
 it, besides the SDK's own ``replication_key``/``replication_key_value``::
