@@ -45,6 +45,72 @@ class Setting:
     secret: bool = False
     #: What a number must be; checked with every other problem before any request.
     rule: Rule | None = None
+    #: How a valid value becomes the ``Settings`` field (None: as it is given).
+    read: t.Callable[[t.Any], t.Any] | None = None
+    #: The ``Settings`` field it fills, where its name differs.
+    into: str | None = None
+
+
+# -- how a setting's value is read into Settings (Setting.read) --------------------
+
+
+def number(value: t.Any) -> t.Any:
+    """A number given as text (``--config ENV`` passes every setting as text) as a number."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text) if text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            return value
+    return value
+
+
+def list_setting(value: t.Any) -> list[t.Any]:
+    """A list setting as a list (``--config ENV`` and Meltano may pass it as JSON text)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [value]
+    return value if isinstance(value, list) else [value]
+
+
+def _integer(value: t.Any) -> int:
+    return int(number(value))
+
+
+def _integer_or_none(value: t.Any) -> int | None:
+    return int(number(value)) if value else None
+
+
+def _real(value: t.Any) -> float:
+    return float(number(value))
+
+
+def _megabytes(value: t.Any) -> int:
+    return int(float(number(value)) * 2**20)
+
+
+def _site_root(value: t.Any) -> str:
+    return str(value).rstrip("/")
+
+
+def _scopes(value: t.Any) -> str | None:
+    return " ".join(str(value).split()) if value else None
+
+
+def _names(value: t.Any) -> frozenset[str]:
+    return frozenset(list_setting(value))
+
+
+def _tuple(value: t.Any) -> tuple[t.Any, ...]:
+    return tuple(value or ())
+
+
+def _extra_streams(value: t.Any) -> tuple[ExtraStream, ...]:
+    return extra_streams.parse(list_setting(value))
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -104,6 +170,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Also extract every organization that GET /api/v1/organizations lists for the "
         "first organization's token.",
         default=False,
+        read=bool,
     ),
     Setting(
         "base_url",
@@ -112,12 +179,14 @@ SETTINGS: tuple[Setting, ...] = (
         "{base_url}/api/v1. Plain http:// only for loopback hosts.",
         default=DEFAULT_BASE_URL,
         title="Base URL",
+        read=_site_root,
     ),
     Setting(
         "scope",
         th.StringType,
         "Space-separated OAuth scopes requested with the token; default: the scope "
         "each selected stream needs (<stream>.read).",
+        read=_scopes,
     ),
     Setting("start_date", th.DateTimeType, "The earliest updated_at to extract on a first run."),
     Setting(
@@ -127,6 +196,7 @@ SETTINGS: tuple[Setting, ...] = (
         "logged) rather than added to the schema, and a record with a value of another "
         "type than declared is rejected rather than widening the type.",
         default=False,
+        read=bool,
     ),
     Setting(
         "max_learned_fields",
@@ -137,6 +207,7 @@ SETTINGS: tuple[Setting, ...] = (
         "the loader's own and one level of flattening included.",
         default=500,
         rule="positive_integer",
+        read=_integer,
     ),
     Setting(
         "forget_learned_fields",
@@ -145,6 +216,7 @@ SETTINGS: tuple[Setting, ...] = (
         "forgotten (and learned again as they come). The rest of the state is kept. "
         "Fields not seen for 30 runs in a row are forgotten anyway.",
         default=False,
+        read=bool,
     ),
     Setting(
         "strict_records",
@@ -153,6 +225,7 @@ SETTINGS: tuple[Setting, ...] = (
         "an updated_at that is not a timestamp) instead of sending it to the "
         "rejected_records stream.",
         default=False,
+        read=bool,
     ),
     Setting(
         "extra_streams",
@@ -169,6 +242,7 @@ SETTINGS: tuple[Setting, ...] = (
         "replication_key, primary_key}: path defaults to the name (below "
         "/api/v1/{organization_id}/), scope to <name>.read, replication_key to "
         "updated_at (null: read whole), primary_key to id.",
+        read=_extra_streams,
     ),
     Setting(
         "detect_deletions",
@@ -176,6 +250,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Streams whose deleted records the tap detects: each complete pass over such a "
         "stream emits every record under a new table version and then ACTIVATE_VERSION, "
         "so the target marks (or deletes) the rows the pass did not see.",
+        read=_names,
     ),
     Setting(
         "max_deleted_share",
@@ -186,6 +261,7 @@ SETTINGS: tuple[Setting, ...] = (
         "deletion, run once with 1.",
         default=0.5,
         rule="share",
+        read=_real,
     ),
     Setting(
         "removed_organizations",
@@ -193,6 +269,7 @@ SETTINGS: tuple[Setting, ...] = (
         "detect_deletions: organizations confirmed gone (the app uninstalled). Their "
         "rows may be retired; without this, a pass that misses an organization of the "
         "last complete pass marks nothing deleted.",
+        read=_tuple,
     ),
     Setting(
         "page_size",
@@ -201,6 +278,7 @@ SETTINGS: tuple[Setting, ...] = (
         "where the server refuses it or keeps failing at it (kept in the state, per "
         "organization and stream). Set: asked for as it is.",
         rule="positive_integer",
+        read=_integer_or_none,
     ),
     Setting("user_agent", th.StringType, "User-Agent header; defaults to tap-mokapen/<version>."),
     Setting(
@@ -210,6 +288,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Mokapen's throttle.",
         default=60,
         rule="positive_integer",
+        read=_integer,
     ),
     Setting(
         "rate_limit_window_seconds",
@@ -218,6 +297,7 @@ SETTINGS: tuple[Setting, ...] = (
         "with a different window (such as the sandbox).",
         default=60,
         rule="positive_number",
+        read=_real,
     ),
     Setting(
         "max_wait_seconds",
@@ -226,6 +306,7 @@ SETTINGS: tuple[Setting, ...] = (
         "before the run fails.",
         default=900,
         rule="zero_or_more",
+        read=_real,
     ),
     Setting(
         "request_deadline_seconds",
@@ -234,6 +315,7 @@ SETTINGS: tuple[Setting, ...] = (
         "that trickles in) is a network fault, retried within max_wait_seconds.",
         default=300,
         rule="positive_number",
+        read=_real,
     ),
     Setting(
         "max_response_mb",
@@ -242,12 +324,15 @@ SETTINGS: tuple[Setting, ...] = (
         "4 MB); a larger one fails that request.",
         default=100,
         rule="positive_number",
+        read=_megabytes,
+        into="max_response_bytes",
     ),
     Setting(
         "max_requests_per_run",
         th.IntegerType,
         "Stop the run cleanly, resumable, after this many requests.",
         rule="positive_integer",
+        read=number,
     ),
     Setting(
         "progress_log_seconds",
@@ -256,6 +341,7 @@ SETTINGS: tuple[Setting, ...] = (
         "left); 0 logs every page.",
         default=30,
         rule="zero_or_more",
+        read=_real,
     ),
 )
 
@@ -303,7 +389,9 @@ def config_jsonschema() -> dict[str, t.Any]:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """The config with its defaults filled in; build it only from a config without problems."""
+    """The config with its defaults filled in; build it only from a config without problems.
+
+    Each field is filled from its setting in ``SETTINGS`` (``from_config``)."""
 
     client_id: str | None
     client_secret: str | None = dataclasses.field(repr=False)
@@ -328,46 +416,25 @@ class Settings:
     max_learned_fields: int
     forget_learned_fields: bool
     strict_records: bool
-    extra_streams: tuple[ExtraStream, ...] = ()
-    detect_deletions: frozenset[str] = frozenset()
-    max_deleted_share: float = 0.5
-    removed_organizations: tuple[int, ...] = ()
+    extra_streams: tuple[ExtraStream, ...]
+    detect_deletions: frozenset[str]
+    max_deleted_share: float
+    removed_organizations: tuple[int, ...]
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
-        def value(name: str) -> t.Any:
-            given = config.get(name)
-            return DEFAULTS.get(name) if given is None or given == "" else given
-
-        scope = value("scope")
-        return cls(
-            client_id=value("client_id"),
-            client_secret=value("client_secret"),
-            access_token=value("access_token"),
-            refresh_token=value("refresh_token"),
-            refresh_token_store=value("refresh_token_store"),
-            organization_ids=configured_organizations(config),
-            all_organizations=bool(value("all_organizations")),
-            base_url=str(value("base_url")).rstrip("/"),
-            scope=" ".join(str(scope).split()) if scope else None,
-            page_size=int(number(value("page_size"))) if value("page_size") else None,
-            user_agent=value("user_agent"),
-            requests_per_minute=int(number(value("requests_per_minute"))),
-            rate_limit_window_seconds=float(number(value("rate_limit_window_seconds"))),
-            max_wait_seconds=float(number(value("max_wait_seconds"))),
-            request_deadline_seconds=float(number(value("request_deadline_seconds"))),
-            max_response_bytes=int(float(number(value("max_response_mb"))) * 2**20),
-            max_requests_per_run=number(value("max_requests_per_run")),
-            progress_log_seconds=float(number(value("progress_log_seconds"))),
-            freeze_schema=bool(value("freeze_schema")),
-            max_learned_fields=int(number(value("max_learned_fields"))),
-            forget_learned_fields=bool(value("forget_learned_fields")),
-            strict_records=bool(value("strict_records")),
-            extra_streams=extra_streams.parse(list_setting(value("extra_streams"))),
-            detect_deletions=frozenset(list_setting(value("detect_deletions"))),
-            max_deleted_share=float(number(value("max_deleted_share"))),
-            removed_organizations=tuple(value("removed_organizations") or ()),
-        )
+        """Each field from its setting in ``SETTINGS`` (its default where none is given,
+        read as the setting says); the organizations from either way to name them."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        values: dict[str, t.Any] = {"organization_ids": configured_organizations(config)}
+        for setting in SETTINGS:
+            name = setting.into or setting.name
+            if name in values or name not in fields:
+                continue  # organization_id (in organization_ids); the SDK's start_date
+            given = config.get(setting.name)
+            value = DEFAULTS.get(setting.name) if given is None or given == "" else given
+            values[name] = setting.read(value) if setting.read else value
+        return cls(**values)
 
     @property
     def auth_mode(self) -> str:
@@ -377,18 +444,6 @@ class Settings:
         if self.refresh_token:
             return "refresh_token"
         return "client_credentials"
-
-
-def list_setting(value: t.Any) -> list[t.Any]:
-    """A list setting as a list (``--config ENV`` and Meltano may pass it as JSON text)."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return [value]
-    return value if isinstance(value, list) else [value]
 
 
 def configured_organizations(config: t.Mapping[str, t.Any]) -> tuple[int | str, ...]:
@@ -417,14 +472,3 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def number(value: t.Any) -> t.Any:
-    """A number given as text (``--config ENV`` passes every setting as text) as a number."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text) if text.lstrip("-").isdigit() else float(text)
-        except ValueError:
-            return value
-    return value
