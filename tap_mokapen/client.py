@@ -29,6 +29,7 @@ from tap_mokapen import (
     deletions,
     errors,
     output,
+    record_checks,
     retries,
     sdk_private,
     sending,
@@ -52,7 +53,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib import Catalog, SchemaMessage
 
     from tap_mokapen.auth import MokapenAuthenticator
-    from tap_mokapen.list_reader import Fetched
+    from tap_mokapen.list_reader import Sent
     from tap_mokapen.paging import Params
     from tap_mokapen.run import Run
 
@@ -124,6 +125,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         self._full_table_if_versioned()
         #: One table version for every organization of the run (deletions.py).
         self._run_table_version: int | None = None
+        #: Whether Mokapen's show route for this list can be trusted (record_checks.py).
+        self.show_route = record_checks.ShowRoute(self.name)
 
     @property
     def stats(self) -> t.Counter[str]:
@@ -186,6 +189,12 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             headers=http_request.headers,
         )
 
+    def prepare_record(self, context: Context | None, record_id: int) -> requests.PreparedRequest:
+        """The request for one record (the show route beside the list's route)."""
+        return self.build_prepared_request(
+            method="GET", url=f"{self.get_url(context)}/{record_id}", headers=self.http_headers
+        )
+
     def send(
         self,
         request: requests.PreparedRequest,
@@ -209,8 +218,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         )
 
     def retrying(
-        self, send: sending.Send[Fetched], sizing: PageSize, organization_id: int | str
-    ) -> sending.Send[Fetched]:
+        self, send: sending.Send[Sent], sizing: PageSize, organization_id: int | str
+    ) -> sending.Send[Sent]:
         """Wait as long as Mokapen asks, else back off exponentially (retries.py), each
         retry logged and counted, each wait shown by the progress lines."""
         settings = self.run.settings
@@ -459,6 +468,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             partition_values={key: org for key in context or {}},
             checkpoints=checkpoints,
             write_state=lambda: sdk_private.write_state(self),
+            write_page=lambda page: self.write_page(page, table_version),
+            show_route=self.show_route,
             activate=lambda version: deletions.activate(self, version, self.run.write_message),
             has_token=lambda: bool(authenticator.access_token),
         )

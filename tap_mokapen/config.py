@@ -20,17 +20,20 @@ from tap_mokapen import extra_streams
 from tap_mokapen.extra_streams import ExtraStream
 
 DEFAULT_BASE_URL = "https://mokapen.com"
+#: A third of a CRM's contacts gone in a day is almost never real; a cut list is.
+DEFAULT_MAX_DELETED_SHARE = 0.3
 MAX_PAGE_SIZE = 10_000
 IDENTIFIER = re.compile(r"[A-Za-z0-9_.\-=]{1,200}")
 _ORGANIZATION_ID = th.CustomType({"type": ["integer", "string"]})
 
-Rule = t.Literal["positive_integer", "positive_number", "zero_or_more", "share"]
+Rule = t.Literal["positive_integer", "positive_number", "zero_or_more", "count", "share"]
 #: Each rule as JSON Schema bounds, in the config schema (``--about``, Meltano); the
 #: one-line check of every problem (validation.py) says the same in words.
 BOUNDS: dict[Rule, dict[str, int]] = {
     "positive_integer": {"minimum": 1},
     "positive_number": {"exclusiveMinimum": 0},
     "zero_or_more": {"minimum": 0},
+    "count": {"minimum": 0},
     "share": {"exclusiveMinimum": 0, "maximum": 1},
 }
 
@@ -255,13 +258,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_deleted_share",
         th.NumberType,
-        "detect_deletions: the largest share of an organization's records one pass may "
-        "retire. A pass holding fewer than (1 - this) of the records of the last "
-        "complete pass marks nothing deleted and says so; to confirm a real mass "
-        "deletion, run once with 1.",
-        default=0.5,
+        "The largest share of an organization's records one pass may lose. A pass "
+        "holding fewer than (1 - this) of the records of the largest of the last few "
+        "complete passes retires nothing (detect_deletions) and keeps the bookmark, and "
+        "says so: in a CRM a third of the records gone in a day is almost never real. To "
+        "confirm a real mass deletion, run once with 1.",
+        default=DEFAULT_MAX_DELETED_SHARE,
         rule="share",
         read=_real,
+    ),
+    Setting(
+        "max_record_checks",
+        th.IntegerType,
+        "Requests a pass may spend asking Mokapen about single records (GET "
+        ".../contacts/{id}): ids of the last complete pass's sample that this pass did "
+        "not see (a 404 confirms a deletion; a record means the list lost records, so "
+        "nothing is retired). A pass with none missing asks nothing. 0: never ask.",
+        default=10,
+        rule="count",
+        read=_integer,
     ),
     Setting(
         "removed_organizations",
@@ -419,6 +434,7 @@ class Settings:
     extra_streams: tuple[ExtraStream, ...]
     detect_deletions: frozenset[str]
     max_deleted_share: float
+    max_record_checks: int
     removed_organizations: tuple[int, ...]
 
     @classmethod

@@ -18,9 +18,13 @@ A pass is complete for deletions only when, for every organization it must cover
 
 * the answers agreed with each other (paging.py: no doubt stood);
 * no record was rejected (rejected.py), in any run of the pass;
-* it holds at least ``1 - max_deleted_share`` of the records of the
-  organization's last complete pass (a guard against an answer cut short that
-  looks whole);
+* it holds at least ``1 - max_deleted_share`` of the records of the largest of
+  the organization's last few complete passes (a guard against an answer cut short
+  that looks whole, which a list cut a little more each pass cannot lower); a pass
+  with no such count to compare with (a STATE of an earlier release) only sets it;
+* nothing the pass itself saw says otherwise: no unstable order, no sampled record
+  of the last complete pass live at Mokapen's show route (list_pass.py,
+  record_checks.py);
 * the run's organizations listing (``all_organizations``) did not fail, and the
   pass covers every organization of the last complete pass, unless the user
   confirmed one gone (``removed_organizations``).
@@ -79,9 +83,13 @@ class PassOutcome(t.NamedTuple):
     organization: t.Any
     #: Why the answers do not add up to the whole list (paging.py), or None.
     doubt: str | None
-    #: Records the pass read (all its runs), and those of the last complete pass.
+    #: Records the pass read (all its runs), and the most of the last few complete
+    #: passes (state.Partition.baseline).
     records: int
     last_complete_records: int | None
+    #: Complete passes were read before, but their record counts are not known (a STATE
+    #: of a release that kept none): this pass sets the baseline, it retires nothing.
+    baseline_missing: bool = False
 
 
 class TableVersions:
@@ -203,13 +211,24 @@ class TableVersions:
             return False
         if outcome.doubt:  # the paginator said what contradicted what
             return False
+        if outcome.baseline_missing:
+            logger.warning(
+                "'%s' of organization %s: no record count of an earlier complete pass is "
+                "known (a STATE of an earlier release), so this pass sets the baseline "
+                "(%d records) and marks nothing deleted; the next complete pass is held "
+                "to it",
+                self.stream,
+                org,
+                outcome.records,
+            )
+            return False
         last = outcome.last_complete_records
         if far_fewer(outcome.records, last, self.max_deleted_share):
             logger.warning(
                 "'%s' of organization %s: this pass holds %d records, the last complete one "
-                "%d: more than max_deleted_share (%s) would be retired, so no row is marked "
-                "deleted. If they were really deleted, run once with max_deleted_share set "
-                "to 1 (in Meltano: TAP_MOKAPEN_MAX_DELETED_SHARE=1)",
+                "%d (the most of the last few): more than max_deleted_share (%s) would be "
+                "retired, so no row is marked deleted. If they were really deleted, run once "
+                "with max_deleted_share set to 1 (in Meltano: TAP_MOKAPEN_MAX_DELETED_SHARE=1)",
                 self.stream,
                 org,
                 outcome.records,

@@ -13,19 +13,39 @@ stream drives it in the order the data flows::
 
 ``commit`` is the commit point: a STATE never vouches for records not yet written.
 A pause keeps the resume point; a failure that retrying cannot fix ends this
-stream for this organization only (the run carries on and exits 1). A complete pass
-counts only when its answers agree and it holds about as many records as the last
-complete one; a versioned pass may then retire rows (deletions.py).
+stream for this organization only (the run carries on and exits 1).
+
+A pass knows which records it saw, not only how many positions it read
+(evidence.py). It counts as complete only when everything its answers said agrees:
+
+* the paginator's answers agree with each other (paging.py);
+* no more of its records were ids it had already read than its own evidence explains
+  (positions read again on purpose, a ``total`` that rose, records edited during the
+  pass and read again at the front of the list): else the list's order changed
+  between requests;
+* no record of the last complete pass's sample that it did not see answers at
+  Mokapen's show route (record_checks.py): else the list lost live records;
+* it holds at least ``1 - max_deleted_share`` of the records of the largest of the
+  last few complete passes.
+
+Only then does it move the bookmark, refresh the sample, and let a versioned stream
+retire rows (deletions.py). Each pass ends with a receipt: one line and a METRIC
+saying what it read and why it counts or not (docs/completeness.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import random
 import typing as t
 
-from tap_mokapen import deletions, errors, state, timestamps
-from tap_mokapen.paging import open_list
+from tap_mokapen import deletions, errors, record_checks, state, timestamps
+from tap_mokapen.config import DEFAULT_MAX_DELETED_SHARE
+from tap_mokapen.evidence import IdSample, SeenIds, decode_ids, encode_ids, record_id
+from tap_mokapen.paging import believed, open_list
+from tap_mokapen.shapes import Page
 
 if t.TYPE_CHECKING:
     from tap_mokapen.intake import RecordIntake
@@ -35,6 +55,10 @@ if t.TYPE_CHECKING:
     from tap_mokapen.run import Run
 
 logger = logging.getLogger("tap-mokapen")
+metrics = logging.getLogger("singer_sdk.metrics")
+
+#: Pages read again at the front of a list, at most, for records edited during a pass.
+MAX_CATCH_UP_PAGES = 5
 
 
 @dataclasses.dataclass
@@ -80,8 +104,10 @@ class ListPass:
         partition_values: dict[str, t.Any],
         checkpoints: bool,
         write_state: t.Callable[[], None],
+        write_page: t.Callable[[PassPage], None],
         activate: t.Callable[[int], None],
         has_token: t.Callable[[], bool],
+        show_route: record_checks.ShowRoute,
     ) -> None:
         self.stream = stream
         self.organization = organization
@@ -100,8 +126,10 @@ class ListPass:
         self._partition_values = partition_values
         self._checkpoints = checkpoints
         self._write_state = write_state
+        self._write_page = write_page
         self._activate = activate
         self._has_token = has_token
+        self._show_route = show_route
         #: Where the pass resumes (None: at the first page).
         self.resumed_at = partition.open(replication_key)
         last_complete = partition.last_complete_pass()
@@ -121,6 +149,73 @@ class ListPass:
         self._committed = 0
         self._restarts = 0
         self._rejected_before = progress.stats["rejected"]
+        self._requests_before = progress.stats["requests"]
+        #: Whether a pass over this partition completed before this one began.
+        self.read_before = partition.was_read_before()
+        self._open_evidence()
+        #: Why the pass counts or not, for its receipt (set as it ends).
+        self._ending = "stopped"
+        self._checks = record_checks.CheckOutcome()
+        self._caught_up = 0
+
+    # -- what the pass saw, by id (evidence.py) ------------------------------------------
+
+    def _open_evidence(self) -> None:
+        """The ids this pass saw in earlier runs (as the resume point keeps them), and the
+        sample of the last complete pass to compare with."""
+        #: Organization-scoped lists only: the organizations list is read whole each run.
+        self.by_id = bool(self._partition_values)
+        self.previous_sample = IdSample.from_state(self.partition.id_sample())
+        before = self.partition.seen_so_far() if self.resumed_at else None
+        before = before if isinstance(before, dict) else {}
+        salt = self.previous_sample.salt if self.previous_sample else None
+        resumed_sample = IdSample.from_state(before.get("sample"))
+        if salt is None and resumed_sample is not None:
+            salt = resumed_sample.salt
+        #: A sample of this pass's ids, for the pass after it (same salt: comparable).
+        self.sample = IdSample(salt or IdSample.fresh().salt)
+        if resumed_sample is not None and resumed_sample.salt == self.sample.salt:
+            self.sample.offer(resumed_sample.ids)
+        self.seen = SeenIds()
+        self._distinct_before = _count(before.get("distinct"))
+        self._repeats_before = _count(before.get("repeats"))
+        previous = self.previous_sample.ids if self.previous_sample else frozenset()
+        self._sampled_seen = set(decode_ids(before.get("sampled_seen"))) & previous
+        self._first_total: int | None = None
+        self._last_total: int | None = None
+        self._total_rise = 0
+
+    def _saw(self, records: list[t.Any], page: Page) -> None:
+        """Count a page's records by id, and what its total says."""
+        total = believed(page.total)
+        if total is not None:
+            if self._first_total is None:
+                self._first_total = total
+            elif self._last_total is not None and total > self._last_total:
+                self._total_rise += total - self._last_total  # inserted: shifts records back
+            self._last_total = total
+        if not self.by_id:
+            return
+        new = self.seen.add(record_id(record) for record in records)
+        self.sample.offer(new)
+        if self.previous_sample is not None:
+            self._sampled_seen.update(i for i in new if i in self.previous_sample.ids)
+
+    def _evidence(self) -> dict[str, t.Any] | None:
+        """What the pass saw by id so far, as the resume point keeps it (bounded)."""
+        if not self.by_id:
+            return None
+        return {
+            "distinct": self.distinct,
+            "repeats": self._repeats_before + self.seen.repeats,
+            "sample": self.sample.to_state(),
+            "sampled_seen": encode_ids(self._sampled_seen),
+        }
+
+    @property
+    def distinct(self) -> int:
+        """Distinct ids the pass saw (over its runs: an id read in two runs counts twice)."""
+        return self._distinct_before + len(self.seen.ids)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -142,7 +237,6 @@ class ListPass:
                 organization_id=org.numeric,
             )
             self._remember_learned_fields()
-            records = self._newer_only(records)
             paginator.advance(page, answer.path)  # an empty page too: the paginator decides
             # Only now the pass's: a failure before this resumes where the answer was
             # asked, not past it on the strength of a page not yet taken.
@@ -150,6 +244,8 @@ class ListPass:
             held = page.size
             if paginator.repeated_page:
                 records, held = [], 0
+            self._saw(records, page)
+            records = self._newer_only(records)
             stats["emitted"] += len(records)
             self.sizing.served()
             self.progress.page_done(paginator)
@@ -196,14 +292,15 @@ class ListPass:
         self._resume_at = paginator.position()
         self._resume_described = paginator.describe_position()
         if self._checkpoints:
-            partition.checkpoint(self._resume_at)
+            partition.checkpoint(self._resume_at, self._evidence())
             self._write_state()
 
     # -- how the pass ends ----------------------------------------------------------------
 
     def pause(self, reason: errors.RunPaused) -> None:
         """The organization's quota or the run's budget is spent: resume here next run."""
-        self.partition.pause(self._resume_at)
+        self.partition.pause(self._resume_at, self._evidence())
+        self._ending = "paused: resumes next run"
         where = f"'{self.stream}' stops before {self._resume_described}"
         self.run.report.pause(reason, self.organization.numeric, where)
 
@@ -214,33 +311,53 @@ class ListPass:
             # say): the next run starts the stream over rather than fail there forever.
             self.partition.abandon()
         else:
-            self.partition.fail(self._resume_at)
+            self.partition.fail(self._resume_at, self._evidence())
+        self._ending = "failed: resumes next run"
         self.run.report.stream_failed(
             self.stream, self.organization.numeric, error, has_token=self._has_token()
         )
 
     def complete(self) -> None:
-        """The list ended: the pass counts as complete unless its answers disagreed or it
-        holds far fewer records than the last one; a versioned one may retire rows."""
+        """The list ended: the pass counts as complete only when everything its answers
+        said agrees (see the module's docstring); a versioned one may retire rows."""
         verdict = self.paginator.verdict()
         covered = self.paginator.records_covered()
         partition = self.partition
         read = partition.read
-        last_complete = partition.last_complete_pass()
         # Positions, where the shape tells them: re-reads and re-asks count once.
         held = read.records if covered is None else covered
-        partition.read = read = read._replace(doubt=read.doubt or verdict, records=held)
-        shrunk = self._shrunk(read, last_complete)
-        # A versioned pass far smaller is no baseline until the user confirms it.
-        partition.finish(keep_bookmark=shrunk, remember_pass=not shrunk)
+        doubt = read.doubt or verdict or self._order_doubt()
+        partition.read = read = read._replace(doubt=doubt, records=held)
+        baseline = partition.baseline()
+        shrunk = self._shrunk(read, baseline)
+        # Only a pass that would count asks Mokapen (a pass that counts for nothing
+        # spends no request on proving so).
+        if not (doubt or shrunk) and self.by_id:
+            doubt = self._ask_about_missing()
+            partition.read = read = read._replace(doubt=doubt)
+        # A pass far smaller that the user confirmed (max_deleted_share): the history of
+        # larger passes it would be held to from now on is forgotten.
+        confirmed_drop = bool(baseline) and deletions.far_fewer(
+            read.records, baseline, DEFAULT_MAX_DELETED_SHARE
+        )
+        partition.finish(
+            keep_bookmark=shrunk,
+            remember_pass=not shrunk,
+            restart_history=confirmed_drop and not shrunk,
+        )
+        counts = not (doubt or shrunk)
+        if counts and self.by_id:
+            partition.keep_id_sample(self.sample.to_state())
         self.progress.stats["completed"] = 1
+        self._ending = "complete" if counts else f"incomplete: {doubt or 'far fewer records'}"
         if self.versions:  # a rejection of any page is noted after that page, above
             organizations = self.run.organizations
             outcome = deletions.PassOutcome(
                 self.organization.configured,
                 read.doubt,
                 read.records,
-                last_complete.records if last_complete else None,
+                baseline,
+                baseline_missing=baseline is None and self.read_before,
             )
             listing_failed = organizations.listing_failure is not None or (
                 organizations.listing_paused
@@ -249,32 +366,175 @@ class ListPass:
             if version is not None:
                 self._activate(version)
 
-    def _shrunk(self, read: state.PassRead, last: state.PassRead | None) -> bool:
-        """Whether a pass without a doubt holds far fewer records than the last complete one
-        (``max_deleted_share``): the list may have ended early without saying so.
+    def _order_doubt(self) -> str | None:
+        """An unstable order, when more records were ids already read than the pass's own
+        evidence explains; records edited during the pass, read again at the front of
+        the list where it is ordered by last update, explain theirs."""
+        if not self.by_id:
+            return None
+        explained = self.paginator.reread_positions + self._total_rise
+        tolerance = max(1, self.distinct // 1000)
+        if self.seen.repeats <= explained + tolerance:
+            return None
+        self._caught_up = self._catch_up()
+        explained += self._caught_up
+        if self.seen.repeats <= explained + tolerance:
+            return None
+        return (
+            f"an unstable order: {self.seen.repeats} of the records read were ids this pass "
+            f"had already read, {explained} explained (positions read again, a total that "
+            f"rose, records edited during the pass): the list's order changed between "
+            f"requests, so some records were never read"
+        )
+
+    def _catch_up(self) -> int:
+        """Read the front of the list again for records edited during the pass (a list
+        ordered by last update moves them behind the reader); write those not read yet.
+        Stops at the first page holding a record older than the pass."""
+        # With the margin a bookmark keeps for clocks that disagree (Mokapen's, this one).
+        started = state.bookmark_cap(self.partition.pass_started())
+        front = open_list(None, page_size=self.sizing.asked)
+        caught = 0
+        for pages, (answer, paginator) in enumerate(self.reader.answers(front), start=1):
+            records = self._take(answer.page, answer.where)
+            paginator.advance(answer.page, answer.path)
+            edited = [r for r in records if (self._updated(r) or "") >= started]
+            new = [r for r in edited if record_id(r) not in self.seen.ids]
+            if new:
+                self._write_page(PassPage(new, 0, timestamps.now()))
+                self._saw(new, Page("list", []))
+                caught += len(new)
+            if len(edited) < len(records) or not records or pages >= MAX_CATCH_UP_PAGES:
+                break
+        if caught:
+            logger.info(
+                "'%s' of organization %s: %d record(s) edited during the pass were read "
+                "again at the front of the list",
+                self.stream,
+                self.organization.numeric,
+                caught,
+            )
+        return caught
+
+    def _ask_about_missing(self) -> str | None:
+        """Ask Mokapen about the sampled ids of the last complete pass this pass did not
+        see (or, without a sample, about a few ids it did not see); a doubt when one of
+        them is live. Live records found are written."""
+        previous = self.previous_sample
+        seen = self.seen.ids
+        missing = sorted(previous.ids - self._sampled_seen) if previous else []
+        # Without a sample, probes: only where earlier passes were read but left none (the
+        # first pass after an upgrade), and for a pass read in one run (the ids of
+        # earlier runs are not at hand). A first pass retires nothing and asks nothing.
+        upgraded = previous is None and self.read_before
+        rng = random.Random(self.sample.salt)  # noqa: S311 - which ids to ask, not secrets
+        probed = record_checks.probes(seen, rng) if upgraded and not self.resumed_at else []
+        self._checks = outcome = record_checks.check(
+            self.reader,
+            self._show_route,
+            missing=missing,
+            probed=probed,
+            proof=max(seen) if seen else None,
+            budget=self.run.settings.max_record_checks,
+        )
+        if not outcome.live:
+            return None
+        found: list[t.Any] = []
+        for record in outcome.live:
+            found += self._take(Page("list", [], raw=[record]), "the single-record route")
+        if found:
+            self._write_page(PassPage(found, 0, timestamps.now()))
+        ids = ", ".join(str(record_id(r)) for r in outcome.live[:5])
+        what = "the last complete pass held" if missing else "lie outside what the list held"
+        return (
+            f"record(s) {ids}, which {what} and this pass did not see, are live at "
+            "Mokapen: the list lost records"
+        )
+
+    def _updated(self, record: t.Any) -> str | None:
+        """A record's ``updated_at`` (canonical text, which compares as time), if any."""
+        attribute = self.intake.record_type.attributes.get("updated_at")
+        value = getattr(record, attribute, None) if attribute else None
+        return value if isinstance(value, str) else None
+
+    def _take(self, page: Page, where: str) -> list[t.Any]:
+        return self.intake.take(
+            page,
+            partition=self._partition_values,
+            where=where,
+            organization_id=self.organization.numeric,
+        )
+
+    def _shrunk(self, read: state.PassRead, baseline: int | None) -> bool:
+        """Whether a pass without a doubt holds far fewer records than the largest of the
+        last few complete passes (``max_deleted_share``): the list may have ended early
+        without saying so.
 
         Such a pass is no baseline for the next: an incremental stream keeps its bookmark
         and a versioned one retires nothing (deletions.py says so) until a pass holds the
         records again or the user confirms with ``max_deleted_share``.
         """
         share = self.run.settings.max_deleted_share
-        if read.doubt or last is None or not deletions.far_fewer(read.records, last.records, share):
+        if read.doubt or baseline is None or not deletions.far_fewer(read.records, baseline, share):
             return False
         if self.versions is None:
             logger.warning(
                 "'%s' of organization %s: this pass holds %d records, the last complete one "
-                "%d: the bookmark stays where it was, so the next pass emits again whatever "
-                "this one may have missed. If that many records were really deleted, run "
-                "once with max_deleted_share set to 1 (in Meltano: "
+                "%d (the most of the last few): the bookmark stays where it was, so the next "
+                "pass emits again whatever this one may have missed. If that many records "
+                "were really deleted, run once with max_deleted_share set to 1 (in Meltano: "
                 "TAP_MOKAPEN_MAX_DELETED_SHARE=1)",
                 self.stream,
                 self.organization.numeric,
                 read.records,
-                last.records,
+                baseline,
             )
         return True
 
     def close(self) -> None:
-        """However the pass ended: the page size found is kept, the summary line written."""
+        """However the pass ended: the page size found is kept, the summary line and the
+        pass's receipt written."""
         self.partition.remember_page_size(self.sizing.remembered())
         self.progress.end(self.paginator)
+        self._receipt()
+
+    def _receipt(self) -> None:
+        """One line and a METRIC: what the pass read, and why it counts or not."""
+        read, checks = self.partition.read, self._checks
+        _, pages_all = self.paginator.pages()
+        requests = self.progress.stats["requests"] - self._requests_before
+        facts: dict[str, t.Any] = {
+            "records": read.records,
+            "distinct_ids": self.distinct if self.by_id else None,
+            "repeated_ids": self._repeats_before + self.seen.repeats if self.by_id else None,
+            "total_first": self._first_total,
+            "total_last": self._last_total,
+            "pages": read.pages,
+            "requests": requests,
+            "pages_announced": pages_all,
+            "caught_up": self._caught_up,
+            "sampled_missing": checks.missing,
+            "checked": checks.asked,
+            "confirmed_deleted": len(checks.gone),
+            "found_live": len(checks.live),
+        }
+        shown = ", ".join(f"{k} {v}" for k, v in facts.items() if v is not None)
+        logger.info(
+            "Receipt of '%s' for organization %s: %s; %s",
+            self.stream,
+            self.organization.numeric,
+            self._ending,
+            shown,
+        )
+        tags = {"stream": self.stream, "organization_id": self.organization.numeric}
+        point = {
+            "type": "counter",
+            "metric": "pass_receipt",
+            "value": read.records,
+            "tags": {**tags, "outcome": self._ending.split(":")[0], **facts},
+        }
+        metrics.info("METRIC: %s", json.dumps(point))
+
+
+def _count(value: t.Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

@@ -14,6 +14,10 @@ read through a ListReader. For one organization's list it
 * hands the list, on its first answer, to the paginator of the shape that answer
   speaks (paging.paginator_for).
 
+It also asks for one record of the list by its id (``record``: Mokapen's show route,
+``GET .../contacts/{id}``), through the same wrappers, for a pass that must know
+whether a record it did not see is gone (list_pass.py).
+
 The caller takes each answer's page, then advances the paginator it is handed:
 until then, a failure leaves the list where the answer was asked.
 """
@@ -25,7 +29,7 @@ import typing as t
 
 import requests
 
-from tap_mokapen import errors, paging, sending
+from tap_mokapen import errors, paging, sending, verdict
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -47,6 +51,9 @@ class ListSource(t.Protocol):
     def prepare(self, context: Context | None, params: Params) -> requests.PreparedRequest:
         """The request for one page of the context's list (the URL, ``params``, headers)."""
 
+    def prepare_record(self, context: Context | None, record_id: int) -> requests.PreparedRequest:
+        """The request for one record of the context's list, by its id."""
+
     def send(
         self,
         request: requests.PreparedRequest,
@@ -59,8 +66,8 @@ class ListSource(t.Protocol):
         """Raise what the answer means unless it is a page (verdict.py)."""
 
     def retrying(
-        self, send: sending.Send[Fetched], sizing: PageSize, organization_id: int | str
-    ) -> sending.Send[Fetched]:
+        self, send: sending.Send[Sent], sizing: PageSize, organization_id: int | str
+    ) -> sending.Send[Sent]:
         """``send`` with the stream's retries (sending.retried: its waits, log lines and
         counters)."""
 
@@ -69,6 +76,20 @@ class ListSource(t.Protocol):
 
 
 Fetched = tuple[requests.Response, "Page"]
+Sent = t.TypeVar("Sent")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordAnswer:
+    """What the show route said of one id: the record, gone (404), or an answer that is
+    not that record (the route is not what it should be)."""
+
+    record: dict[str, t.Any] | None
+    gone: bool = False
+
+    @property
+    def wrong(self) -> bool:
+        return self.record is None and not self.gone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,24 +121,43 @@ class ListReader:
         self._source = source
         self._context = context
 
+        def through(fetch: sending.Send[Sent]) -> sending.Send[Sent]:
+            """``fetch`` paced, retried and re-authenticated once (sending.py)."""
+            paced = sending.paced(
+                fetch,
+                authenticator=authenticator,
+                pacer=pacer,
+                listener=source.listener(),
+                counts=source.stats,
+            )
+            return sending.reauthenticated_once(
+                source.retrying(paced, sizing, organization_id),
+                authenticator=authenticator,
+                organization_id=organization_id,
+            )
+
         def fetch(request: requests.PreparedRequest) -> Fetched:
             response = source.send(request, context, authenticator)
             source.judge(response, organization_id)
             # A body cut short raises TruncatedAnswer here: retried like any fault.
             return response, decode(response)
 
-        paced = sending.paced(
-            fetch,
-            authenticator=authenticator,
-            pacer=pacer,
-            listener=source.listener(),
-            counts=source.stats,
-        )
-        self._send = sending.reauthenticated_once(
-            source.retrying(paced, sizing, organization_id),
-            authenticator=authenticator,
-            organization_id=organization_id,
-        )
+        def fetch_record(request: requests.PreparedRequest) -> RecordAnswer:
+            response = source.send(request, context, authenticator)
+            if response.status_code == 404:
+                return RecordAnswer(None, gone=True)
+            source.judge(response, organization_id)
+            body = verdict.json_body(response)
+            if body is None:
+                msg = f"{errors.url_path(request.url)} answered with a body that is not JSON"
+                raise errors.TruncatedAnswer(msg, response)
+            # Laravel's JsonResource wraps the record in "data"; a model comes bare.
+            if isinstance(body, dict) and isinstance(body.get("data"), dict):
+                body = body["data"]
+            return RecordAnswer(body if isinstance(body, dict) else None)
+
+        self._send = through(fetch)
+        self._send_record = through(fetch_record)
 
     def answers(self, paginator: Paginator) -> t.Iterator[tuple[Answer, Paginator]]:
         """Every answer of the list, with the paginator that reads on from it (the caller
@@ -139,6 +179,14 @@ class ListReader:
             # The caller advances it: the loop goes on with what it advanced.
             paginator = paging.paginator_for(page, paginator, path)
             yield answer, paginator
+
+    def record(self, record_id: int) -> RecordAnswer:
+        """One record by its id (the show route): the record, gone, or a wrong answer
+        (anything but that record, which says the route is not what it should be)."""
+        answer = self._send_record(self._source.prepare_record(self._context, record_id))
+        if answer.record is not None and answer.record.get("id") != record_id:
+            return RecordAnswer(None)
+        return answer
 
     def first_page(self, paginator: Paginator) -> Page:
         """The list's first answer only (``--plan``, ``--discover``'s sample)."""

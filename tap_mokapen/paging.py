@@ -103,6 +103,9 @@ class Paginator:
     name: t.ClassVar[str]
     #: Pages read a second time to stay safe from paging drift.
     drift_rereads: int = 0
+    #: List positions read again on purpose (a page asked twice, a step back after
+    #: deletions): the records there may be ids the pass read already (list_pass.py).
+    reread_positions: int = 0
     #: The last page held the records of the one before (a probe of a whole list).
     repeated_page: bool = False
 
@@ -307,6 +310,7 @@ class WholeList(Paginator):
 
     def __init__(self, **settings: t.Any) -> None:
         self._first_ids: tuple[t.Any, ...] | None = None
+        self._first_id_set: frozenset[t.Any] = frozenset()
         self._first_size = 0
         super().__init__(**settings)
 
@@ -320,7 +324,8 @@ class WholeList(Paginator):
     def after_answer(self, page: Page, path: str) -> Paginator:
         """Page 2 asked for once: records other than the first page's mean pages of the
         first page's size, read on by number."""
-        if self._requests != 1 or not page.size or _fingerprint(page) == self._first_ids:
+        if self._requests != 1 or not page.size or _id_set(page) == self._first_id_set:
+            # The same records (in whatever order): one list, not pages of it.
             return self
         logger.warning("%s pages without saying so: reading it page by page", path)
         paged = PageNumbers(
@@ -345,6 +350,7 @@ class WholeList(Paginator):
             return {"page": 1}
         if self._first_ids is None:
             self._first_ids, self._first_size = ids, page.size
+            self._first_id_set = _id_set(page)
             full = page.size == self.page_size or page.size in COMMON_PAGE_SIZES
             return {"page": 2} if page.size and (full or self._probe) else None
         # Page 2 held nothing, or the whole list again (after_answer hands over otherwise).
@@ -413,6 +419,8 @@ class Cursor(Paginator):
         ids = _fingerprint(page)
         reasked = self._reasked is not None and self._reasked == requested.get("cursor", "")
         self._reasked = None
+        if reasked:
+            self.reread_positions += page.size
         if (
             not reasked
             and ids
@@ -535,6 +543,8 @@ class PageNumbers(Paginator):
         self._end_probe: int | None = None
         #: Empty pages whose contradiction stood: the first is read past, the second ends.
         self._empty_doubts = 0
+        #: The end of the positions read so far (a resumed pass: those read before).
+        self._read_to = self.covered
         super().__init__(**settings)
 
     def first(self) -> Params:
@@ -635,6 +645,10 @@ class PageNumbers(Paginator):
             self.per_page = max(self.per_page or 0, len(data))
         size = self.per_page or len(data) or 1
         start = (number - 1) * size
+        # Positions this page shares with those read before: records read on purpose
+        # again (a page asked twice, a step back after deletions).
+        self.reread_positions += max(0, min(start + len(data), self._read_to) - start)
+        self._read_to = max(self._read_to, start + len(data))
 
         if self._clamped_size and len(data) > size:
             # The clamp was a guess that this answer refutes: positions are unknown.
@@ -819,6 +833,12 @@ def _keys_say_more(page: Page, requested: int) -> bool | None:
 
 def _record_id(record: t.Any) -> t.Any:
     return record.get("id") if isinstance(record, dict) else getattr(record, "id", None)
+
+
+def _id_set(page: Page) -> frozenset[t.Any]:
+    """The page's ids, whatever their order (unhashable ids as their text)."""
+    ids = (_record_id(record) for record in page.records)
+    return frozenset(i if isinstance(i, int | str) or i is None else repr(i) for i in ids)
 
 
 def _fingerprint(page: Page) -> tuple[t.Any, ...]:

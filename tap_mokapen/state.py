@@ -12,11 +12,18 @@ it, besides the SDK's own ``replication_key``/``replication_key_value``::
         "records_read": 1200,              # what the pass read so far, over all its runs
         "pages_read": 12,
         "doubt": "...",                    # what contradicted what, if anything did
+        "seen": {"distinct": 1190,         # what the pass saw by id so far (evidence.py):
+                 "repeats": 10,            #   distinct ids, ids read again, the new
+                 "sample": {...},          #   sample being built, and which ids of
+                 "sampled_seen": "..."},   #   the last pass's sample it saw
         ...                                # the paginator's resume token (paging.py),
     },                                     #   e.g. "next_page", "total", "per_page"
     "cycle_completed": "...Z",             # the last cycle that read the stream to the end
     "last_complete_pass": {"records": 1900,  # what the last pass that the answers agreed
-                           "pages": 19},     #   on read (deletions.py, paging budgets)
+                           "pages": 19,      #   on read (deletions.py, paging budgets),
+                           "recent": [...]}, #   and the records of the last few such passes
+    "id_sample": {"salt": "...",           # a random sample of the ids of the last
+                  "ids": "1.a.2s"},        #   complete, confirmed pass (evidence.py)
     "page_size": {"largest": 100,          # the largest page the server honoured
                   "checked_at": "...Z",    #   (page_size.py), and when and how that
                   "how": "refused"},       #   was found
@@ -66,6 +73,10 @@ DOUBT = "doubt"
 #: The longest doubt kept: enough to say what contradicted what.
 MAX_DOUBT = 500
 LAST_COMPLETE_PASS = "last_complete_pass"  # noqa: S105 - a state key, not a password
+ID_SAMPLE = "id_sample"
+SEEN = "seen"
+#: Complete passes whose record counts the guard remembers (the baseline is the largest).
+RECENT_PASSES = 5
 BOOKMARK_SAFETY_MARGIN = dt.timedelta(minutes=5)
 NOTE = "Bookmark candidates; the run resumes from 'resume', not from these."
 
@@ -249,7 +260,7 @@ class Partition:
         if not resume:
             self.read = PassRead()
             return None
-        own = (CYCLE_STARTED_AT, MAX_SEEN, FAILED, RECORDS_READ, PAGES_READ, DOUBT)
+        own = (CYCLE_STARTED_AT, MAX_SEEN, FAILED, RECORDS_READ, PAGES_READ, DOUBT, SEEN)
         token = {k: v for k, v in resume.items() if k not in own}
         self.read = self.read_so_far() if token else PassRead()
         return token
@@ -270,6 +281,34 @@ class Partition:
         if not isinstance(last, dict):
             return None
         return PassRead(_count(last.get("records")), _count(last.get("pages")))
+
+    def baseline(self) -> int | None:
+        """The records a complete pass is expected to hold: the most of the last few
+        complete passes (so that a list cut a little more each pass never sets its own
+        bar lower); None when no complete pass was counted (a STATE of a release that
+        counted none)."""
+        last = self.data.get(LAST_COMPLETE_PASS)
+        if not isinstance(last, dict) or "records" not in last:
+            return None
+        recent = last.get("recent")
+        counts = [_count(c) for c in recent] if isinstance(recent, list) else []
+        return max([_count(last.get("records")), *counts[:RECENT_PASSES]])
+
+    def was_read_before(self) -> bool:
+        """Whether a pass over this partition completed before (counted or not)."""
+        return CYCLE_COMPLETED in self.data or LAST_COMPLETE_PASS in self.data
+
+    def id_sample(self) -> t.Any:
+        """The sample of ids of the last complete, confirmed pass, as STATE keeps it."""
+        return self.data.get(ID_SAMPLE)
+
+    def keep_id_sample(self, sample: t.Mapping[str, t.Any]) -> None:
+        self.data[ID_SAMPLE] = dict(sample)
+
+    def seen_so_far(self) -> t.Any:
+        """What the pass a resume point continues saw by id in earlier runs (evidence.py)."""
+        resume = self.data.get(RESUME)
+        return resume.get(SEEN) if isinstance(resume, dict) else None
 
     def page_size(self) -> t.Any:
         """What earlier runs learned of the endpoint's page size (page_size.py reads it)."""
@@ -309,8 +348,11 @@ class Partition:
         else:
             self.data.pop(PAGE_SIZE, None)
 
-    def checkpoint(self, position: t.Mapping[str, t.Any]) -> None:
-        """Every record before ``position`` (a paginator's token) has been emitted."""
+    def checkpoint(
+        self, position: t.Mapping[str, t.Any], seen: t.Mapping[str, t.Any] | None = None
+    ) -> None:
+        """Every record before ``position`` (a paginator's token) has been emitted;
+        ``seen``, what the pass saw of them by id."""
         max_seen = self.data.get(PROGRESS_MARKERS, {}).get("replication_key_value")
         resume = {
             **position,
@@ -319,17 +361,23 @@ class Partition:
             RECORDS_READ: self.read.records,
             PAGES_READ: self.read.pages,
         }
+        if seen:
+            resume[SEEN] = dict(seen)
         if self.read.doubt:
             resume[DOUBT] = self.read.doubt[:MAX_DOUBT]
         self.data[RESUME] = resume
 
-    def pause(self, position: t.Mapping[str, t.Any]) -> None:
+    def pause(
+        self, position: t.Mapping[str, t.Any], seen: t.Mapping[str, t.Any] | None = None
+    ) -> None:
         """Leave a resumable state: the bookmark stays where it was, the cursor is saved."""
-        self.checkpoint(position)
+        self.checkpoint(position, seen)
         # Without markers the SDK's finalization leaves the old bookmark untouched.
         self.data.pop(PROGRESS_MARKERS, None)
 
-    def fail(self, position: t.Mapping[str, t.Any]) -> None:
+    def fail(
+        self, position: t.Mapping[str, t.Any], seen: t.Mapping[str, t.Any] | None = None
+    ) -> None:
         """The stream failed this run: it resumes where it stopped, its cycle does not wait.
 
         The resume point is kept (marked ``failed``) and the bookmark stays where it was.
@@ -337,7 +385,7 @@ class Partition:
         a new cycle, so the other streams are read again even while this one keeps
         failing, and this one resumes its own pass.
         """
-        self.pause(position)
+        self.pause(position, seen)
         self.data[RESUME][FAILED] = True
 
     def abandon(self) -> None:
@@ -345,16 +393,27 @@ class Partition:
         self.data.pop(RESUME, None)
         self.data.pop(PROGRESS_MARKERS, None)
 
-    def finish(self, *, keep_bookmark: bool = False, remember_pass: bool = True) -> None:
+    def finish(
+        self,
+        *,
+        keep_bookmark: bool = False,
+        remember_pass: bool = True,
+        restart_history: bool = False,
+    ) -> None:
         """The stream was read to the end: drop the cursor, and unless the answers left a
-        doubt, remember the pass (``remember_pass``); then cap the bookmark candidate, or
-        with a doubt (or ``keep_bookmark``) keep the bookmark where it was."""
+        doubt, remember the pass (``remember_pass``; ``restart_history``: as the first of
+        a new history, after a mass deletion the user confirmed); then cap the bookmark
+        candidate, or with a doubt (or ``keep_bookmark``) keep the bookmark where it was."""
         started = self.pass_started()
         read = self.read
         self.data.pop(RESUME, None)
         self.data[CYCLE_COMPLETED] = self.cycle
         if not read.doubt and remember_pass:
-            self.data[LAST_COMPLETE_PASS] = {"records": read.records, "pages": read.pages}
+            self.data[LAST_COMPLETE_PASS] = {
+                "records": read.records,
+                "pages": read.pages,
+                "recent": [] if restart_history else self._recent_counts(),
+            }
         if read.doubt or keep_bookmark:
             # What the pass may have missed is emitted again by the next one.
             self.data.pop(PROGRESS_MARKERS, None)
@@ -364,6 +423,15 @@ class Partition:
             markers["replication_key_value"] = min(
                 markers["replication_key_value"], bookmark_cap(started)
             )
+
+    def _recent_counts(self) -> list[int]:
+        """The record counts of the complete passes before this one, newest first."""
+        last = self.data.get(LAST_COMPLETE_PASS)
+        if not isinstance(last, dict) or "records" not in last:
+            return []
+        recent = last.get("recent")
+        older = [_count(c) for c in recent] if isinstance(recent, list) else []
+        return [_count(last.get("records")), *older][: RECENT_PASSES - 1]
 
     def pass_started(self) -> str:
         """When the pass that a resume point continues began (else this run's cycle).

@@ -156,7 +156,8 @@ def _number_problem(config: t.Mapping[str, t.Any], name: str, rule: Rule) -> str
         if not isinstance(value, int | float | decimal.Decimal) or isinstance(value, bool):
             return f"{name} must be a number from 0 to 1 (got {value!r})"
         return None if 0 < value <= 1 else f"{name} must be above 0 and at most 1 (got {value!r})"
-    integer, allow_zero = rule == "positive_integer", rule == "zero_or_more"
+    integer = rule in ("positive_integer", "count")
+    allow_zero = rule in ("zero_or_more", "count")
     # The SDK reads JSON numbers with a fraction as Decimal.
     ok = (
         _is_int(value)

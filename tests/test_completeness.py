@@ -225,15 +225,17 @@ def test_a_real_mass_deletion_is_retired_once_confirmed(sandbox):
 
 
 def test_records_edited_mid_pass_in_a_list_by_last_update_are_never_retired(sandbox):
-    """Edited records jump to page 1, behind the reader: a pass misses them, and nothing in
-    the answers says so. The next complete pass sees them, so they are not retired."""
+    """Edited records jump to page 1, behind the reader: the pages alone miss them, and
+    only the ids read twice say so. The pass reads the front of the list again at its
+    end (about one request), so every pass sees every record, and the passes count."""
     sandbox.reset(contacts=COUNT, edits_move_to_front=True, drift={"update": 2})
     runs = Runs(sandbox)
-    missed_once = False
+    caught_up = False
     for _ in range(4):
         run = runs.run()
-        missed_once |= bool(runs.live() - keys(run))
-    assert missed_once, "no pass missed an edited record: the test proves nothing"
+        caught_up |= "edited during the pass were read again" in run.stderr
+        assert runs.live() <= keys(run), "a pass missed an edited record"
+    assert caught_up, "no pass met an edited record behind the reader: the test proves nothing"
     assert runs.table.activations >= 2
 
 

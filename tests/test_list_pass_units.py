@@ -8,7 +8,7 @@ import typing as t
 
 import pytest
 
-from tap_mokapen import errors, state
+from tap_mokapen import errors, record_checks, state
 from tap_mokapen.list_pass import ListPass, Organization, PassPage
 from tap_mokapen.list_reader import Answer
 from tap_mokapen.page_size import PageSize
@@ -59,6 +59,8 @@ def open_pass(reader: FakeReader, data: dict[str, t.Any]) -> tuple[ListPass, lis
         partition_values={"organization_id": 849},
         checkpoints=True,
         write_state=lambda: written_states.append(data["resume"]["next_page"]),
+        write_page=lambda page: None,
+        show_route=record_checks.ShowRoute("contacts"),
         activate=lambda version: None,
         has_token=lambda: True,
     )
@@ -87,7 +89,7 @@ def test_each_checkpoint_follows_the_page_written_before_it():
     assert written == server.ids
     assert states == [2, 3]  # after pages 1 and 2; the last page ends the pass instead
     assert "resume" not in data
-    assert data["last_complete_pass"] == {"records": 25, "pages": 3}
+    assert data["last_complete_pass"] == {"records": 25, "pages": 3, "recent": []}
 
 
 def test_a_page_not_committed_is_read_again_by_the_next_pass():

@@ -36,7 +36,8 @@ def test_settings_read_defaults_and_given_values_as_the_table_says():
     defaults = config.Settings.from_config({"organization_id": "849"})
     assert defaults.organization_ids == (849,)
     assert defaults.max_response_bytes == 100 * 2**20
-    assert defaults.max_deleted_share == 0.5 and defaults.detect_deletions == frozenset()
+    assert defaults.max_deleted_share == config.DEFAULT_MAX_DELETED_SHARE
+    assert defaults.detect_deletions == frozenset()
     assert defaults.page_size is None and defaults.max_requests_per_run is None
     given = config.Settings.from_config(
         {

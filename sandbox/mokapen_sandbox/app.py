@@ -24,6 +24,7 @@ from mokapen_sandbox.oauth import (
     encrypted_id,
     resolve_organization,
 )
+from mokapen_sandbox.orders import Cut, Reordered
 from mokapen_sandbox.replies import TIMESTAMP_FIELDS, Reply, json_reply
 from mokapen_sandbox.settings import SandboxSettings
 from mokapen_sandbox.shapes import (
@@ -39,10 +40,12 @@ from mokapen_sandbox.shapes import (
 )
 
 
-def entity_route(names: t.Iterable[str]) -> re.Pattern[str]:
-    """``/api/v1/{org}/<entity>`` for exactly these entities; anything else is a 404."""
+def entity_route(names: t.Iterable[str], *, record: bool = False) -> re.Pattern[str]:
+    """``/api/v1/{org}/<entity>`` for exactly these entities (``record``: the show route,
+    ``/api/v1/{org}/<entity>/{id}``); anything else is a 404."""
     kinds = "|".join(re.escape(name) for name in names)
-    return re.compile(rf"^/api/v1/(?P<org>[^/]+)/(?P<kind>{kinds})$")
+    one = "/(?P<id>[^/]+)" if record else ""
+    return re.compile(rf"^/api/v1/(?P<org>[^/]+)/(?P<kind>{kinds}){one}$")
 
 
 class Clock(t.Protocol):
@@ -71,6 +74,7 @@ class Sandbox:
             # a running one.
             self.entities = dict(ENTITIES)
             self.entity_path = entity_route(self.entities)
+            self.record_path = entity_route(self.entities, record=True)
             self.datasets: dict[tuple[int, str], Dataset] = {}
             for org in settings.organizations:
                 for kind, entity in self.entities.items():
@@ -218,6 +222,8 @@ class Sandbox:
             reply = self._organizations(path, params)
         elif match := self.entity_path.match(path):
             reply = self._entities(token, match["org"], match["kind"], path, params)
+        elif self.settings.record_route and (match := self.record_path.match(path)):
+            reply = self._one_record(token, match["org"], match["kind"], match["id"])
         else:
             reply = json_reply(404, {"message": "Not Found"})
         reply.delay = max(delay, too_large.delay if too_large else 0.0)
@@ -264,9 +270,8 @@ class Sandbox:
         glitch = glitch_for(self.settings.glitches, 0, "organizations", number)
         return self._list_reply(shape, RowList(rows), request, render=list, glitch=glitch)
 
-    def _entities(
-        self, token: IssuedToken, org_ref: str, kind: str, path: str, params: dict[str, str]
-    ) -> Reply:
+    def _refusal(self, token: IssuedToken, org_ref: str, kind: str) -> Reply | int:
+        """Why the token may not read the organization's entity, else the organization."""
         org = resolve_organization(org_ref, self.settings)
         if org is None:
             return json_reply(404, {"message": f"Organization {org_ref} not found."})
@@ -276,6 +281,27 @@ class Sandbox:
         scope = required_scope(kind)
         if scope not in token.scopes:
             return json_reply(403, {"message": "Missing required scopes", "required": [scope]})
+        return org
+
+    def _one_record(self, token: IssuedToken, org_ref: str, kind: str, record_id: str) -> Reply:
+        """The show route: one record as Laravel's JsonResource serves it, or a 404."""
+        org = self._refusal(token, org_ref, kind)
+        if isinstance(org, Reply):
+            return org
+        self.stats["record_requests"] += 1
+        record = self.datasets[org, kind].get(int(record_id)) if record_id.isdigit() else None
+        if record is None:
+            model = kind.rstrip("s").title()
+            message = f"No query results for model [App\\Models\\{model}] {record_id}"
+            return json_reply(404, {"message": message})
+        return json_reply(200, {"data": self._render([record])[0]})
+
+    def _entities(
+        self, token: IssuedToken, org_ref: str, kind: str, path: str, params: dict[str, str]
+    ) -> Reply:
+        org = self._refusal(token, org_ref, kind)
+        if isinstance(org, Reply):
+            return org
         dataset = self.datasets[org, kind]
         shape = self.settings.shape_for(kind)
         self.pages_served[org, kind] += 1
@@ -292,7 +318,12 @@ class Sandbox:
         if later_page and self.settings.drift and number % self.settings.drift_every == 0:
             dataset.mutate(**self.settings.drift, to_front=self.settings.edits_move_to_front)
         glitch = glitch_for(self.settings.glitches, org, kind, number)
-        return self._list_reply(shape, dataset, request, render=self._render, glitch=glitch)
+        source: Source = dataset
+        if self.settings.list_cut is not None:
+            source = Cut(source, self.settings.list_cut)
+        if self.settings.unstable_order:
+            source = Reordered(source, self.settings.unstable_order, number)
+        return self._list_reply(shape, source, request, render=self._render, glitch=glitch)
 
     def _list_reply(
         self,

@@ -294,6 +294,11 @@ class Dataset:
         with self._lock:
             return list(self._ids)
 
+    def get(self, record_id: int) -> dict[str, t.Any] | None:
+        """One record by its id (the show route), or None when there is no such record."""
+        with self._lock:
+            return self._record(record_id) if record_id in self._ids else None
+
     def all_records(self) -> list[dict[str, t.Any]]:
         with self._lock:
             return [self._record(i) for i in self._ids]

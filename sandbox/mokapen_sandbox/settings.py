@@ -288,6 +288,28 @@ class SandboxSettings:
             '"total": 10**12}: a silent clamp, an absurd total (see glitches.py)'
         ),
     )
+    record_route: bool = field(
+        default=True,
+        metadata=meaning(
+            "serve GET /api/v1/{org}/<entity>/{id}, one record (404 for a deleted or "
+            "unknown id); false: no such route"
+        ),
+    )
+    unstable_order: str | None = field(
+        default=None,
+        metadata=meaning(
+            "entity lists paged by number come back in another order on each request: "
+            "'all' (no ORDER BY on a table being updated) or 'block' (the middle half "
+            "shares one sort key, a bulk import)"
+        ),
+    )
+    list_cut: float | None = field(
+        default=None,
+        metadata=meaning(
+            "entity lists hold only this share of the records, their total cut too (an "
+            "offset cap that never contradicts itself); the show route still has them all"
+        ),
+    )
     glitches: list[dict[str, t.Any]] = field(
         default_factory=list,
         metadata=meaning(
@@ -318,6 +340,12 @@ class SandboxSettings:
             raise ValueError(msg)
         check_spec(self.bad_records)
         check_glitches(self.glitches)
+        if self.unstable_order not in (None, "all", "block"):
+            msg = f"unstable_order: {self.unstable_order!r} is not 'all' or 'block'"
+            raise ValueError(msg)
+        if self.list_cut is not None and not 0 < self.list_cut <= 1:
+            msg = f"list_cut: {self.list_cut!r} is not a share above 0 and at most 1"
+            raise ValueError(msg)
 
     def _check_list_shape(self) -> None:
         shapes = self.list_shape if isinstance(self.list_shape, dict) else {"": self.list_shape}
