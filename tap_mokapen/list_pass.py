@@ -416,6 +416,11 @@ class ListPass:
             )
         return caught
 
+    def _sampled_missing(self) -> int:
+        """Ids of the last complete pass's sample this pass did not see."""
+        previous = self.previous_sample
+        return len(previous.ids - self._sampled_seen) if previous else 0
+
     def _ask_about_missing(self) -> str | None:
         """Ask Mokapen about the sampled ids of the last complete pass this pass did not
         see (or, without a sample, about a few ids it did not see); a doubt when one of
@@ -513,7 +518,7 @@ class ListPass:
             "requests": requests,
             "pages_announced": pages_all,
             "caught_up": self._caught_up,
-            "sampled_missing": checks.missing,
+            "sampled_missing": self._sampled_missing() if self.by_id else None,
             "checked": checks.asked,
             "confirmed_deleted": len(checks.gone),
             "found_live": len(checks.live),

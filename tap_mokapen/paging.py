@@ -643,6 +643,11 @@ class PageNumbers(Paginator):
             self.per_page = claimed
         elif data:
             self.per_page = max(self.per_page or 0, len(data))
+            if more and not self._sized and _worth_checking(self.per_page, self.page_size):
+                # No per_page said, fewer records than asked, more to come: a guess that
+                # the server serves this many. Asked for from now on, so the positions
+                # are the server's own; a page still short at it is a contradiction.
+                self.page_size = self.per_page
         size = self.per_page or len(data) or 1
         start = (number - 1) * size
         # Positions this page shares with those read before: records read on purpose
@@ -749,6 +754,10 @@ class PageNumbers(Paginator):
                 count,
             )
         self.per_page = count
+        if _worth_checking(count, self.page_size):
+            # A guess, checked: the size is asked for from now on, so the positions are
+            # the server's own; a page still short at it is a contradiction like any other.
+            self.page_size = count
         return count
 
     def _note_announced(self, page: Page, size: int) -> None:
@@ -833,6 +842,15 @@ def _keys_say_more(page: Page, requested: int) -> bool | None:
 
 def _record_id(record: t.Any) -> t.Any:
     return record.get("id") if isinstance(record, dict) else getattr(record, "id", None)
+
+
+def _worth_checking(guess: int, asked: int) -> bool:
+    """Whether a page size guessed from a page's count is asked for, to check it: a size
+    servers commonly cap at (Laravel's 15, 100, 500...) is taken as it is, and so is one
+    far below the size asked (asking it would multiply the requests); one just below the
+    size asked (999 of 1,000) may be a server that pages by the size asked and serves one
+    record fewer, losing one a page."""
+    return guess < asked and guess not in COMMON_PAGE_SIZES and guess * 2 > asked
 
 
 def _id_set(page: Page) -> frozenset[t.Any]:

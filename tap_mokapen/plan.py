@@ -99,6 +99,8 @@ def report(run: Run, costs: list[StreamCost]) -> dict[str, t.Any]:
         "requests_at_largest_page": at_largest,
         "plan_days_at_largest_page": days(at_largest),
         "plan_requests_spent": sum(1 + c.learning_requests for c in costs) + token_requests,
+        # Asked only where a pass misses ids of the last one's sample (record_checks.py).
+        "record_checks_at_most": run.settings.max_record_checks * len(costs),
     }
 
 
@@ -143,6 +145,12 @@ def render(summary: dict[str, t.Any]) -> str:
                 for name, days in summary["plan_days_at_largest_page"].items()
             ),
         ]
+    if summary["record_checks_at_most"]:
+        lines.append(
+            f"Plus at most {summary['record_checks_at_most']} single-record checks "
+            "(max_record_checks per stream and organization), only where a pass misses "
+            "records the last complete one held: a deletion to confirm."
+        )
     lines.append(f"This plan spent {summary['plan_requests_spent']} requests.")
     if any(None in (c["records"], c["pages"], c["largest_page"]) for c in summary["streams"]):
         lines.append(

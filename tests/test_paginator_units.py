@@ -409,3 +409,24 @@ def test_a_silently_paged_list_resumed_anywhere_loses_no_record(next_page):
             seen += [record.id for record in READER.read(response).data]
     assert set(seen) == set(server.ids)
     assert paginator.restarts == 1  # a resumed pass that meets another shape starts over
+
+
+def test_a_guessed_clamp_is_checked_by_asking_for_the_guessed_size():
+    """Every page holds one record fewer than asked, and no total says how many there
+    are: 999 looks like a clamp. Asked for 999, the server serves 998: still short, so
+    the guess was wrong and the pass is doubted, instead of one record a page lost."""
+
+    def served(number: int, asked: int) -> requests.Response:
+        start = (number - 1) * asked
+        ids = list(range(start + 1, min(start + asked - 1, 5000) + 1))
+        more = start + asked < 5000
+        return answer(
+            {"current_page": number, "data": [{"id": i} for i in ids]}
+            | ({"next_page_url": f"x?page={number + 1}"} if more else {"next_page_url": None})
+        )
+
+    paginator: Paginator = open_list(None, page_size=1000)
+    while not paginator.finished:
+        asked = paginator.current_value
+        paginator = step(paginator, served(asked["page"], asked["per_page"]))
+    assert paginator.verdict() is not None
