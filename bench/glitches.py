@@ -1,7 +1,7 @@
 """What each glitch of a server costs the warehouse: live rows retired, records never emitted.
 
     .venv/bin/python bench/glitches.py                       # this checkout's tap
-    PYTHONPATH=/path/to/old/checkout .venv/bin/python bench/glitches.py   # another one
+    cd /path/to/old/checkout && /path/to/this/.venv/bin/python bench/glitches.py   # another one
 
 Each row first completes two passes over the sandbox's contacts (so a table version
 is there to activate), then runs the tap against the glitch with
@@ -197,6 +197,49 @@ def absurd_total(sandbox: Sandbox) -> str:
     return f"progress: {pages}; plan: {planned.strip()[:60] or plan.stderr.strip()[-60:]}"
 
 
+def consistent_lie(sandbox: Sandbox, passes: int = 3, **switches: t.Any) -> str:
+    """A list that loses records while every count agrees (``switches``), over passes."""
+    baseline(sandbox, 2000)
+    case = Case(sandbox, orgs=[849], page_size=100)
+    case.run()
+    case.run()
+    sandbox.update(**switches)
+    worst = 0
+    for _ in range(passes):
+        case.run()
+        worst = max(worst, case.retired())
+    return f"{worst} of 2000 (most at once, {passes} passes)"
+
+
+def ratchet(sandbox: Sandbox, *, route: bool) -> str:
+    """Each pass holds 80% of the one before, the total too."""
+    baseline(sandbox, 2000, record_route=route)
+    case = Case(sandbox, orgs=[849], page_size=100)
+    case.run()
+    case.run()
+    for share in (0.8, 0.64, 0.51, 0.41):
+        sandbox.update(list_cut=share)
+        case.run()
+    return f"{case.retired()} of 2000 (after 4 passes)"
+
+
+def upgrade(sandbox: Sandbox) -> str:
+    """The first passes after an upgrade from a STATE with no counts, the list at 35%."""
+    baseline(sandbox, 2000)
+    case = Case(sandbox, orgs=[849], page_size=100)
+    case.run()
+    case.run()
+    for part in (case.state or {}).get("bookmarks", {}).get("contacts", {}).get("partitions", []):
+        for key in ("last_complete_pass", "id_sample"):
+            part.pop(key, None)
+    sandbox.update(list_cut=0.35)
+    worst = 0
+    for _ in range(3):
+        case.run()
+        worst = max(worst, case.retired())
+    return f"{worst} of 2000 (most at once, 3 passes)"
+
+
 def main() -> None:
     tap_clock = SkippingClock()
     clock.CLOCK = tap_clock
@@ -238,6 +281,16 @@ def main() -> None:
         ),
         ("a clamp at 100 answering per_page: 1000", lambda: lying_clamp(sandbox)),
         ("a total of 10^12", lambda: absurd_total(sandbox)),
+        ("an unstable order (no ORDER BY)", lambda: consistent_lie(sandbox, unstable_order="all")),
+        (
+            "an unstable order in a block (one sort key)",
+            lambda: consistent_lie(sandbox, unstable_order="block"),
+        ),
+        ("a list cut to 80%, its total too", lambda: consistent_lie(sandbox, list_cut=0.8)),
+        ("a list cut to 55%, its total too", lambda: consistent_lie(sandbox, list_cut=0.55)),
+        ("the ratchet: 80% of the pass before, 4 times", lambda: ratchet(sandbox, route=True)),
+        ("the ratchet, no show route", lambda: ratchet(sandbox, route=False)),
+        ("an upgrade: no counts in STATE, the list at 35%", lambda: upgrade(sandbox)),
     ]
     print(f"| glitch | retired / seen ({Path(clock.__file__).parent.parent.name}) |")
     print("|:--|:--|")

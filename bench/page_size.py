@@ -2,7 +2,7 @@
 page larger than it serves.
 
     .venv/bin/python bench/page_size.py                                  # this checkout
-    PYTHONPATH=/path/to/old/checkout .venv/bin/python bench/page_size.py   # another one
+    cd /path/to/old/checkout && /path/to/this/.venv/bin/python bench/page_size.py   # another one
 
 The sandbox serves 5,000 contacts and honours pages of at most 300; above that it
 clamps silently, refuses with a 422 naming the limit, refuses without naming it, or

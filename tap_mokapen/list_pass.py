@@ -326,14 +326,17 @@ class ListPass:
         read = partition.read
         # Positions, where the shape tells them: re-reads and re-asks count once.
         held = read.records if covered is None else covered
-        doubt = read.doubt or verdict or self._order_doubt()
+        doubt = read.doubt or verdict
+        if not doubt and (doubt := self._order_doubt()):
+            self._say_incomplete(doubt)
         partition.read = read = read._replace(doubt=doubt, records=held)
         baseline = partition.baseline()
         shrunk = self._shrunk(read, baseline)
         # Only a pass that would count asks Mokapen (a pass that counts for nothing
         # spends no request on proving so).
         if not (doubt or shrunk) and self.by_id:
-            doubt = self._ask_about_missing()
+            if doubt := self._ask_about_missing():
+                self._say_incomplete(doubt)
             partition.read = read = read._replace(doubt=doubt)
         # A pass far smaller that the user confirmed (max_deleted_share): the history of
         # larger passes it would be held to from now on is forgotten.
@@ -365,6 +368,15 @@ class ListPass:
             version = self.versions.completed(outcome, partition, listing_failed=listing_failed)
             if version is not None:
                 self._activate(version)
+
+    def _say_incomplete(self, doubt: str) -> None:
+        logger.warning(
+            "'%s' of organization %s: %s: this pass is incomplete, so it retires no row and "
+            "keeps the bookmark",
+            self.stream,
+            self.organization.numeric,
+            doubt,
+        )
 
     def _order_doubt(self) -> str | None:
         """An unstable order, when more records were ids already read than the pass's own
