@@ -30,8 +30,8 @@ LARGEST_ID = 2**63 - 1
 
 def record_id(record: t.Any) -> int | None:
     """A record's id when it is one the tap can ask about: a positive integer."""
-    found = record.get("id") if isinstance(record, dict) else getattr(record, "id", None)
-    if isinstance(found, int) and not isinstance(found, bool) and 0 < found <= LARGEST_ID:
+    found = record.get("id") if type(record) is dict else getattr(record, "id", None)
+    if type(found) is int and 0 < found <= LARGEST_ID:
         return found
     return None
 
@@ -73,25 +73,60 @@ def _base36(value: int) -> str:
             return out
 
 
+#: Ids below this are kept as bits (a bitmap of at most 16 MB, 1 MB for 8 million ids):
+#: memory follows the largest id, not the number of records; larger ids go in a set.
+BITMAP_IDS = 1 << 27
+
+
 class SeenIds:
     """The ids one pass read in this run: each distinct id once, and how many records
-    were ids it had already read."""
+    were ids it had already read. Auto-increment ids (the usual) are kept as bits."""
 
     def __init__(self) -> None:
-        self.ids: set[int] = set()
+        self._bits = bytearray()
+        self._others: set[int] = set()
+        self._count = 0
         self.repeats = 0
+        self.low: int | None = None
+        self.high: int | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, value: object) -> bool:
+        if type(value) is not int or value <= 0:
+            return False
+        if value < BITMAP_IDS:
+            index = value >> 3
+            return index < len(self._bits) and bool(self._bits[index] & (1 << (value & 7)))
+        return value in self._others
 
     def add(self, ids: t.Iterable[int | None]) -> list[int]:
         """Count ``ids``; the ones read for the first time."""
-        new = []
+        bits, others, new = self._bits, self._others, []
         for value in ids:
             if value is None:
                 continue
-            if value in self.ids:
+            if value < BITMAP_IDS:
+                index, mask = value >> 3, 1 << (value & 7)
+                if index >= len(bits):
+                    grown = min(max(index + 1, 2 * len(bits)), BITMAP_IDS >> 3)
+                    bits.extend(bytes(grown - len(bits)))
+                if bits[index] & mask:
+                    self.repeats += 1
+                    continue
+                bits[index] |= mask
+            elif value in others:
                 self.repeats += 1
+                continue
             else:
-                self.ids.add(value)
-                new.append(value)
+                others.add(value)
+            new.append(value)
+        if new:
+            self._count += len(new)
+            low, high = min(new), max(new)
+            self.low = low if self.low is None else min(self.low, low)
+            self.high = high if self.high is None else max(self.high, high)
         return new
 
 
@@ -101,8 +136,10 @@ class IdSample:
     def __init__(self, salt: str, ids: t.Iterable[int] = (), size: int = SAMPLE_SIZE) -> None:
         self.salt = salt
         self.size = size
+        self._salt_number = int.from_bytes(hashlib.blake2b(salt.encode(), digest_size=8).digest())
         self._heap: list[tuple[int, int]] = []  # (-hash, id): the largest hash on top
         self._members: set[int] = set()
+        self._encoded: str | None = None
         self.offer(ids)
 
     @classmethod
@@ -121,24 +158,29 @@ class IdSample:
         return cls(salt, decode_ids(value.get("ids")))
 
     def to_state(self) -> dict[str, t.Any]:
-        return {"salt": self.salt, "ids": encode_ids(self._members)}
-
-    def _hash(self, value: int) -> int:
-        digest = hashlib.blake2b(f"{self.salt}:{value}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big")
+        # Written with every checkpoint, changed ever more rarely: encoded once a change.
+        if self._encoded is None:
+            self._encoded = encode_ids(self._members)
+        return {"salt": self.salt, "ids": self._encoded}
 
     def offer(self, ids: t.Iterable[int]) -> None:
+        # The hash of a tuple of integers is the interpreter's own, fast and the same in
+        # every process (only str and bytes hashes are randomized); the salt, drawn once
+        # per sample, makes the sample random. A sample drawn under another
+        # interpreter's hash is still a uniform sample of the ids it was drawn from.
+        salt, heap, members = self._salt_number, self._heap, self._members
         for value in ids:
-            if value in self._members:
-                continue
-            key = self._hash(value)
-            if len(self._heap) < self.size:
-                heapq.heappush(self._heap, (-key, value))
-                self._members.add(value)
-            elif key < -self._heap[0][0]:
-                _, dropped = heapq.heapreplace(self._heap, (-key, value))
-                self._members.discard(dropped)
-                self._members.add(value)
+            key = hash((salt, value))
+            if len(heap) < self.size:
+                if value not in members:
+                    heapq.heappush(heap, (-key, value))
+                    members.add(value)
+                    self._encoded = None
+            elif key < -heap[0][0] and value not in members:
+                _, dropped = heapq.heapreplace(heap, (-key, value))
+                members.discard(dropped)
+                members.add(value)
+                self._encoded = None
 
     @property
     def ids(self) -> frozenset[int]:

@@ -181,6 +181,7 @@ class ListPass:
         self._repeats_before = _count(before.get("repeats"))
         previous = self.previous_sample.ids if self.previous_sample else frozenset()
         self._sampled_seen = set(decode_ids(before.get("sampled_seen"))) & previous
+        self._sampled_seen_text: str | None = None
         self._first_total: int | None = None
         self._last_total: int | None = None
         self._total_rise = 0
@@ -196,10 +197,13 @@ class ListPass:
             self._last_total = total
         if not self.by_id:
             return
-        new = self.seen.add(record_id(record) for record in records)
+        new = self.seen.add(map(record_id, records))
         self.sample.offer(new)
         if self.previous_sample is not None:
-            self._sampled_seen.update(i for i in new if i in self.previous_sample.ids)
+            sampled = self.previous_sample.ids.intersection(new)
+            if sampled:
+                self._sampled_seen |= sampled
+                self._sampled_seen_text = None
 
     def _evidence(self) -> dict[str, t.Any] | None:
         """What the pass saw by id so far, as the resume point keeps it (bounded)."""
@@ -209,13 +213,18 @@ class ListPass:
             "distinct": self.distinct,
             "repeats": self._repeats_before + self.seen.repeats,
             "sample": self.sample.to_state(),
-            "sampled_seen": encode_ids(self._sampled_seen),
+            "sampled_seen": self._sampled_seen_encoded(),
         }
+
+    def _sampled_seen_encoded(self) -> str:
+        if self._sampled_seen_text is None:
+            self._sampled_seen_text = encode_ids(self._sampled_seen)
+        return self._sampled_seen_text
 
     @property
     def distinct(self) -> int:
         """Distinct ids the pass saw (over its runs: an id read in two runs counts twice)."""
-        return self._distinct_before + len(self.seen.ids)
+        return self._distinct_before + len(self.seen)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -411,7 +420,7 @@ class ListPass:
             records = self._take(answer.page, answer.where)
             paginator.advance(answer.page, answer.path)
             edited = [r for r in records if (self._updated(r) or "") >= started]
-            new = [r for r in edited if record_id(r) not in self.seen.ids]
+            new = [r for r in edited if record_id(r) not in self.seen]
             if new:
                 self._write_page(PassPage(new, 0, timestamps.now()))
                 self._saw(new, Page("list", []))
@@ -438,7 +447,7 @@ class ListPass:
         see (or, without a sample, about a few ids it did not see); a doubt when one of
         them is live. Live records found are written."""
         previous = self.previous_sample
-        seen = self.seen.ids
+        seen = self.seen
         missing = sorted(previous.ids - self._sampled_seen) if previous else []
         # Without a sample, probes: only where earlier passes were read but left none (the
         # first pass after an upgrade), and for a pass read in one run (the ids of
@@ -451,7 +460,7 @@ class ListPass:
             self._show_route,
             missing=missing,
             probed=probed,
-            proof=max(seen) if seen else None,
+            proof=seen.high,
             budget=self.run.settings.max_record_checks,
         )
         if not outcome.live:

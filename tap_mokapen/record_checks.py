@@ -74,12 +74,23 @@ class CheckOutcome:
     unconfirmed: bool = False
 
 
-def probes(seen: t.Collection[int], rng: random.Random) -> list[int]:
+class Seen(t.Protocol):
+    """The ids a pass saw (evidence.SeenIds)."""
+
+    low: int | None
+    high: int | None
+
+    def __len__(self) -> int: ...
+
+    def __contains__(self, value: object) -> bool: ...
+
+
+def probes(seen: Seen, rng: random.Random) -> list[int]:
     """Ids a pass without a sample asks about: past the largest it saw, and in a gap of
     the range it saw (none where the range has no gap)."""
-    if not seen:
+    low, high = seen.low, seen.high
+    if low is None or high is None:
         return []
-    low, high = min(seen), max(seen)
     asked = [high + step for step in range(1, PROBES_PAST_THE_END + 1)]
     gaps = high - low + 1 - len(seen)
     for _ in range(PROBES_IN_GAPS if gaps > 0 else 0):

@@ -42,9 +42,17 @@ def test_a_sample_is_spread_over_the_whole_list():
 
 def test_seen_ids_count_each_id_once_and_the_repeats():
     seen = evidence.SeenIds()
-    assert seen.add([1, 2, None, 2]) == [1, 2]
-    assert seen.add([3, 1]) == [3]
-    assert (len(seen.ids), seen.repeats) == (3, 2)
+    huge = evidence.BITMAP_IDS + 5  # kept in a set, not as a bit
+    assert seen.add([1, 2, None, 2, huge]) == [1, 2, huge]
+    assert seen.add([3, 1, huge, 10**6]) == [3, 10**6]
+    assert (len(seen), seen.repeats, seen.low, seen.high) == (5, 3, 1, huge)
+    assert 3 in seen and huge in seen and 4 not in seen and 10**7 not in seen
+
+
+def seen_of(*ids: int) -> evidence.SeenIds:
+    seen = evidence.SeenIds()
+    seen.add(ids)
+    return seen
 
 
 class FakeRoute:
@@ -102,7 +110,7 @@ def test_a_live_missing_record_is_found_and_the_budget_holds():
 
 def test_probes_ask_past_the_largest_id_and_in_a_gap():
     rng = random.Random(1)
-    assert record_checks.probes({1, 2, 3}, rng) == [4]
-    past, gap = record_checks.probes({1, 2, 5, 6}, rng)
+    assert record_checks.probes(seen_of(1, 2, 3), rng) == [4]
+    past, gap = record_checks.probes(seen_of(1, 2, 5, 6), rng)
     assert past == 7 and gap in {3, 4}
-    assert record_checks.probes(set(), rng) == []
+    assert record_checks.probes(seen_of(), rng) == []
