@@ -350,28 +350,20 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         self, context: Context | None, count_records: t.Callable[[int], None]
     ) -> None:
         """One organization's pass, from where the last run stopped, page by page: each
-        page's records are written, then its checkpoint is taken. A pause keeps the
-        resume point; a failure ends this stream for this organization only."""
+        page's records are written, then its checkpoint is taken. The pass ends
+        complete, paused or failed (``ListPass.ending``); a failure ends this stream for
+        this organization only."""
         list_pass = self.open_pass(context, checkpoints=self.page_checkpoints)
         if list_pass is None:
             return
-        try:
-            with self.get_http_request_counter() as request_counter:
-                request_counter.with_context(context)
-                for page in list_pass.pages():
-                    request_counter.increment()
-                    if page.records:
-                        self.write_page(page, list_pass.table_version)
-                        count_records(len(page.records))
-                    list_pass.commit(page)
-        except errors.RunPaused as exc:
-            list_pass.pause(exc)
-        except errors.MokapenError as exc:
-            list_pass.fail(exc)
-        else:
-            list_pass.complete()
-        finally:
-            list_pass.close()
+        with list_pass.ending(), self.get_http_request_counter() as request_counter:
+            request_counter.with_context(context)
+            for page in list_pass.pages():
+                request_counter.increment()
+                if page.records:
+                    self.write_page(page, list_pass.table_version)
+                    count_records(len(page.records))
+                list_pass.commit(page)
 
     def write_page(self, page: PassPage, version: int | None) -> None:
         """A page's RECORD lines: as they are, or through the stream's maps."""
@@ -392,18 +384,10 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         if list_pass is None:
             return
         to_dict = self.intake.record_type.to_dict
-        try:
+        with list_pass.ending():
             for page in list_pass.pages():
                 yield from map(to_dict, page.records)
                 list_pass.commit(page)
-        except errors.RunPaused as exc:
-            list_pass.pause(exc)
-        except errors.MokapenError as exc:
-            list_pass.fail(exc)
-        else:
-            list_pass.complete()
-        finally:
-            list_pass.close()
 
     def track_bookmark(self, newest: t.Any, context: Context | None) -> None:
         """Raise the bookmark candidate of the context's state to ``newest`` (state.py)."""

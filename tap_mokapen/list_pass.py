@@ -6,10 +6,10 @@ bookmark, its counts and its doubts; its STATE is its partition's (state.Partiti
 It lives from the stream opening it (client.py, ``open_pass``) to its end, and the
 stream drives it in the order the data flows::
 
-    for page in list_pass.pages():       # asked, judged, decoded, records shaped
-        stream.write_page(page)          # the page's RECORD lines (output.py)
-        list_pass.commit(page)           # then, and only then, its checkpoint
-    list_pass.complete()                 # or pause(...) / fail(...), then close()
+    with list_pass.ending():             # complete, or paused, or failed; then closed
+        for page in list_pass.pages():   # asked, judged, decoded, records shaped
+            stream.write_page(page)      # the page's RECORD lines (output.py)
+            list_pass.commit(page)       # then, and only then, its checkpoint
 
 ``commit`` is the commit point: a STATE never vouches for records not yet written.
 A pause keeps the resume point; a failure that retrying cannot fix ends this
@@ -35,6 +35,7 @@ saying what it read and why it counts or not (docs/completeness.md).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -305,6 +306,22 @@ class ListPass:
             self._write_state()
 
     # -- how the pass ends ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def ending(self) -> t.Iterator[None]:
+        """Around the reading of the pass: complete when it reads to the end; paused when
+        the quota or the run's budget stops it; failed when retrying cannot fix what
+        stopped it; then closed, however it ended."""
+        try:
+            yield
+        except errors.RunPaused as exc:
+            self.pause(exc)
+        except errors.MokapenError as exc:
+            self.fail(exc)
+        else:
+            self.complete()
+        finally:
+            self.close()
 
     def pause(self, reason: errors.RunPaused) -> None:
         """The organization's quota or the run's budget is spent: resume here next run."""
