@@ -314,12 +314,13 @@ class ListPass:
         stopped it; then closed, however it ended."""
         try:
             yield
+            # Inside the handlers: the checks at its end send requests too, and the quota
+            # or the budget may stop them (the pass then resumes at its last page).
+            self.complete()
         except errors.RunPaused as exc:
             self.pause(exc)
         except errors.MokapenError as exc:
             self.fail(exc)
-        else:
-            self.complete()
         finally:
             self.close()
 
@@ -353,6 +354,13 @@ class ListPass:
         # Positions, where the shape tells them: re-reads and re-asks count once.
         held = read.records if covered is None else covered
         doubt = read.doubt or verdict
+        if self.by_id and held and not len(self.seen) and not self._distinct_before:
+            logger.warning(
+                "'%s' of organization %s: no record has a positive integer id, so this pass "
+                "is judged by its counts alone (no check by id)",
+                self.stream,
+                self.organization.numeric,
+            )
         if not doubt and (doubt := self._order_doubt()):
             self._say_incomplete(doubt)
         partition.read = read = read._replace(doubt=doubt, records=held)
@@ -364,10 +372,13 @@ class ListPass:
             if doubt := self._ask_about_missing():
                 self._say_incomplete(doubt)
             partition.read = read = read._replace(doubt=doubt)
-        # A pass far smaller that the user confirmed (max_deleted_share): the history of
-        # larger passes it would be held to from now on is forgotten.
-        confirmed_drop = bool(baseline) and deletions.far_fewer(
-            read.records, baseline, DEFAULT_MAX_DELETED_SHARE
+        # A pass far smaller that the user confirmed (one run with max_deleted_share 1):
+        # the history of larger passes it would be held to from now on is forgotten. A
+        # share merely raised keeps the history: drop after drop is still held to it.
+        confirmed_drop = (
+            self.run.settings.max_deleted_share >= 1
+            and bool(baseline)
+            and deletions.far_fewer(read.records, baseline, DEFAULT_MAX_DELETED_SHARE)
         )
         partition.finish(
             keep_bookmark=shrunk,
@@ -414,7 +425,12 @@ class ListPass:
         tolerance = max(1, self.distinct // 1000)
         if self.seen.repeats <= explained + tolerance:
             return None
-        self._caught_up = self._catch_up()
+        try:
+            self._caught_up = self._catch_up()
+        except errors.MokapenError as exc:  # the order's doubt stands; the run goes on
+            logger.warning(
+                "'%s': the front of the list could not be read again: %s", self.stream, exc
+            )
         explained += self._caught_up
         if self.seen.repeats <= explained + tolerance:
             return None
@@ -465,21 +481,29 @@ class ListPass:
         them is live. Live records found are written."""
         previous = self.previous_sample
         seen = self.seen
+        # In a random order: where the budget ends, those asked are a sample of them.
+        rng = random.Random()  # noqa: S311 - which ids to ask first, not a secret
         missing = sorted(previous.ids - self._sampled_seen) if previous else []
+        rng.shuffle(missing)
         # Without a sample, probes: only where earlier passes were read but left none (the
         # first pass after an upgrade), and for a pass read in one run (the ids of
         # earlier runs are not at hand). A first pass retires nothing and asks nothing.
         upgraded = previous is None and self.read_before
-        rng = random.Random(self.sample.salt)  # noqa: S311 - which ids to ask, not secrets
         probed = record_checks.probes(seen, rng) if upgraded and not self.resumed_at else []
-        self._checks = outcome = record_checks.check(
-            self.reader,
-            self._show_route,
-            missing=missing,
-            probed=probed,
-            proof=seen.high,
-            budget=self.run.settings.max_record_checks,
-        )
+        try:
+            self._checks = outcome = record_checks.check(
+                self.reader,
+                self._show_route,
+                missing=missing,
+                probed=probed,
+                proof=seen.high,
+                budget=self.run.settings.max_record_checks,
+            )
+        except errors.MokapenError as exc:
+            # The route failing (5xx past max_wait_seconds, a 403) is no reason to stop
+            # the run: this pass cannot be confirmed, the next ones judge by counts.
+            self._show_route.failed(f"failed ({exc})")
+            return f"the records it did not see could not be asked about ({exc})"
         if not outcome.live:
             return None
         found: list[t.Any] = []

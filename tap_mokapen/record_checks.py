@@ -112,13 +112,28 @@ def check(
     budget: int,
 ) -> CheckOutcome:
     """Ask the show route about ``missing`` sampled ids and ``probed`` ids, within
-    ``budget`` requests (the proof included)."""
+    ``budget`` requests (the proof included). ``missing`` is asked in the order given:
+    the caller shuffles it, so that where the budget ends the ids asked are a random
+    sample of the missing ones, not the smallest."""
     outcome = CheckOutcome(missing=len(missing))
     if route.usable is False or budget <= 0 or not (missing or probed):
         outcome.unconfirmed = bool(missing)
         return outcome
-    gone_missing = 0
-    for record_id in [*missing, *probed][:budget]:
+    if missing and route.usable is None:
+        # A 404 confirms nothing until the route has answered for an id the list holds.
+        if proof is None:
+            outcome.unconfirmed = True
+            return outcome
+        answer = reader.record(proof)
+        outcome.asked += 1
+        if answer.record is None:
+            route.failed(
+                f"answered {'404' if answer.gone else 'wrongly'} for a record the list holds"
+            )
+            outcome.unconfirmed = True
+            return outcome
+        route.usable = True
+    for record_id in [*missing, *probed][: budget - outcome.asked]:
         answer = reader.record(record_id)
         outcome.asked += 1
         if answer.record is not None:
@@ -127,23 +142,10 @@ def check(
         elif answer.gone:
             if record_id in missing:
                 outcome.gone.append(record_id)
-                gone_missing += 1
         else:
             route.failed("answered with something that is not that record")
             outcome.unconfirmed = bool(missing)
             return outcome
-    if gone_missing and route.usable is None:
-        if proof is None or outcome.asked >= budget:
-            outcome.unconfirmed = True
-            return outcome
-        answer = reader.record(proof)
-        outcome.asked += 1
-        if answer.record is not None:
-            route.usable = True
-        else:
-            route.failed(
-                f"answered {'404' if answer.gone else 'wrongly'} for a record the list holds"
-            )
     # Past the budget, the ids asked are a random sample of the missing ones: all gone
     # says the rest are gone too, as far as a sample can.
     outcome.unconfirmed = bool(missing) and not route.usable

@@ -77,6 +77,10 @@ ID_SAMPLE = "id_sample"
 SEEN = "seen"
 #: Complete passes whose record counts the guard remembers (the baseline is the largest).
 RECENT_PASSES = 5
+#: A remembered count more than this many times the last pass's is not believed.
+MAX_HISTORY_FACTOR = 10
+#: The largest count a STATE may hold (JSON's exact integers).
+MAX_COUNT = 2**53
 BOOKMARK_SAFETY_MARGIN = dt.timedelta(minutes=5)
 NOTE = "Bookmark candidates; the run resumes from 'resume', not from these."
 
@@ -292,7 +296,11 @@ class Partition:
             return None
         recent = last.get("recent")
         counts = [_count(c) for c in recent] if isinstance(recent, list) else []
-        return max([_count(last.get("records")), *counts[:RECENT_PASSES]])
+        records = _count(last.get("records"))
+        # A count far above the last pass's is no history the guard can have kept (it
+        # lets a pass lose at most max_deleted_share): a STATE edited or broken.
+        believable = [c for c in counts[:RECENT_PASSES] if c <= MAX_HISTORY_FACTOR * records]
+        return max([records, *believable])
 
     def was_read_before(self) -> bool:
         """Whether a pass over this partition completed before (counted or not)."""
@@ -444,7 +452,9 @@ class Partition:
 
 
 def _count(value: t.Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_COUNT:
+        return value
+    return 0
 
 
 def track_bookmark(state: StreamState, replication_key: str, newest: t.Any) -> None:

@@ -148,3 +148,67 @@ def test_an_incremental_stream_keeps_its_bookmark_while_the_list_is_cut(sandbox)
     after = run_tap(config, state=cut.final_state, catalog=selecting("contacts"))
     emitted = {r["id"] for r in cut.records("contacts") + after.records("contacts")}
     assert edited <= emitted  # no gap: every edited record reached the output
+
+
+def test_deletions_spending_the_checks_do_not_hide_a_cut(sandbox):
+    """Real deletions and a cut at once: the checks ask the missing ids in a random
+    order, not the smallest first, so the deletions cannot use the budget up."""
+    sandbox.reset(contacts=COUNT)
+    runs = Runs(sandbox, organization_ids=[849])
+    runs.run()
+    runs.run()
+    runs.delete(849, 30)
+    sandbox.update(list_cut=0.85)  # the last 15% (high ids) never listed
+    for _ in range(3):
+        runs.run()  # asserts no live row retired
+
+
+def test_a_failing_show_route_makes_the_pass_incomplete_not_the_run(sandbox):
+    sandbox.reset(contacts=COUNT)
+    runs = Runs(sandbox, organization_ids=[849, 850])
+    runs.run()
+    runs.run()
+    runs.delete(849, 30)
+    first_check = sandbox.stats()["api_requests"] + 10 + 1  # 849's 10 pages, then checks
+    sandbox.update(faults=[{"at": first_check, "kind": "500"}])
+    run = runs.run(max_wait_seconds=0)  # exit 0: 850 is read, 849's pass is not confirmed
+    assert "could not be asked about" in run.stderr
+    assert activations(run) == 0
+    assert keys(run, 850) == {k for k in runs.live() if k[0] == 850}
+
+
+def test_the_quota_during_the_checks_pauses_the_pass_cleanly(sandbox):
+    sandbox.reset(contacts=COUNT)
+    runs = Runs(sandbox, organization_ids=[849])
+    runs.run()
+    runs.run()
+    runs.delete(849, 30)
+    paused = runs.run(max_requests_per_run=12)  # 10 pages and a token, then a check
+    assert "paused" in paused.stderr.lower()
+    finished = runs.run()
+    assert "Receipt of 'contacts' for organization 849: complete" in finished.stderr
+
+
+def test_a_raised_share_keeps_the_history_the_guard_holds_passes_to(sandbox):
+    sandbox.reset(contacts=COUNT, record_route=False)
+    runs = Runs(sandbox, organization_ids=[849], max_deleted_share=0.5)
+    runs.run()
+    runs.run()
+    for share in (0.6, 0.36, 0.36):  # each within 50% of the pass before it
+        sandbox.update(list_cut=share)
+        runs.run()  # asserts no live row retired
+
+
+@pytest.mark.parametrize("recent", [[10**400], [10**15], ["x", None, -5], "not a list"])
+def test_a_hostile_history_in_state_neither_crashes_nor_stalls(sandbox, recent):
+    sandbox.reset(contacts=COUNT)
+    runs = Runs(sandbox, organization_ids=[849])
+    runs.run()
+    runs.run()
+    for part in runs.state["bookmarks"]["contacts"]["partitions"]:
+        part["last_complete_pass"]["recent"] = recent
+    runs.run()
+    runs.delete(849, 3)
+    runs.run()
+    runs.run()
+    assert {(849, i) for i in range(1, COUNT + 1)} - runs.live() <= runs.table.retired
