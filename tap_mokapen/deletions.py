@@ -38,6 +38,7 @@ State, at the stream's level::
     "table_complete": {"version": ..., "organizations": [...]}  # the last complete
                                                                 # pass, activated when
                                                                 # the next one completes
+    "reinstated_organizations": ["850"]  # confirmed gone, then read again: ignored
 
 and, in each organization's partition, ``"table_pass": {"version": ..., "rejected":
 false}``. A pass spread over several runs (the quota, ``max_requests_per_run``)
@@ -73,6 +74,9 @@ logger = logging.getLogger("tap-mokapen")
 
 TABLE_VERSION = "table_version"
 TABLE_COMPLETE = "table_complete"
+#: Organizations of removed_organizations that a pass covered again (their
+#: confirmation no longer holds).
+REINSTATED = "reinstated_organizations"
 # In each organization's partition, state.Partition keeps the version its pass is under
 # and whether it rejected a record (then the pass retires nothing, even once complete).
 
@@ -185,7 +189,8 @@ class TableVersions:
                 self.stream,
             )
             return None
-        missing = sorted(self._remembered() - set(members) - self.removed, key=_numeric)
+        confirmed_gone = self._confirmed_gone(members)
+        missing = sorted(self._remembered() - set(members) - confirmed_gone, key=_numeric)
         if missing:
             logger.warning(
                 "'%s': organization(s) %s of the last complete pass are missing from this "
@@ -249,7 +254,45 @@ class TableVersions:
                 self.stream,
             )
             return None
+        if before["version"] >= version:
+            # Not a pass before this one (a STATE edited by hand, a clock set back):
+            # activating it would retire every row of this pass.
+            logger.warning(
+                "'%s': the last complete pass in STATE has table version %d, not older than "
+                "this pass's %d: it is not activated, and this pass starts a fresh baseline",
+                self.stream,
+                before["version"],
+                version,
+            )
+            return None
         return int(before["version"])
+
+    def _confirmed_gone(self, members: list[str]) -> set[str]:
+        """The organizations of ``removed_organizations`` whose confirmation still holds.
+
+        A confirmation holds only while the organization stays missing: once a pass
+        covers it again (the app reinstalled), it is ignored, and a later omission is
+        refused again, until the user takes it out of the setting (and may put it back
+        when the organization is really gone)."""
+        kept = self.state.get(REINSTATED)
+        reinstated = {str(o) for o in kept} if isinstance(kept, list) else set()
+        reinstated &= self.removed  # taken out of the setting: forgotten
+        back = self.removed & {str(o) for o in members}
+        for org in sorted(back - reinstated, key=_numeric):
+            logger.warning(
+                "'%s': organization %s is in removed_organizations but is read again: that "
+                "confirmation no longer holds (a later omission retires nothing); take %s "
+                "out of removed_organizations",
+                self.stream,
+                org,
+                org,
+            )
+        reinstated |= back
+        if reinstated:
+            self.state[REINSTATED] = sorted(reinstated, key=_numeric)
+        else:
+            self.state.pop(REINSTATED, None)
+        return self.removed - reinstated
 
     def _remembered(self) -> set[str]:
         """The organizations of the last complete pass: the one this pass would activate.

@@ -20,7 +20,7 @@ import typing as t
 import click
 
 from tap_mokapen.errors import MokapenError, RunPaused, cut, sentences
-from tap_mokapen.registry import listed_ids
+from tap_mokapen.registry import listed_ids, organization_number
 
 if t.TYPE_CHECKING:
     from tap_mokapen.registry import Organizations
@@ -53,7 +53,7 @@ def run(organizations: Organizations) -> str:
 def _described(ids: list[int], listed: list[t.Any]) -> list[str]:
     """Each id with its name, as listed, on one line (a name is the server's text)."""
     names = {
-        item.get("id"): " ".join(str(item.get("name")).split())
+        organization_number(item.get("id")): " ".join(str(item.get("name")).split())
         for item in listed
         if isinstance(item, dict) and item.get("name") not in (None, "")
     }

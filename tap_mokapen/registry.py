@@ -42,7 +42,10 @@ LARGEST_ORGANIZATION_ID = 2**63 - 1
 
 def organization_number(value: t.Any) -> int | None:
     """``value`` as an organization id, or None when it cannot be one (a boolean, zero, a
-    negative number, a number past BIGINT, anything not an integer)."""
+    negative number, a number past BIGINT, anything not an integer or a decimal string
+    of one, as the organization settings accept it)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value if 0 < value <= LARGEST_ORGANIZATION_ID else None
@@ -179,13 +182,14 @@ class Organizations:
                 ),
                 None,
             )
-        if organization_number(found) is None:
+        number = organization_number(found)
+        if number is None:
             msg = (
                 f"organization_id {org!r}: Mokapen did not say which numeric organization "
                 "it is; configure the numeric id instead"
             )
             raise ConfigError(msg)
-        assert isinstance(found, int)  # organization_number said so
+        found = number
         logger.info("Organization %s is organization %d", org, found)
         self._numeric[org] = found
         # One token and one quota per organization, whichever spelling is used.

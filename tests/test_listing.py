@@ -110,7 +110,18 @@ def test_a_spent_quota_fails_the_listing_and_says_how_to_do_without(sandbox):
     assert "quota for organization 849 is spent" in error
 
 
-ODDITIES = [{"id": True}, {"id": False}, {"id": 0}, {"id": -1}, {"id": 10**30}, {"id": "851"}, 7]
+ODDITIES = [
+    {"id": True},
+    {"id": False},
+    {"id": 0},
+    {"id": -1},
+    {"id": 10**30},
+    {"id": "x851"},
+    7,
+    {"id": {"id": 851}, "name": "an object as id"},
+    {"id": [851], "name": "a list as id"},
+    {"id": "850", "name": "Globex, its id as text"},  # as the settings take it: 850
+]
 
 
 def test_only_positive_integers_below_2_63_are_listed(sandbox):
@@ -120,8 +131,8 @@ def test_only_positive_integers_below_2_63_are_listed(sandbox):
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == [849, 850]
     (line,) = [line for line in done.stderr.splitlines() if "without a valid id" in line]
-    assert "7 listed organization(s) without a valid id" in line
-    assert "True" in line and "-1" in line
+    assert "9 listed organization(s) without a valid id" in line
+    assert "True" in line and "-1" in line and "{'id': 851}" in line
 
 
 def test_a_sync_of_all_organizations_skips_ids_that_cannot_be_organizations(sandbox):
