@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import difflib
+import html
 import json
+import re
 import typing as t
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus, unquote_plus, urlsplit
 
 from singer_sdk.exceptions import RetriableAPIError
 
@@ -91,19 +93,28 @@ class RequestBudgetSpent(RunPaused):
 #: The longest stretch of a server's answer any message quotes.
 MAX_QUOTE = 300
 _SECRETS: set[str] = set()
+#: Every run of GRAM characters of each secret, lower-cased: a server's echo of a
+#: secret, however encoded and cut, holds one of them once decoded.
+GRAM = 8
+_GRAMS: set[str] = set()
+#: How many times an echo is decoded at most (a form nested in another, twice encoded).
+_DECODING_ROUNDS = 5
+_BACKSLASH_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2})|(.))", re.DOTALL)
 
 
 def register_secret(value: str | None, *, client_id: str | None = None) -> None:
     """A secret (client secret, token) that no message may show, whatever a server echoes.
 
-    Masked in every form a server may echo it in: as it is, URL-encoded (``%`` and ``+``
-    forms, as a form body or a query carries it), JSON-escaped, and, given the
-    ``client_id`` it goes with, as the base64 of ``client_id:secret`` that HTTP Basic
-    authentication sends. Kept for the process: masking a secret of another Tap in the
-    same process too does no harm.
+    Masked as it is and in every form a server may echo it in: URL-encoded (``%`` and
+    ``+`` forms), JSON-escaped, HTML-escaped, as the base64 of the secret alone and, given
+    the ``client_id`` it goes with, of ``client_id:secret`` (HTTP Basic); and any text
+    that, once decoded (``redact``), holds GRAM characters of it in a row, in any case.
+    Kept for the process: masking a secret of another Tap in the same process too does
+    no harm.
     """
     if not value or len(value) < 4:
         return
+    alone = value.encode()
     forms = {
         value,
         quote(value, safe=""),
@@ -111,20 +122,84 @@ def register_secret(value: str | None, *, client_id: str | None = None) -> None:
         quote_plus(value),
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value),
+        base64.b64encode(alone).decode(),
+        base64.urlsafe_b64encode(alone).decode(),
+        base64.b64encode(alone).decode().rstrip("="),
     }
     if client_id:
         basic = f"{client_id}:{value}".encode()
         forms.add(base64.b64encode(basic).decode())
         forms.add(base64.urlsafe_b64encode(basic).decode())
     _SECRETS.update(form for form in forms if len(form) >= 4)
+    folded = value.casefold()
+    grams = {folded[i : i + GRAM] for i in range(len(folded) - GRAM + 1)}
+    # What the client id shares with the secret is no secret ("sandbox-" of both).
+    public = (client_id or "").casefold()
+    _GRAMS.update(gram for gram in grams if gram not in public)
+
+
+def _decoded(text: str) -> str:
+    """``text`` as a reader would see it: URL-, HTML- and backslash-escapes undone, again
+    and again, then case-folded."""
+    for _ in range(_DECODING_ROUNDS):
+        before = text
+        text = html.unescape(unquote_plus(text))
+        text = _BACKSLASH_ESCAPE.sub(_unescaped, text)
+        if text == before:
+            break
+    return text.casefold()
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    code = match.group(1) or match.group(2)
+    return chr(int(code, 16)) if code else match.group(3)
+
+
+def holds_secret(text: str) -> bool:
+    """Whether ``text`` shows a secret, or GRAM characters of one in a row, in any form."""
+    if not _SECRETS:
+        return False
+    if any(secret in text for secret in _SECRETS):
+        return True
+    # As it is too: decoding changes a secret that holds "+" or "%".
+    for seen in (text.casefold(), _decoded(text)):
+        if any(seen[i : i + GRAM] in _GRAMS for i in range(len(seen) - GRAM + 1)):
+            return True
+    return False
 
 
 def redact(text: str, limit: int = MAX_QUOTE) -> str:
-    """Text from a server, cut to ``limit`` characters, with every known secret masked."""
+    """Text from a server, cut to ``limit`` characters, with every known secret masked.
+
+    A secret's own forms are replaced by ``***``; then any word (a run without white
+    space) that still shows a secret once decoded is replaced whole. A secret cut by a
+    line break leaves at most GRAM - 1 of its characters on one side."""
     for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
+    if _GRAMS:
+        text = re.sub(r"\S+", lambda word: _masked(word[0]), text)
     return cut(text, limit)
+
+
+#: Where a word (a form body, a JSON object) is cut into parts to mask only the part
+#: that shows a secret.
+_PARTS = re.compile(r"([&=,;:\"'{}\[\]()<>|]+)")
+
+
+def _masked(word: str) -> str:
+    """The word, or the parts of it that show a secret, as ``***``; the whole word when
+    the secret spans several parts (a secret holding ``&`` or ``=``)."""
+    if not holds_secret(word):
+        return word
+    parts = _PARTS.split(word)
+    masked = [
+        ("***" if holds_secret(part) else part) if i % 2 == 0 else part
+        for i, part in enumerate(parts)
+    ]
+    joined = "".join(masked)
+    return "***" if holds_secret(joined) else joined
 
 
 def cut(text: str, limit: int = MAX_QUOTE) -> str:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import typing as t
 
-from tap_mokapen.errors import APIError
+from tap_mokapen.errors import APIError, holds_secret
 from tap_mokapen.record_type import UNSET
 
 if t.TYPE_CHECKING:
@@ -459,7 +459,16 @@ class Cursor(Paginator):
 
     def shape_position(self) -> dict[str, t.Any]:
         """Where to resume: the cursor, unless it is too long to keep (STATE holds nothing
-        a server sends without a bound); then a resumed run reads the list from its start."""
+        a server sends without a bound) or holds a secret (a token echoed into it); then
+        a resumed run reads the list from its start."""
+        if self.cursor and holds_secret(self.cursor):
+            if not self._too_long_said:
+                self._too_long_said = True
+                logger.warning(
+                    "A cursor that holds a secret is not kept in STATE: a run resumed from "
+                    "this point reads the list from its start"
+                )
+            return {}
         if self.cursor and len(self.cursor) > MAX_KEPT_CURSOR:
             if not self._too_long_said:
                 self._too_long_said = True
@@ -473,7 +482,9 @@ class Cursor(Paginator):
         return {"cursor": self.cursor}
 
     def describe_position(self) -> str:
-        return f"cursor {self.cursor[:24]}..." if self.cursor else "the first page"
+        if not self.cursor:
+            return "the first page"
+        return "a cursor" if holds_secret(self.cursor) else f"cursor {self.cursor[:24]}..."
 
 
 class PageNumbers(Paginator):
