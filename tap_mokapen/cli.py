@@ -11,7 +11,6 @@ signal's number, so that a stopped run never looks done.
 
 from __future__ import annotations
 
-import io
 import json
 import signal
 import sys
@@ -23,8 +22,9 @@ from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
 
 from tap_mokapen import list_organizations as listing_cli
-from tap_mokapen import output, plan
+from tap_mokapen import output, plan, timestamps
 from tap_mokapen import resync as resync_cli
+from tap_mokapen import state as state_rules
 from tap_mokapen.errors import ConfigError, MokapenError, RunPaused, redact
 from tap_mokapen.tap import TapMokapen
 
@@ -75,11 +75,14 @@ class CommandLine(TapMokapen):
             return super().cb_config(ctx, param, value)
         except FileNotFoundError as exc:
             cls.logger.error("The config file does not exist: %s", exc.args[0] if exc.args else exc)
-        except ValueError as exc:  # JSONDecodeError, of json or simplejson
+        except ValueError as exc:  # JSONDecodeError, of json or simplejson; not UTF-8
             files = ", ".join(value)
             cls.logger.error(
                 "The config file %s is not valid JSON: %s", files, redact(str(exc), 200)
             )
+        except RecursionError:
+            files = ", ".join(value)
+            cls.logger.error("The config file %s is nested too deep to be a config", files)
         ctx.exit(1)
 
     @override
@@ -104,7 +107,7 @@ class CommandLine(TapMokapen):
         try:
             if resync:
                 state = kwargs.get("state")
-                print(resync_cli.run(state.read() if state else None, resync))
+                print(resync_cli.run(_text_of(state, "state") if state else None, resync))
             elif list_organizations:
                 tap = cls.from_options(
                     kwargs.get("config"), kwargs.get("catalog"), None, listing=True
@@ -152,22 +155,25 @@ class CommandLine(TapMokapen):
         tap.run.report.end()
 
     @classmethod
-    def _readable_state(cls, file: t.IO[str] | None) -> t.IO[str] | None:
-        """The --state file, checked: empty is no state (with a warning), not JSON an error."""
+    def _readable_state(cls, file: t.IO[str] | None) -> dict[str, t.Any] | None:
+        """The --state file, checked: empty is no state (with a warning); anything but a
+        JSON object is one line naming the file and the problem. Parts of it that cannot
+        be a state are dropped before the SDK reads it (state.repair says which)."""
         if file is None:
             return None
-        text = file.read()
+        text = _text_of(file, "state")
         if not text.strip():
             cls.logger.warning(
                 "The state file %s is empty: every stream is read in full", file.name
             )
             return None
-        try:
-            json.loads(text)
-        except ValueError as exc:
-            msg = f"The state file {file.name} is not valid JSON: {redact(str(exc), 200)}"
-            raise ConfigError(msg) from None
-        return io.StringIO(text)
+        document = _json_of(text, file.name, "state")
+        if not isinstance(document, dict):
+            msg = f"The state file {file.name} holds no JSON object: give a STATE the tap wrote"
+            raise ConfigError(msg)
+        for problem in state_rules.repair(document, timestamps.now()):
+            cls.logger.warning("STATE: %s", problem)
+        return document
 
     @classmethod
     def print_plan(
@@ -176,7 +182,7 @@ class CommandLine(TapMokapen):
         *,
         config: t.Any,
         catalog: t.IO[str] | None,
-        state: t.IO[str] | None,
+        state: dict[str, t.Any] | None,
     ) -> None:
         """``--plan``: what a sync of the selected streams costs, for one request per stream.
 
@@ -189,7 +195,7 @@ class CommandLine(TapMokapen):
         cls,
         config: t.Any,
         catalog: t.IO[str] | None,
-        state: t.IO[str] | None,
+        state: dict[str, t.Any] | None,
         *,
         listing: bool = False,
     ) -> CommandLine:
@@ -197,8 +203,31 @@ class CommandLine(TapMokapen):
         return cls(
             listing=listing,
             config=config.config if config else {},
-            catalog=json.load(catalog) if catalog else None,
-            state=json.load(state) if state else None,
+            catalog=_json_of(_text_of(catalog, "catalog"), catalog.name, "catalog")
+            if catalog
+            else None,
+            state=state,
             parse_env_config=bool(config and config.parse_env),
             validate_config=True,
         )
+
+
+def _text_of(file: t.IO[str], what: str) -> str:
+    """A file given on the command line, as text; one line when it is not UTF-8."""
+    try:
+        return file.read()
+    except UnicodeDecodeError as exc:
+        msg = f"The {what} file {file.name} is not UTF-8 text (byte {exc.start} is not)"
+        raise ConfigError(msg) from None
+
+
+def _json_of(text: str, name: str, what: str) -> t.Any:
+    """A file's JSON; one line naming the file when it is not JSON or nested too deep."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        msg = f"The {what} file {name} is not valid JSON: {redact(str(exc), 200)}"
+        raise ConfigError(msg) from None
+    except RecursionError:
+        msg = f"The {what} file {name} is nested too deep to be a {what}"
+        raise ConfigError(msg) from None

@@ -435,7 +435,6 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             where=f"'{self.name}' of organization {org}",
         )
         start = self.get_starting_timestamp(context) if self.replication_key else None
-        authenticator = organizations.authenticator(org)
         return ListPass(
             stream=self.name,
             organization=Organization(configured, org),
@@ -455,12 +454,12 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             write_page=lambda page: self.write_page(page, table_version),
             show_route=self.show_route,
             activate=lambda version: deletions.activate(self, version, self.run.write_message),
-            has_token=lambda: bool(authenticator.access_token),
+            has_token=lambda: organizations.has_token(org),
         )
 
     def _failed(self, org: int | str, error: errors.MokapenError) -> None:
         """This stream failed for the organization before its pass began (run_report.py)."""
-        has_token = bool(self.run.organizations.authenticator(org).access_token)
+        has_token = self.run.organizations.has_token(org)
         self.run.report.stream_failed(self.name, org, error, has_token=has_token)
 
     def _without_scope(self, org: int | str) -> None:

@@ -243,6 +243,11 @@ class Organizations:
             )
         return self._authenticators[org]
 
+    def has_token(self, org: OrganizationId) -> bool:
+        """Whether the organization's token was had this run (nothing is requested)."""
+        found = self._authenticators.get(org)
+        return bool(found and found.access_token)
+
     def why_skip(self, org: OrganizationId) -> str | None:
         """Why the organization's streams are not read any more this run, if they are not."""
         if org in self.paused:

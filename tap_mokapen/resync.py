@@ -38,6 +38,9 @@ def run(text: str | None, names: t.Sequence[str]) -> str:
     except ValueError as exc:
         msg = f"--resync: the --state file is not valid JSON: {cut(str(exc), 200)}"
         raise ConfigError(msg) from None
+    except RecursionError:
+        msg = "--resync: the --state file is nested too deep to be a STATE"
+        raise ConfigError(msg) from None
     wrapped = isinstance(document, dict) and MELTANO_WRAPPER in document
     tap_state = document[MELTANO_WRAPPER] if wrapped else document
     bookmarks = tap_state.get("bookmarks") if isinstance(tap_state, dict) else None
@@ -45,7 +48,14 @@ def run(text: str | None, names: t.Sequence[str]) -> str:
         msg = "--resync: the --state file holds no bookmarks: every stream is read in full"
         raise ConfigError(msg)
     held = sorted(bookmarks)
-    unknown = [name for name in names if not isinstance(bookmarks.get(name), dict)]
+    broken = [name for name in names if name in bookmarks and not isinstance(bookmarks[name], dict)]
+    if broken:
+        msg = (
+            f"--resync: the STATE's entry for {', '.join(map(repr, broken))} is not an object: "
+            "remove it from the STATE and that stream is read in full"
+        )
+        raise ConfigError(msg)
+    unknown = [name for name in names if name not in bookmarks]
     if unknown:
         msg = (
             f"--resync: the STATE holds nothing for {named_with_nearest(unknown, held)} (it holds: "

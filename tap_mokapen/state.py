@@ -112,7 +112,9 @@ def forget_position(stream_state: StreamState) -> int:
     and the deletions' baseline and table version stay (a re-read pass is a pass
     like any other)."""
     forgotten = 0
-    parts = [stream_state, *[p for p in stream_state.get("partitions", []) if isinstance(p, dict)]]
+    partitions = stream_state.get("partitions")
+    partitions = partitions if isinstance(partitions, list) else []
+    parts = [stream_state, *[p for p in partitions if isinstance(p, dict)]]
     for part in parts:
         had = [key for key in POSITION_KEYS if key in part]
         for key in had:

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 import typing as t
 from pathlib import Path
 
@@ -36,6 +37,8 @@ _NO_FALLOCATE = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS}
 #: Room taken on disk before an exchange, beyond the store's present size: a refresh
 #: token and its entry are a few hundred bytes.
 RESERVED_BYTES = 16 * 1024
+#: A file reserved for an exchange and older than this was left by a killed run.
+STALE_RESERVATION_SECONDS = 3600
 
 
 def default_path() -> Path:
@@ -64,11 +67,28 @@ class RefreshTokenStore:
         self._reserved: str | None = None
 
     def _read(self) -> dict[str, dict[str, str]]:
+        """The store's entries; none when it does not exist yet. A store that exists but
+        cannot be read is an error: its token may be the only one still alive, and the
+        configured one spent, so none is sent in its place."""
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            text = self.path.read_bytes().decode()
+            data = json.loads(text) if text.strip() else {}
+        except (FileNotFoundError, NotADirectoryError):  # nothing kept there yet
             return {}
-        return data if isinstance(data, dict) else {}
+        except (OSError, ValueError, RecursionError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "it is not the JSON it wrote"
+            msg = (
+                f"refresh_token_store {self.path} cannot be read ({why}): the refresh token "
+                "it keeps may be the only one still valid, so no other is sent. Restore the "
+                "file, or authorize the app again and remove it"
+            )
+            raise ConfigError(msg) from None
+        if not isinstance(data, dict):
+            msg = (
+                f"refresh_token_store {self.path} is not an object of tokens: restore or remove it"
+            )
+            raise ConfigError(msg)
+        return data
 
     def current(self) -> str:
         """The newest refresh token descending from the configured one."""
@@ -108,6 +128,7 @@ class RefreshTokenStore:
                         raise AuthenticationError(msg) from None
                     clock.sleep(0.2)
             try:
+                self._remove_stale_reservations()
                 with output.uninterrupted():  # a stop never leaves the reserved file behind
                     self._reserved = self._reserve()
                 yield
@@ -141,6 +162,15 @@ class RefreshTokenStore:
             raise self._unwritable(exc) from None
         os.close(handle)
         return temporary
+
+    def _remove_stale_reservations(self) -> None:
+        """Files reserved for an exchange by a run that was killed (SIGKILL leaves them):
+        older than an exchange can last, they are no one's."""
+        cutoff = time.time() - STALE_RESERVATION_SECONDS  # file times are the system's
+        for leftover in self.path.parent.glob(".tokens-*"):
+            with contextlib.suppress(OSError):
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
 
     def _release(self) -> None:
         reserved, self._reserved = self._reserved, None

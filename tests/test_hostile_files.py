@@ -3,6 +3,12 @@ round): a table version from the future, organization ids as text or as objects.
 
 from __future__ import annotations
 
+import os
+import time
+
+import pytest
+
+from tests.helpers import run_tap
 from tests.test_completeness import COUNT, Runs, activations
 
 
@@ -37,3 +43,71 @@ def test_a_confirmation_of_an_organization_gone_expires_when_it_is_listed_again(
     for _ in range(2):
         missing = runs.run(organization_ids=[849], removed_organizations=[850])
         assert activations(missing) == 0  # Runs.run asserts no live row retired
+
+
+HOSTILE_STATES = {
+    "nested 100,000 deep": "[" * 100_000 + "]" * 100_000,
+    "partitions a number": '{"bookmarks": {"contacts": {"partitions": 5}}}',
+    "partitions null": '{"bookmarks": {"contacts": {"partitions": null}}}',
+    "an entry not an object": '{"bookmarks": {"contacts": 5}}',
+    "not an object": "[1, 2]",
+}
+
+
+@pytest.mark.parametrize("command", [[], ["--resync", "contacts"]], ids=["sync", "resync"])
+@pytest.mark.parametrize("text", HOSTILE_STATES.values(), ids=HOSTILE_STATES.keys())
+def test_a_hostile_state_file_is_one_line_or_repaired_never_a_traceback(
+    sandbox, tmp_path, command, text
+):
+    state = tmp_path / "state.json"
+    state.write_text(text)
+    run = run_tap(sandbox.config(), args=["--state", str(state), *command])
+    assert "Traceback" not in run.stderr
+    assert run.returncode in (0, 1)
+    if run.returncode:
+        (line,) = run.error_lines()
+        assert "state" in line.lower() or "STATE" in line
+
+
+def test_a_state_file_that_is_not_utf8_is_one_line(sandbox, tmp_path):
+    state = tmp_path / "state.json"
+    state.write_bytes(b'{"bookmarks": {"contacts": {"x": "\xff"}}}')
+    run = run_tap(sandbox.config(), args=["--state", str(state)])
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    (line,) = run.error_lines()
+    assert str(state) in line and "not UTF-8" in line
+
+
+@pytest.mark.parametrize("what", ["config", "catalog"])
+def test_a_config_or_catalog_nested_absurdly_deep_is_one_line(sandbox, tmp_path, what):
+    deep = tmp_path / f"{what}.json"
+    deep.write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    args = ["--config", str(deep)] if what == "config" else ["--catalog", str(deep)]
+    run = run_tap(None if what == "config" else sandbox.config(), catalog=None, args=args)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "nested too deep" in run.stderr
+
+
+def test_a_store_cut_short_sends_no_spent_token_and_says_so(sandbox, tmp_path):
+    store = tmp_path / "tokens.json"
+    config = sandbox.config(refresh_token=sandbox.refresh_token(), refresh_token_store=str(store))
+    first = run_tap(config)
+    assert first.returncode == 0, first.stderr[-2000:]
+    store.write_bytes(store.read_bytes()[:-5])  # the configured token is spent now
+    before = sandbox.stats()["token_requests"]
+    cut = run_tap(config, state=first.final_state)
+    assert cut.returncode == 1 and "Traceback" not in cut.stderr
+    assert f"refresh_token_store {store} cannot be read" in cut.stderr
+    assert sandbox.stats()["token_requests"] == before  # nothing spent, nothing refused
+
+
+def test_files_reserved_by_a_killed_run_are_removed_by_the_next(sandbox, tmp_path):
+    store = tmp_path / "tokens.json"
+    left = tmp_path / ".tokens-left-by-sigkill"
+    left.write_bytes(bytes(16 * 1024))
+    os.utime(left, (time.time() - 7200, time.time() - 7200))
+    config = sandbox.config(refresh_token=sandbox.refresh_token(), refresh_token_store=str(store))
+    run = run_tap(config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert not left.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json", "tokens.json.lock"]
