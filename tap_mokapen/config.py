@@ -268,6 +268,17 @@ SETTINGS: tuple[Setting, ...] = (
         read=_real,
     ),
     Setting(
+        "max_unannounced_pages",
+        th.IntegerType,
+        "Pages one run may read of a list that announces no believable length (no total, "
+        "an endless cursor) and that no pass has read to its end yet; past it that pass "
+        "pauses with one line and the next run goes on from there. A list with a complete "
+        "pass is bounded by that pass instead.",
+        default=10_000,
+        rule="positive_integer",
+        read=_integer,
+    ),
+    Setting(
         "max_record_checks",
         th.IntegerType,
         "Requests a pass may spend asking Mokapen about single records (GET "
@@ -435,6 +446,7 @@ class Settings:
     detect_deletions: frozenset[str]
     max_deleted_share: float
     max_record_checks: int
+    max_unannounced_pages: int
     removed_organizations: tuple[int, ...]
 
     @classmethod

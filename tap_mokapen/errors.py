@@ -88,6 +88,11 @@ class RequestBudgetSpent(RunPaused):
     """The run reached the user's max_requests_per_run."""
 
 
+class PassBudgetSpent(RunPaused):
+    """One pass read as many pages as a list that announces none may take in a run
+    (max_unannounced_pages): that pass pauses, the organization's other streams go on."""
+
+
 # -- never a secret in a message ----------------------------------------------------
 
 #: The longest stretch of a server's answer any message quotes.

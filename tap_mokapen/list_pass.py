@@ -142,6 +142,7 @@ class ListPass:
             probe_whole_list=versions is not None,
             # The pages of the last complete pass: a budget where answers announce none.
             known_pages=last_complete.pages if last_complete else None,
+            unannounced_pages=run.settings.max_unannounced_pages,
         )
         #: Where a pause or a failure resumes: after the last page committed (a page read
         #: but not committed is read again), in words for the log line too.
@@ -328,6 +329,15 @@ class ListPass:
         """The organization's quota or the run's budget is spent: resume here next run."""
         self.partition.pause(self._resume_at, self._evidence())
         self._ending = "paused: resumes next run"
+        if isinstance(reason, errors.PassBudgetSpent):  # this list only: the others go on
+            logger.warning(
+                "'%s' of organization %s: %s; the next run goes on from %s",
+                self.stream,
+                self.organization.numeric,
+                reason.reason,
+                self._resume_described,
+            )
+            return
         where = f"'{self.stream}' stops before {self._resume_described}"
         self.run.report.pause(reason, self.organization.numeric, where)
 
@@ -388,6 +398,9 @@ class ListPass:
         counts = not (doubt or shrunk)
         if counts and self.by_id:
             partition.keep_id_sample(self.sample.to_state())
+        why_not = None if counts else (doubt or "far fewer records than the passes before")
+        if partition.note_outcome(why_not) >= state.STANDING_PASSES:
+            self._say_standing(why_not or "")
         self.progress.stats["completed"] = 1
         self._ending = "complete" if counts else f"incomplete: {doubt or 'far fewer records'}"
         if self.versions:  # a rejection of any page is noted after that page, above
@@ -405,6 +418,22 @@ class ListPass:
             version = self.versions.completed(outcome, partition, listing_failed=listing_failed)
             if version is not None:
                 self._activate(version)
+
+    def _say_standing(self, doubt: str) -> None:
+        """A list whose passes keep ending incomplete: named plainly, and in the run's end."""
+        passes = self.partition.incomplete_passes()
+        logger.warning(
+            "'%s' of organization %s: no pass has counted for %d passes in a row (%s). "
+            "Until one does, no row is retired and the bookmark does not move: every "
+            "record is still emitted. Check the endpoint's answers (the receipts say what "
+            "each pass read), or run once with max_deleted_share 1 if the records are "
+            "really gone",
+            self.stream,
+            self.organization.numeric,
+            passes,
+            doubt,
+        )
+        self.run.report.standing(self.stream, self.organization.numeric, passes, doubt)
 
     def _say_incomplete(self, doubt: str) -> None:
         logger.warning(

@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import typing as t
 
-from tap_mokapen.errors import APIError, holds_secret
+from tap_mokapen.errors import APIError, PassBudgetSpent, holds_secret
 from tap_mokapen.record_type import UNSET
 
 if t.TYPE_CHECKING:
@@ -115,6 +115,7 @@ class Paginator:
         page_size: int = 100,
         probe_whole_list: bool = False,
         known_pages: int | None = None,
+        unannounced_pages: int | None = None,
         resumed: bool = False,
     ) -> None:
         #: The page size the tap asks for (``per_page``).
@@ -126,6 +127,8 @@ class Paginator:
         self._probe = probe_whole_list
         #: The pages of the last complete pass: a budget where the answers announce none.
         self._known_pages = known_pages
+        #: Pages a run may read of a list that announces none and has no complete pass.
+        self._unannounced_pages = unannounced_pages
         self._resumed = resumed
         self._requests = 0
         self._shape_restarts = 0
@@ -177,6 +180,7 @@ class Paginator:
             "page_size": self.page_size,
             "probe_whole_list": self._probe,
             "known_pages": self._known_pages,
+            "unannounced_pages": self._unannounced_pages,
         }
 
     def handed_to(self, other: Paginator) -> Paginator:
@@ -264,6 +268,15 @@ class Paginator:
         # Judged before the list moves on: this page is not emitted, and the resume
         # point stays on it, so stopping here loses nothing.
         expected = self.expected_pages() or known_budget(self._known_pages)
+        limit = self._unannounced_pages
+        if expected is None and limit is not None and self._requests > limit:
+            # A first pass over a list that never says how long it is (an endless cursor,
+            # an absurd total): bounded per run; the next run goes on from here.
+            msg = (
+                f"{path} announces no believable length and no pass has completed it: "
+                f"{limit} pages a run (max_unannounced_pages)"
+            )
+            raise PassBudgetSpent(msg)
         if expected is not None and self._requests > budget(expected):
             msg = (
                 f"{path} kept announcing pages: stopped after {self._requests} requests, "
@@ -280,6 +293,7 @@ def open_list(
     page_size: int = 100,
     probe_whole_list: bool = False,
     known_pages: int | None = None,
+    unannounced_pages: int | None = None,
 ) -> Paginator:
     """The paginator a pass starts with, at its resume token (None: the first page);
     the first answer may hand over to another shape's (``paginator_for``)."""
@@ -289,6 +303,7 @@ def open_list(
         "page_size": page_size,
         "probe_whole_list": probe_whole_list,
         "known_pages": known_pages,
+        "unannounced_pages": unannounced_pages,
         "resumed": bool(position),
     }
     if shape == "cursor" and position.get("cursor"):

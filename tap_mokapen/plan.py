@@ -18,6 +18,7 @@ import typing as t
 
 import click
 
+from tap_mokapen import state
 from tap_mokapen.page_size import DEFAULT_PAGE_SIZE
 from tap_mokapen.paging import believed
 
@@ -41,6 +42,8 @@ class StreamCost:
     pages_at_largest: int | None
     #: Requests the plan spent on page sizes the server refused.
     learning_requests: int = 0
+    #: Why the last passes of this list were incomplete, when several in a row were.
+    never_complete: str | None = None
 
 
 def pages_of(total: int | None, size: int | None) -> int | None:
@@ -69,6 +72,7 @@ def estimate(run: Run, streams: t.Iterable[MokapenStream]) -> list[StreamCost]:
                     largest,
                     pages_of(total, largest),
                     sizing.learning_requests,
+                    state.Partition(stream.get_context_state(context), "").standing_doubt(),
                 )
             )
     return costs
@@ -145,6 +149,12 @@ def render(summary: dict[str, t.Any]) -> str:
                 for name, days in summary["plan_days_at_largest_page"].items()
             ),
         ]
+    for cost in summary["streams"]:
+        if cost["never_complete"]:
+            lines.append(
+                f"'{cost['stream']}' of organization {cost['organization_id']} has not "
+                f"completed for several passes: {cost['never_complete']}"
+            )
     if summary["record_checks_at_most"]:
         lines.append(
             f"Plus at most {summary['record_checks_at_most']} single-record checks "

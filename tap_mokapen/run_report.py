@@ -31,6 +31,12 @@ class RunReport:
         self.failures: list[tuple[str, int | str, str]] = []
         #: Each stream's counters (progress.py), in the order the streams sync.
         self.stream_stats: dict[str, t.Counter[str]] = {}
+        #: Lists whose passes keep ending incomplete: (stream, organization, passes, why).
+        self.standing_doubts: list[tuple[str, int | str, int, str]] = []
+
+    def standing(self, stream: str, org: OrganizationId, passes: int, doubt: str) -> None:
+        """A list no pass has completed for ``passes`` passes in a row: told at the end."""
+        self.standing_doubts.append((stream, org, passes, doubt))
 
     def follow(self, stream: str, stats: t.Counter[str]) -> None:
         """Count ``stream`` in the progress a pause reports and in the last line."""
@@ -66,8 +72,15 @@ class RunReport:
         completed (a MokapenError: exit code 1)."""
         for name, count in self.rejections.counts.items():
             logger.warning("%d %s record(s) rejected (see rejected_records)", count, name)
+        standing = "; ".join(
+            f"'{name}' of organization {org}: {passes} incomplete passes in a row "
+            f"({cut(doubt, 200)})"
+            for name, org, passes, doubt in self.standing_doubts
+        )
         listing = self.organizations.listing_failure
         if not (self.failures or listing):
+            if standing:  # not a failure: every record went out; but say it last
+                logger.warning("Lists that never complete: %s", standing)
             return
         failed = ", ".join(f"'{name}' of organization {org}" for name, org, _ in self.failures)
         causes = list(dict.fromkeys(cut(cause, 300) for _, _, cause in self.failures))
@@ -81,6 +94,7 @@ class RunReport:
         ]
         parts = [f"{len(self.failures)} stream(s) failed: {failed}"] if failed else []
         parts += [listing] if listing else []
+        parts += [f"never complete: {standing}"] if standing else []
         msg = (
             f"{'; '.join(parts)}; completed: {', '.join(done) or 'none'}. The emitted "
             "STATE resumes every stream without a gap."

@@ -24,6 +24,8 @@ it, besides the SDK's own ``replication_key``/``replication_key_value``::
                            "recent": [...]}, #   and the records of the last few such passes
     "id_sample": {"salt": "...",           # a random sample of the ids of the last
                   "ids": "1.a.2s"},        #   complete, confirmed pass (evidence.py)
+    "incomplete_passes": {"count": 3,      # passes in a row that did not count, and why
+                          "doubt": "..."},  #   the last did not
     "page_size": {"largest": 100,          # the largest page the server honoured
                   "checked_at": "...Z",    #   (page_size.py), and when and how that
                   "how": "refused"},       #   was found
@@ -74,6 +76,9 @@ DOUBT = "doubt"
 MAX_DOUBT = 500
 LAST_COMPLETE_PASS = "last_complete_pass"  # noqa: S105 - a state key, not a password
 ID_SAMPLE = "id_sample"
+INCOMPLETE_PASSES = "incomplete_passes"
+#: Incomplete passes in a row after which a list is named as one that never completes.
+STANDING_PASSES = 3
 SEEN = "seen"
 #: Complete passes whose record counts the guard remembers (the baseline is the largest).
 RECENT_PASSES = 5
@@ -314,6 +319,28 @@ class Partition:
 
     def keep_id_sample(self, sample: t.Mapping[str, t.Any]) -> None:
         self.data[ID_SAMPLE] = dict(sample)
+
+    def note_outcome(self, doubt: str | None) -> int:
+        """Count the passes in a row that ended incomplete (``doubt``: why this one did;
+        None: it counted); how many now."""
+        if doubt is None:
+            self.data.pop(INCOMPLETE_PASSES, None)
+            return 0
+        count = self.incomplete_passes() + 1
+        self.data[INCOMPLETE_PASSES] = {"count": count, "doubt": doubt[:MAX_DOUBT]}
+        return count
+
+    def incomplete_passes(self) -> int:
+        kept = self.data.get(INCOMPLETE_PASSES)
+        return _count(kept.get("count")) if isinstance(kept, dict) else 0
+
+    def standing_doubt(self) -> str | None:
+        """Why the last passes were incomplete, when STANDING_PASSES or more in a row were."""
+        kept = self.data.get(INCOMPLETE_PASSES)
+        if self.incomplete_passes() < STANDING_PASSES or not isinstance(kept, dict):
+            return None
+        doubt = kept.get("doubt")
+        return doubt if isinstance(doubt, str) else "no reason kept"
 
     def seen_so_far(self) -> t.Any:
         """What the pass a resume point continues saw by id in earlier runs (evidence.py)."""

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.helpers import run_tap
+from tests.helpers import run_tap, selecting
 from tests.test_completeness import COUNT, Runs, activations
 
 
@@ -111,3 +111,38 @@ def test_files_reserved_by_a_killed_run_are_removed_by_the_next(sandbox, tmp_pat
     assert run.returncode == 0, run.stderr[-2000:]
     assert not left.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json", "tokens.json.lock"]
+
+
+def test_a_list_that_never_completes_is_named_plainly_at_the_end_and_in_the_plan(sandbox):
+    sandbox.reset(contacts=COUNT, paging_lies={"total": 2 * COUNT})  # a total that over-counts
+    runs = Runs(sandbox, organization_ids=[849])
+    for _ in range(3):
+        run = runs.run()
+        assert activations(run) == 0
+    assert "no pass has counted for 3 passes in a row" in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert "Lists that never complete: 'contacts' of organization 849" in last
+    planned = run_tap(
+        sandbox.config(organization_ids=[849], organization_id=None, page_size=20),
+        state=runs.state,
+        args=["--plan"],
+    )
+    assert "'contacts' of organization 849 has not completed for several passes" in planned.stdout
+
+
+def test_a_first_pass_over_a_list_that_never_says_its_length_is_bounded_per_run(sandbox):
+    sandbox.reset(contacts=COUNT, tasks=30, list_shape={"contacts": "cursor"})
+    config = sandbox.config(page_size=20, max_unannounced_pages=4)
+    state, emitted, runs = None, set(), 0
+    while True:
+        run = run_tap(config, state=state, catalog=selecting("contacts", "tasks"))
+        runs += 1
+        assert run.returncode == 0, run.stderr[-2000:]
+        if runs == 1:  # the organization's other streams go on (then wait for the cycle)
+            assert len(run.records("tasks")) == 30
+        emitted |= set(run.ids("contacts"))
+        state = run.final_state
+        if "announces no believable length" not in run.stderr:
+            break
+        assert runs < 5
+    assert runs == 3 and emitted == set(range(1, COUNT + 1))  # 4 + 4 pages, then the rest
