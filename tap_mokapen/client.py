@@ -303,6 +303,8 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             learned={} if forget else state.learned_fields(self.stream_state),
             unseen_runs=state.learned_fields_unseen(self.stream_state),
             forgotten={} if forget else state.forgotten_fields(self.stream_state),
+            # Kept even by forget_learned_fields: a column holds one API field for ever.
+            given_names=state.output_names(self.stream_state),
             max_learned=run.settings.max_learned_fields,
         )
 

@@ -61,6 +61,9 @@ OVERFLOW = "overflow_fields"
 FORGET_AFTER_RUNS = 30
 #: How many forgotten fields keep their type in STATE.
 MAX_FORGOTTEN = 1000
+#: Output names given to API names that needed one (renamed, a type split, a
+#: collision), kept in STATE: the most recently given, at most.
+MAX_GIVEN_NAMES = 1000
 
 #: Types a value of the key's type also fits (an integer is a JSON number).
 _ALSO_FITS = {"integer": ("number",)}
@@ -89,6 +92,7 @@ class SchemaEvolution:
         learned: t.Mapping[str, t.Any] | None = None,
         unseen_runs: t.Mapping[str, t.Any] | None = None,
         forgotten: t.Mapping[str, t.Any] | None = None,
+        given_names: t.Mapping[str, t.Any] | None = None,
         max_learned: int = 500,
     ) -> None:
         self.stream = stream
@@ -142,6 +146,16 @@ class SchemaEvolution:
             )
         # Bounded like everything STATE keeps: the most recently forgotten.
         self.forgotten = dict(list(self.forgotten.items())[-MAX_FORGOTTEN:])
+        #: The output name given to each API name that needed one (a rename, a type
+        #: split, a collision; a split's key is ``name`` NUL ``type``), as earlier runs
+        #: gave it: a name once given is given again, so one API field keeps one column
+        #: and one column holds one API field. Kept in STATE.
+        self.given_names: dict[str, str] = {
+            name: given
+            for name, given in list((given_names or {}).items())[-MAX_GIVEN_NAMES:]
+            if isinstance(name, str) and isinstance(given, str) and given
+        }
+        self._owner = {given: name for name, given in self.given_names.items()}
 
     def output_name(self, name: str) -> str:
         """The name a field of the API is emitted under (the same, nearly always).
@@ -154,28 +168,48 @@ class SchemaEvolution:
             name = "api" + name.strip() if name != OVERFLOW else f"api_{OVERFLOW}"
         return name if carriable(name) else carriable_name(name)
 
+    def _given(self, key: str, wanted: str, record: t.Mapping[str, t.Any]) -> str:
+        """The output name of ``key`` (an API name, or a split's key), whose own would be
+        ``wanted``: as given before, else ``wanted`` or the first free suffix of it. Free:
+        given to no other key, and no other field of this record by its own name."""
+        given = self.given_names.get(key)
+        if given is not None:
+            return given
+        candidate, number = wanted, 1
+        while self._owner.get(candidate, key) != key or (candidate != key and candidate in record):
+            number += 1
+            candidate = f"{wanted}_{number}"
+        if candidate != key:  # a field under its own name needs no entry
+            self.given_names[key] = candidate
+            self._owner[candidate] = key
+            if len(self.given_names) > MAX_GIVEN_NAMES:
+                oldest = next(iter(self.given_names))
+                self._owner.pop(self.given_names.pop(oldest), None)
+        return candidate
+
     def rename_fields(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """The record with every field under its output name (a new dict only when one
-        changes); two fields never merge."""
-        if all(name == self.output_name(name) for name in record):
+        changes); two fields never merge, and a name once given is given again."""
+        owner = self._owner
+        if all(name == self.output_name(name) and owner.get(name, name) == name for name in record):
             return record
         renamed: dict[str, t.Any] = {}
         for name, value in record.items():
-            new = self.output_name(name)
-            if new != name:
-                number = 1
-                while new in record or new in renamed:
-                    number += 1
-                    new = f"{self.output_name(name)}_{number}"
-                if name not in self._renamed:
-                    self._renamed.add(name)
-                    logger.warning(
-                        "field %s in %s is emitted as %s (%s)",
-                        json.dumps(name)[:80],
-                        self.stream,
-                        json.dumps(new)[:80],
-                        _why_renamed(name),
-                    )
+            new = self._given(name, self.output_name(name), record)
+            if new != name and name not in self._renamed:
+                self._renamed.add(name)
+                why = (
+                    _why_renamed(name)
+                    if self.output_name(name) != name
+                    else "its name is the column of another field"
+                )
+                logger.warning(
+                    "field %s in %s is emitted as %s (%s)",
+                    json.dumps(name)[:80],
+                    self.stream,
+                    json.dumps(new)[:80],
+                    why,
+                )
             renamed[new] = value
         return renamed
 
@@ -202,11 +236,20 @@ class SchemaEvolution:
             if not types or fits(value, types):
                 continue
             kind = json_type(value)
-            split, number = f"{name}__{kind}", 1
-            # Never a name the API sends itself, nor one learned with another type.
-            while record.get(split) is not None or not self._typed_for(split, value):
-                number += 1
-                split = f"{name}__{kind}_{number}"
+            key = f"{name}\x00{kind}"
+            split = self.given_names.get(key)
+            if split is None:
+                split, number = f"{name}__{kind}", 1
+                # Never a name the API sends itself, nor one given to another field or
+                # learned with another type.
+                while (
+                    record.get(split) is not None
+                    or self._owner.get(split, key) != key
+                    or not self._typed_for(split, value)
+                ):
+                    number += 1
+                    split = f"{name}__{kind}_{number}"
+                self._given(key, split, {})
             record[split] = value
             record[name] = None
             if (name, kind) not in self._split:

@@ -17,7 +17,7 @@ from singer_sdk.singerlib import SchemaMessage
 
 from tap_mokapen.evolution import SchemaEvolution, json_type
 from tap_mokapen.record_type import UNSET, RecordType, Rejected
-from tap_mokapen.shapes import MAX_DEPTH, TOO_DEEP, Page, PageReader
+from tap_mokapen.shapes import MAX_DEPTH, TOO_DEEP, Page, PageReader, careful_read
 
 if t.TYPE_CHECKING:
     import collections
@@ -50,6 +50,7 @@ class RecordIntake:
         learned: t.Mapping[str, t.Any] | None = None,
         unseen_runs: t.Mapping[str, t.Any] | None = None,
         forgotten: t.Mapping[str, t.Any] | None = None,
+        given_names: t.Mapping[str, t.Any] | None = None,
         max_learned: int = 500,
     ) -> None:
         self.stream = stream
@@ -71,6 +72,7 @@ class RecordIntake:
             learned=learned,
             unseen_runs=unseen_runs,
             forgotten=forgotten,
+            given_names=given_names,
             max_learned=max_learned,
         )
         self.record_type = self._record_type()
@@ -95,7 +97,23 @@ class RecordIntake:
         )
 
     def read(self, response: requests.Response) -> Page:
-        return self.reader.read(response)
+        page = self.reader.read(response)
+        if page.raw is None and self._given_columns_filled(page.data):
+            # The API sent a field under a name given to another one (a renamed field's,
+            # a type split's): the typed decoder took it as that column. The records are
+            # sorted out one by one instead, each field under the name it was given.
+            return careful_read(response)
+        return page
+
+    def _given_columns_filled(self, records: list[t.Any]) -> bool:
+        """Whether a typed record holds a value in a column given to another API field:
+        such a column is filled only by sorting records out, never by the decoder."""
+        given = self.evolution.given_names
+        if not given or not records:
+            return False
+        attributes = self.record_type.attributes
+        columns = [a for name in given.values() if (a := attributes.get(name))]
+        return any(getattr(r, a, UNSET) is not UNSET for a in columns for r in records)
 
     def take(
         self,

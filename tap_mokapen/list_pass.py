@@ -269,7 +269,9 @@ class ListPass:
         evolution = self.intake.evolution
         if not evolution.frozen:  # a frozen run learns nothing, and forgets nothing
             learned, unseen = evolution.learned, evolution.unseen_runs()
-            state.remember_fields(self._stream_state, learned, unseen, evolution.forgotten)
+            state.remember_fields(
+                self._stream_state, learned, unseen, evolution.forgotten, evolution.given_names
+            )
 
     def _newer_only(self, records: list[t.Any]) -> list[t.Any]:
         """The records of a page to emit: those not older than the bookmark (Mokapen has

@@ -33,8 +33,8 @@ it, besides the SDK's own ``replication_key``/``replication_key_value``::
     "table_pass": {"version": ...,         # detect_deletions: the table version this
                    "rejected": false}      #   organization's pass is under (deletions.py)
 
-and, at the stream's level, ``"learned_fields"`` with ``"learned_fields_unseen_runs"``
-and ``"learned_fields_forgotten"`` (evolution.py) and, for a stream
+and, at the stream's level, ``"learned_fields"`` with ``"learned_fields_unseen_runs"``,
+``"learned_fields_forgotten"`` and ``"output_names"`` (evolution.py) and, for a stream
 in detect_deletions, ``"table_version"``, the pass's open version (deletions.py).
 
 A pass that reached the list's end but whose answers contradicted each other
@@ -65,6 +65,7 @@ FAILED = "failed"
 LEARNED_FIELDS = "learned_fields"
 LEARNED_FIELDS_UNSEEN = "learned_fields_unseen_runs"
 LEARNED_FIELDS_FORGOTTEN = "learned_fields_forgotten"
+OUTPUT_NAMES = "output_names"
 PAGE_SIZE = "page_size"
 TABLE_PASS = "table_pass"  # noqa: S105 - a state key, not a password
 CYCLE_COMPLETED = "cycle_completed"
@@ -514,18 +515,27 @@ def forgotten_fields(stream_state: StreamState) -> dict[str, t.Any]:
     return forgotten if isinstance(forgotten, dict) else {}
 
 
+def output_names(stream_state: StreamState) -> dict[str, t.Any]:
+    """The output names given to API names that needed one (evolution.py)."""
+    given = stream_state.get(OUTPUT_NAMES)
+    return given if isinstance(given, dict) else {}
+
+
 def remember_fields(
     stream_state: StreamState,
     learned: t.Mapping[str, t.Any],
     unseen: t.Mapping[str, int],
     forgotten: t.Mapping[str, t.Any],
+    given_names: t.Mapping[str, str] | None = None,
 ) -> None:
     """Keep the fields added to the schema, so later runs declare them the same way, how
-    long each went unseen, and the types of forgotten ones (evolution.py bounds them)."""
+    long each went unseen, the types of forgotten ones, and the output names given
+    (evolution.py bounds them)."""
     for key, value in (
         (LEARNED_FIELDS, learned),
         (LEARNED_FIELDS_UNSEEN, unseen),
         (LEARNED_FIELDS_FORGOTTEN, forgotten),
+        (OUTPUT_NAMES, given_names or {}),
     ):
         if stream_state.get(key, {}) != value:
             if value:

@@ -205,3 +205,40 @@ def test_a_forgotten_field_that_comes_back_keeps_its_column_type(sandbox):
     assert all(r["legacy_ref__string"] == "L-1" for r in run.records("contacts"))
     assert "field legacy_ref in contacts is back" in run.stderr
     assert "learned_fields_forgotten" not in run.final_state["bookmarks"]["contacts"]
+
+
+def test_an_output_name_once_given_is_given_again_in_every_run(sandbox):
+    """One API field, one column, across runs: a renamed field keeps its name when a
+    later record also holds a field of that very name, which takes a suffix instead."""
+    sandbox.reset(contacts=20, added_fields=[{"every": 1, "fields": {'a"b': "quoted"}}])
+    config = sandbox.config(page_size=10)
+    first = run_tap(config, catalog=selecting("contacts"))
+    assert {r["a_b"] for r in first.records("contacts")} == {"quoted"}
+    both = {'a"b': "quoted", "a_b": "literal"}
+    sandbox.update(added_fields=[{"every": 1, "fields": both}])
+    sandbox.mutate("contacts", update=20)
+    second = run_tap(config, state=first.final_state, catalog=selecting("contacts"))
+    records = second.records("contacts")
+    assert records and {(r["a_b"], r["a_b_2"]) for r in records} == {("quoted", "literal")}
+    sandbox.update(added_fields=[{"every": 1, "fields": {"a_b": "literal"}}])
+    sandbox.mutate("contacts", update=20)
+    third = run_tap(config, state=second.final_state, catalog=selecting("contacts"))
+    records = third.records("contacts")
+    assert records and {r["a_b_2"] for r in records} == {"literal"}
+    assert all(r.get("a_b") is None for r in records)
+    third.assert_records_match_schemas()
+
+
+def test_a_type_split_keeps_its_column_when_the_api_sends_a_field_of_that_name(sandbox):
+    sandbox.reset(contacts=20, bad_records={"every": 5, "kinds": ["changed_type"]})
+    config = sandbox.config(page_size=10)
+    first = run_tap(config, catalog=selecting("contacts"))
+    split = {r["id"]: r.get("company_id__string") for r in first.records("contacts")}
+    assert split[5] == "C-5"
+    sandbox.update(added_fields=[{"every": 1, "fields": {"company_id__string": "the API's"}}])
+    sandbox.mutate("contacts", update=20)
+    second = run_tap(config, state=first.final_state, catalog=selecting("contacts"))
+    for record in second.records("contacts"):
+        assert record["company_id__string_2"] == "the API's"
+        assert record.get("company_id__string") in (None, f"C-{record['id']}")
+    second.assert_records_match_schemas()
