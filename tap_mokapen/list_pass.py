@@ -150,6 +150,9 @@ class ListPass:
         self._resume_described = self.paginator.describe_position()
         self._committed = 0
         self._restarts = 0
+        #: The pass started over in this run (an expired cursor), and whether that was said.
+        self._started_over = False
+        self._share_said = False
         self._rejected_before = progress.stats["rejected"]
         self._requests_before = progress.stats["requests"]
         #: Whether a pass over this partition completed before this one began.
@@ -290,10 +293,10 @@ class ListPass:
         and take the checkpoint (STATE) that resumes after it."""
         paginator = self.paginator
         partition = self.partition
-        partition.page_read(
-            page.held, paginator.doubt, restarted=paginator.restarts != self._restarts
-        )
+        restarted = paginator.restarts != self._restarts
+        partition.page_read(page.held, paginator.doubt, restarted=restarted)
         self._restarts = paginator.restarts
+        self._started_over = self._started_over or restarted
         if self.replication_key and page.newest is not None:
             state.track_bookmark(partition.data, self.replication_key, page.newest)
         partition.remember_page_size(self.sizing.remembered())
@@ -307,6 +310,41 @@ class ListPass:
         if self._checkpoints:
             partition.checkpoint(self._resume_at, self._evidence())
             self._write_state()
+        if self._started_over:
+            self._hold_to_a_share()
+
+    def _hold_to_a_share(self) -> None:
+        """A pass that started over (its cursor expired) under a run budget too small for
+        a whole pass would spend every run on the same first pages, and the streams after
+        it nothing: it says so once, with the numbers, and stops at its share of the
+        budget so that the others get theirs; it goes on next run."""
+        budget = self.run.settings.max_requests_per_run
+        streams = self.run.selected_streams
+        if not budget:
+            return
+        used = self.progress.stats["requests"] - self._requests_before
+        share = max(1, budget // max(1, streams))
+        last = self.partition.last_complete_pass()
+        need = last.pages if last and last.pages else None
+        if not self._share_said and (need is None or need > budget):
+            self._share_said = True
+            logger.warning(
+                "'%s' of organization %s: its cursor expired and the pass starts over, but "
+                "it needs %s requests and max_requests_per_run allows %d a run: it completes "
+                "only with max_requests_per_run of %s or more (or runs close enough together "
+                "for its cursor to last). Until then it takes %d requests a run, its share "
+                "of %d selected streams, and the others theirs",
+                self.stream,
+                self.organization.numeric,
+                f"about {need}" if need else "an unknown number of",
+                budget,
+                need or "more",
+                share,
+                streams,
+            )
+        if streams > 1 and used >= share:
+            msg = f"its share of max_requests_per_run ({share} of {budget}) is spent"
+            raise errors.PassBudgetSpent(msg)
 
     # -- how the pass ends ----------------------------------------------------------------
 

@@ -37,3 +37,5 @@ class Run:
     input_catalog: Catalog | None = None
     #: The SDK's stream-map builder; set by the Tap once the SDK has made it.
     mapper: PluginMapper | None = None
+    #: How many Mokapen streams the catalog selects (each has a share of a budget).
+    selected_streams: int = 1

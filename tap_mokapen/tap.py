@@ -55,6 +55,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         with contextlib.suppress(MapperNotInitialized):
             self.run.mapper = self.mapper
         self._check_catalog_streams()
+        self.run.selected_streams = sum(1 for s in self.mokapen_streams() if s.selected)
         tap_state = t.cast("dict[str, t.Any]", self.state)
         for problem in state_rules.repair(tap_state, self.organizations.run_started_at):
             self.logger.warning("STATE: %s", problem)

@@ -146,3 +146,27 @@ def test_a_first_pass_over_a_list_that_never_says_its_length_is_bounded_per_run(
             break
         assert runs < 5
     assert runs == 3 and emitted == set(range(1, COUNT + 1))  # 4 + 4 pages, then the rest
+
+
+def test_an_expiring_cursor_under_a_small_budget_starves_no_other_stream(sandbox):
+    """A cursor that expires between runs makes the pass start over each run; a budget
+    smaller than one pass would then go to the same first pages every run. The pass
+    says so with the numbers and takes its share, and the other stream gets requests."""
+    sandbox.reset(contacts=COUNT, tasks=30, list_shape={"contacts": "cursor"})
+    config = sandbox.config(page_size=20, organization_ids=[849], organization_id=None)
+    catalog = selecting("contacts", "tasks")
+    full = run_tap(config, catalog=catalog)
+    # A new cycle, paused mid-list by the budget: contacts keeps a cursor.
+    sandbox.mutate("contacts", 849, update=5)
+    paused = run_tap({**config, "max_requests_per_run": 4}, state=full.final_state, catalog=catalog)
+    assert "max_requests_per_run (4) reached" in paused.stderr
+    served = sandbox.stats()["pages_served"]
+    tasks_before = served.get("849/tasks", 0)
+    # The kept cursor has expired: its first answer is an empty end.
+    sandbox.update(glitches=[{"kind": "empty_end", "at": served["849/contacts"] + 1, "org": 849}])
+    restarted = run_tap(
+        {**config, "max_requests_per_run": 4}, state=paused.final_state, catalog=catalog
+    )
+    assert "its cursor expired and the pass starts over" in restarted.stderr
+    assert "max_requests_per_run allows 4 a run" in restarted.stderr
+    assert sandbox.stats()["pages_served"].get("849/tasks", 0) > tasks_before
