@@ -203,9 +203,7 @@ class CommandLine(TapMokapen):
         return cls(
             listing=listing,
             config=config.config if config else {},
-            catalog=_json_of(_text_of(catalog, "catalog"), catalog.name, "catalog")
-            if catalog
-            else None,
+            catalog=_catalog_of(catalog) if catalog else None,
             state=state,
             parse_env_config=bool(config and config.parse_env),
             validate_config=True,
@@ -231,3 +229,28 @@ def _json_of(text: str, name: str, what: str) -> t.Any:
     except RecursionError:
         msg = f"The {what} file {name} is nested too deep to be a {what}"
         raise ConfigError(msg) from None
+
+
+def _catalog_of(file: t.IO[str]) -> dict[str, t.Any]:
+    """The --catalog file, as far as a Singer catalog's shape goes; one line if not."""
+    document = _json_of(_text_of(file, "catalog"), file.name, "catalog")
+    streams = document.get("streams") if isinstance(document, dict) else None
+    problem = None
+    if not isinstance(streams, list):
+        problem = "it holds no list of streams"
+    else:
+        for entry in streams:
+            if not isinstance(entry, dict) or not isinstance(entry.get("tap_stream_id"), str):
+                problem = "a stream without its tap_stream_id"
+            elif not isinstance(entry.get("schema"), dict):
+                problem = f"the stream {entry['tap_stream_id']!r} has no schema object"
+            elif not isinstance(entry.get("metadata", []), list) or not all(
+                isinstance(m, dict) for m in entry.get("metadata", [])
+            ):
+                problem = f"the metadata of the stream {entry['tap_stream_id']!r} is not a list"
+            if problem:
+                break
+    if problem:
+        msg = f"The catalog file {file.name} is not a Singer catalog: {problem}"
+        raise ConfigError(msg)
+    return t.cast("dict[str, t.Any]", document)

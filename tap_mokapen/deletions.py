@@ -192,13 +192,20 @@ class TableVersions:
         confirmed_gone = self._confirmed_gone(members)
         missing = sorted(self._remembered() - set(members) - confirmed_gone, key=_numeric)
         if missing:
+            stale = [org for org in missing if org in self.removed]
+            how = (
+                "take it out of removed_organizations for one run, then put it back: that "
+                "confirmation was given before the organization came back"
+                if stale
+                else "add it to removed_organizations and its rows will be retired"
+            )
             logger.warning(
                 "'%s': organization(s) %s of the last complete pass are missing from this "
                 "one, so no row is marked deleted. If an organization is really gone (the "
-                "app uninstalled), add it to removed_organizations and its rows will be "
-                "retired",
+                "app uninstalled), %s",
                 self.stream,
                 ", ".join(missing),
+                how,
             )
             return None
         return self._confirm(int(open_version["version"]), members)

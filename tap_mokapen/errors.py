@@ -168,10 +168,28 @@ def holds_secret(text: str) -> bool:
     if any(secret in text for secret in _SECRETS):
         return True
     # As it is too: decoding changes a secret that holds "+" or "%".
-    for seen in (text.casefold(), _decoded(text)):
+    for seen in (text.casefold(), _decoded(text), *_base64_decoded(text)):
         if any(seen[i : i + GRAM] in _GRAMS for i in range(len(seen) - GRAM + 1)):
             return True
     return False
+
+
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{12,}")
+
+
+def _base64_decoded(text: str) -> list[str]:
+    """What runs of base64 in ``text`` say, case-folded (a secret's base64, cut or split,
+    still shows GRAM of its characters once decoded, from either end)."""
+    found = []
+    for run in _BASE64_RUN.findall(text):
+        for start in range(4):  # a run cut anywhere: one of four alignments is the secret's
+            chunk = run[start:]
+            chunk = chunk[: len(chunk) - len(chunk) % 4]
+            try:
+                found.append(base64.b64decode(chunk.replace("-", "+").replace("_", "/")))
+            except ValueError:
+                continue
+    return [raw.decode("utf-8", "ignore").casefold() for raw in found]
 
 
 def redact(text: str, limit: int = MAX_QUOTE) -> str:
@@ -183,9 +201,11 @@ def redact(text: str, limit: int = MAX_QUOTE) -> str:
     for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
+    # Cut first: a server's body may be megabytes, and only this much of it is shown.
+    text = cut(text, limit)
     if _GRAMS:
         text = re.sub(r"\S+", lambda word: _masked(word[0]), text)
-    return cut(text, limit)
+    return text
 
 
 #: Where a word (a form body, a JSON object) is cut into parts to mask only the part

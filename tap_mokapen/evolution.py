@@ -97,6 +97,8 @@ class SchemaEvolution:
     ) -> None:
         self.stream = stream
         self.schema = copy.deepcopy(dict(schema))
+        #: The fields of the stream's contract and shipped schema: never given to another.
+        shipped = set(self.schema.get("properties") or {})
         self.frozen = frozen
         #: Fields whose type is the stream's contract (keys): never widened.
         self.fixed = set(fixed)
@@ -150,12 +152,34 @@ class SchemaEvolution:
         #: split, a collision; a split's key is ``name`` NUL ``type``), as earlier runs
         #: gave it: a name once given is given again, so one API field keeps one column
         #: and one column holds one API field. Kept in STATE.
-        self.given_names: dict[str, str] = {
-            name: given
-            for name, given in list((given_names or {}).items())[-MAX_GIVEN_NAMES:]
-            if isinstance(name, str) and isinstance(given, str) and given
-        }
-        self._owner = {given: name for name, given in self.given_names.items()}
+        self.given_names: dict[str, str] = {}
+        self._owner: dict[str, str] = {}
+        kept = given_names if isinstance(given_names, dict) else {}
+        for name, given in list(kept.items())[-MAX_GIVEN_NAMES:]:
+            # A STATE from elsewhere: never a shipped field, never one column twice.
+            if (
+                isinstance(name, str)
+                and isinstance(given, str)
+                and given
+                and given != name
+                and given not in shipped
+                and given not in self._owner
+            ):
+                self.given_names[name] = given
+                self._owner[given] = name
+        if not kept:
+            self._adopt_learned_splits()
+
+    def _adopt_learned_splits(self) -> None:
+        """A STATE of a release that kept no output names: the type splits it learned
+        (``<field>__<type>``) stay their fields' columns."""
+        for name in self.learned:
+            found = _SPLIT_NAME.fullmatch(name)
+            if found and found[1] in self.properties and name not in self._owner:
+                key = f"{found[1]}\x00{found[2]}"
+                if key not in self.given_names:
+                    self.given_names[key] = name
+                    self._owner[name] = key
 
     def output_name(self, name: str) -> str:
         """The name a field of the API is emitted under (the same, nearly always).
@@ -176,7 +200,7 @@ class SchemaEvolution:
         if given is not None:
             return given
         candidate, number = wanted, 1
-        while self._owner.get(candidate, key) != key or (candidate != key and candidate in record):
+        while self._taken(candidate, key, record):
             number += 1
             candidate = f"{wanted}_{number}"
         if candidate != key:  # a field under its own name needs no entry
@@ -186,6 +210,15 @@ class SchemaEvolution:
                 oldest = next(iter(self.given_names))
                 self._owner.pop(self.given_names.pop(oldest), None)
         return candidate
+
+    def _taken(self, candidate: str, key: str, record: t.Mapping[str, t.Any]) -> bool:
+        """Whether ``candidate`` is another field's column: given to another key, sent by
+        the API under that very name in this record, or a column of that name already
+        (a field the API sends under its own name: shipped, or learned so)."""
+        owner = self._owner.get(candidate)
+        if owner is not None:
+            return owner != key
+        return candidate != key and (candidate in record or candidate in self.properties)
 
     def rename_fields(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """The record with every field under its output name (a new dict only when one
@@ -244,7 +277,7 @@ class SchemaEvolution:
                 # learned with another type.
                 while (
                     record.get(split) is not None
-                    or self._owner.get(split, key) != key
+                    or self._taken(split, key, record)
                     or not self._typed_for(split, value)
                 ):
                     number += 1
@@ -357,6 +390,7 @@ class SchemaEvolution:
 
 
 _ORDER = ["integer", "number", "boolean", "string", "object", "array", "null"]
+_SPLIT_NAME = re.compile(r"(.+)__(integer|number|boolean|string|object|array)(?:_\d+)?")
 
 
 def _why_renamed(name: str) -> str:

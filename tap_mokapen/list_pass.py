@@ -342,7 +342,8 @@ class ListPass:
                 share,
                 streams,
             )
-        if streams > 1 and used >= share:
+        cannot_complete = need is None or need > budget
+        if cannot_complete and streams > 1 and used >= share:
             msg = f"its share of max_requests_per_run ({share} of {budget}) is spent"
             raise errors.PassBudgetSpent(msg)
 

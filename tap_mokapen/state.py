@@ -153,7 +153,17 @@ def repair(tap_state: t.MutableMapping[str, t.Any], now: str) -> list[str]:
         if not isinstance(partitions, list):
             stream_state["partitions"] = partitions = []
             problems.append(f"'{name}' partitions are not a list: ignored")
-        for part in [stream_state, *[p for p in partitions if isinstance(p, dict)]]:
+        kept, contexts = [], []
+        for part in partitions:
+            context = part.get("context") if isinstance(part, dict) else None
+            if not isinstance(context, dict) or context in contexts:
+                problems.append(f"'{name}': a partition without a context of its own: ignored")
+                continue
+            contexts.append(context)
+            kept.append(part)
+        if len(kept) != len(partitions):
+            stream_state["partitions"] = kept
+        for part in [stream_state, *kept]:
             where = f"'{name}'" + (f" {part['context']}" if "context" in part else "")
             problems += _repair_part(part, where, now)
     return problems
@@ -161,6 +171,9 @@ def repair(tap_state: t.MutableMapping[str, t.Any], now: str) -> list[str]:
 
 def _repair_part(part: StreamState, where: str, now: str) -> list[str]:
     problems = []
+    if PROGRESS_MARKERS in part and not isinstance(part[PROGRESS_MARKERS], dict):
+        del part[PROGRESS_MARKERS]
+        problems.append(f"{where}: the progress markers are not an object: ignored")
     resume = part.get(RESUME)
     if resume is not None and not _valid_resume(resume):
         del part[RESUME]

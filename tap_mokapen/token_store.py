@@ -37,8 +37,9 @@ _NO_FALLOCATE = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS}
 #: Room taken on disk before an exchange, beyond the store's present size: a refresh
 #: token and its entry are a few hundred bytes.
 RESERVED_BYTES = 16 * 1024
-#: A file reserved for an exchange and older than this was left by a killed run.
-STALE_RESERVATION_SECONDS = 3600
+#: A file reserved for an exchange and older than this was left by a killed run (an
+#: exchange lasts at most max_wait_seconds; a day is past any).
+STALE_RESERVATION_SECONDS = 24 * 3600
 
 
 def default_path() -> Path:
@@ -71,8 +72,8 @@ class RefreshTokenStore:
         cannot be read is an error: its token may be the only one still alive, and the
         configured one spent, so none is sent in its place."""
         try:
-            text = self.path.read_bytes().decode()
-            data = json.loads(text) if text.strip() else {}
+            # Never empty when this tap wrote it (it writes whole files, atomically).
+            data = json.loads(self.path.read_bytes().decode())
         except (FileNotFoundError, NotADirectoryError):  # nothing kept there yet
             return {}
         except (OSError, ValueError, RecursionError) as exc:
@@ -93,9 +94,17 @@ class RefreshTokenStore:
     def current(self) -> str:
         """The newest refresh token descending from the configured one."""
         entry = self._read().get(self._key)
-        if isinstance(entry, dict) and entry.get("origin") == self._origin:
-            return entry.get("refresh_token") or self._configured
-        return self._configured
+        if entry is None:
+            return self._configured
+        token = entry.get("refresh_token") if isinstance(entry, dict) else None
+        if not isinstance(token, str) or not token:
+            msg = (
+                f"refresh_token_store {self.path} holds no refresh token for this app and "
+                "organization where it should: restore the file, or authorize the app again "
+                "and remove it"
+            )
+            raise ConfigError(msg)
+        return token if entry.get("origin") == self._origin else self._configured
 
     @contextlib.contextmanager
     def exchange(self) -> t.Iterator[None]:

@@ -242,3 +242,30 @@ def test_a_type_split_keeps_its_column_when_the_api_sends_a_field_of_that_name(s
         assert record["company_id__string_2"] == "the API's"
         assert record.get("company_id__string") in (None, f"C-{record['id']}")
     second.assert_records_match_schemas()
+
+
+def test_a_field_sent_under_its_own_name_first_keeps_its_column(sandbox):
+    """The literal field came first: its column is its own, and a field renamed into
+    that name later takes a suffix, in every run after."""
+    sandbox.reset(contacts=20, added_fields=[{"every": 1, "fields": {"a_b": "literal"}}])
+    config = sandbox.config(page_size=10)
+    first = run_tap(config, catalog=selecting("contacts"))
+    assert {r["a_b"] for r in first.records("contacts")} == {"literal"}
+    sandbox.update(added_fields=[{"every": 1, "fields": {'a"b': "quoted"}}])
+    sandbox.mutate("contacts", update=20)
+    second = run_tap(config, state=first.final_state, catalog=selecting("contacts"))
+    assert {r["a_b_2"] for r in second.records("contacts")} == {"quoted"}
+    assert all(r.get("a_b") is None for r in second.records("contacts"))
+
+
+@pytest.mark.parametrize("given", [{"updated_at": "id"}, {"email": "updated_at"}, "x", [1]])
+def test_hostile_output_names_in_state_are_ignored(sandbox, given):
+    sandbox.reset(contacts=20)
+    config = sandbox.config(page_size=10)
+    first = run_tap(config, catalog=selecting("contacts"))
+    state = first.final_state
+    state["bookmarks"]["contacts"]["output_names"] = given
+    state["bookmarks"]["contacts"]["partitions"][0].pop("replication_key_value", None)
+    run = run_tap(config, state=state, catalog=selecting("contacts"))
+    assert run.returncode == 0 and len(run.records("contacts")) == 20
+    assert not run.records("rejected_records")

@@ -3,6 +3,7 @@ round): a table version from the future, organization ids as text or as objects.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -51,6 +52,14 @@ HOSTILE_STATES = {
     "partitions null": '{"bookmarks": {"contacts": {"partitions": null}}}',
     "an entry not an object": '{"bookmarks": {"contacts": 5}}',
     "not an object": "[1, 2]",
+    "progress markers a string": (
+        '{"bookmarks": {"contacts": {"partitions": '
+        '[{"context": {"organization_id": 849}, "progress_markers": "x"}]}}}'
+    ),
+    "one context twice": (
+        '{"bookmarks": {"contacts": {"partitions": [{"context": {"organization_id": 849}}, '
+        '{"context": {"organization_id": 849}}]}}}'
+    ),
 }
 
 
@@ -105,7 +114,7 @@ def test_files_reserved_by_a_killed_run_are_removed_by_the_next(sandbox, tmp_pat
     store = tmp_path / "tokens.json"
     left = tmp_path / ".tokens-left-by-sigkill"
     left.write_bytes(bytes(16 * 1024))
-    os.utime(left, (time.time() - 7200, time.time() - 7200))
+    os.utime(left, (time.time() - 2 * 86400, time.time() - 2 * 86400))
     config = sandbox.config(refresh_token=sandbox.refresh_token(), refresh_token_store=str(store))
     run = run_tap(config)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -170,3 +179,45 @@ def test_an_expiring_cursor_under_a_small_budget_starves_no_other_stream(sandbox
     assert "its cursor expired and the pass starts over" in restarted.stderr
     assert "max_requests_per_run allows 4 a run" in restarted.stderr
     assert sandbox.stats()["pages_served"].get("849/tasks", 0) > tasks_before
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["", "   ", "null-entry", "string-entry", "number-token"],
+)
+def test_a_damaged_store_sends_no_spent_token(sandbox, tmp_path, damage):
+    store = tmp_path / "tokens.json"
+    config = sandbox.config(refresh_token=sandbox.refresh_token(), refresh_token_store=str(store))
+    first = run_tap(config)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (key, entry), *_ = json.loads(store.read_text()).items()
+    broken = {
+        "null-entry": {key: {**entry, "refresh_token": None}},
+        "string-entry": {key: "a token?"},
+        "number-token": {key: {**entry, "refresh_token": 7}},
+    }
+    store.write_text(json.dumps(broken[damage]) if damage in broken else damage)
+    before = sandbox.stats()["token_requests"]
+    run = run_tap(config, state=first.final_state)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert f"refresh_token_store {store}" in run.stderr
+    assert sandbox.stats()["token_requests"] == before
+
+
+@pytest.mark.parametrize(
+    "catalog",
+    [
+        "[]",
+        '{"streams": 5}',
+        '{"streams": [5]}',
+        '{"streams": [{"tap_stream_id": "contacts", "schema": [], "metadata": []}]}',
+        '{"streams": [{"tap_stream_id": "contacts", "schema": {}, "metadata": "x"}]}',
+    ],
+)
+def test_a_catalog_that_is_not_one_is_one_line(sandbox, tmp_path, catalog):
+    path = tmp_path / "catalog.json"
+    path.write_text(catalog)
+    run = run_tap(sandbox.config(), catalog=None, args=["--catalog", str(path)])
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    (line,) = run.error_lines()
+    assert f"The catalog file {path} is not a Singer catalog" in line
