@@ -284,3 +284,26 @@ def test_a_failing_organization_is_retried_alone(
     assert "The app is not installed in organization 851" in log
     assert len(fan_out.landed(849, "contacts")) == len(sandbox.records("contacts", 849))
     assert STATE_ID.format(849) in fan_out.state_ids()
+
+
+def test_fan_out_refuses_deletions_into_shared_tables_in_one_line(
+    airflow, airflow_home, meltano_plugins, sandbox, tmp_path
+):
+    """With detect_deletions, one organization's ACTIVATE_VERSION would retire the other
+    organizations' rows of a shared table: without a destination of each organization's
+    own, the DAG does not fan out, and says why."""
+    fan_out = FanOut(
+        airflow,
+        airflow_home,
+        sandbox,
+        tmp_path,
+        TAP_MOKAPEN_DETECT_DELETIONS='["contacts"]',
+        MOKAPEN_ORGANIZATION_ENV="{}",
+        MOKAPEN_ORGANIZATION_IDS="849,850",
+    )
+    done = fan_out.dags_test()
+    log = done.stdout + done.stderr
+    assert "refusing to fan out" in log
+    assert "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA" in log
+    assert done.returncode != 0 or "failed" in log.lower()
+    assert sandbox.stats().get("api_requests", 0) == 0  # no organization's task ran

@@ -35,11 +35,12 @@ Configuration (environment of the Airflow scheduler and workers; nothing hard-co
 Credentials reach the tap as ``TAP_MOKAPEN_*`` variables, as in the README; the
 first task's token (``TAP_MOKAPEN_ORGANIZATION_ID``) is the one that lists.
 
-With ``detect_deletions``, give each organization a target schema of its own
+With ``detect_deletions``, each organization needs a target schema of its own
 (``MOKAPEN_ORGANIZATION_ENV='{"TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA":
 "mokapen_{organization_id}"}'``): each task sees one organization, and its
 ACTIVATE_VERSION would otherwise retire the other organizations' rows of a shared
-table.
+table. Without one, the DAG refuses to fan out, in one line saying so (or run all
+organizations in one task: mokapen_incremental).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ import re
 import shlex
 import subprocess
 
+from airflow.exceptions import AirflowFailException
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG, task
 
@@ -124,6 +126,47 @@ def organization_environment(organization_id: str) -> dict[str, str]:
     }
 
 
+def detect_deletions_configured() -> bool:
+    """Whether the extractor detects deletions: its environment, else Meltano's config
+    of it (read here, never logged: it holds the credentials)."""
+    given = os.environ.get("TAP_MOKAPEN_DETECT_DELETIONS")
+    if given is None:
+        done = subprocess.run(
+            [MELTANO, "--environment", ENVIRONMENT, "config", EXTRACTOR],
+            cwd=PROJECT_ROOT or None,
+            env=meltano_environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        try:
+            given = json.loads(done.stdout or "{}").get("detect_deletions")
+        except (ValueError, AttributeError):
+            given = None
+    if isinstance(given, str):
+        given = json.loads(given) if given.strip().startswith("[") else given.strip()
+    return bool(given)
+
+
+def shared_tables_problem() -> str | None:
+    """Why fanning out would let one organization's deletions retire the others' rows."""
+    extra = json.loads(os.environ.get("MOKAPEN_ORGANIZATION_ENV") or "{}")
+    separated = isinstance(extra, dict) and any(
+        "{organization_id}" in str(value)
+        for name, value in extra.items()
+        if re.search(r"SCHEMA|TABLE|DESTINATION|DATABASE|PATH", name)
+    )
+    if separated or not detect_deletions_configured():
+        return None
+    return (
+        "detect_deletions is set and every organization's task would load into the same "
+        "tables, where one organization's ACTIVATE_VERSION retires the others' rows: "
+        "give each organization a target schema of its own (MOKAPEN_ORGANIZATION_ENV="
+        '\'{"TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "mokapen_{organization_id}"}\') or '
+        "run every organization in one task (mokapen_incremental); refusing to fan out"
+    )
+
+
 with DAG(
     dag_id="mokapen_per_organization",
     description="tap-mokapen through Meltano, one task (and one state) per Mokapen organization",
@@ -148,6 +191,9 @@ with DAG(
     @task(execution_timeout=dt.timedelta(hours=1))
     def organizations() -> list[str]:
         """The organizations of this run: configured, else listed by Mokapen."""
+        problem = shared_tables_problem()
+        if problem:  # a setting to change, not a fault to retry
+            raise AirflowFailException(problem)
         configured = os.environ.get("MOKAPEN_ORGANIZATION_IDS", "")
         if configured.strip():
             ids = parse_organization_ids(configured)
