@@ -184,7 +184,10 @@ class ListPass:
         self.seen = SeenIds()
         self._distinct_before = _count(before.get("distinct"))
         self._repeats_before = _count(before.get("repeats"))
-        previous = self.previous_sample.ids if self.previous_sample else frozenset()
+        #: The ids of that sample (IdSample.ids builds a new set each time it is read).
+        self._previous_ids = previous = (
+            self.previous_sample.ids if self.previous_sample else frozenset()
+        )
         self._sampled_seen = set(decode_ids(before.get("sampled_seen"))) & previous
         self._sampled_seen_text: str | None = None
         self._first_total: int | None = None
@@ -204,8 +207,8 @@ class ListPass:
             return
         new = self.seen.add(map(record_id, records))
         self.sample.offer(new)
-        if self.previous_sample is not None:
-            sampled = self.previous_sample.ids.intersection(new)
+        if self._previous_ids:
+            sampled = self._previous_ids.intersection(new)
             if sampled:
                 self._sampled_seen |= sampled
                 self._sampled_seen_text = None
@@ -542,8 +545,7 @@ class ListPass:
 
     def _sampled_missing(self) -> int:
         """Ids of the last complete pass's sample this pass did not see."""
-        previous = self.previous_sample
-        return len(previous.ids - self._sampled_seen) if previous else 0
+        return len(self._previous_ids - self._sampled_seen)
 
     def _ask_about_missing(self) -> str | None:
         """Ask Mokapen about the sampled ids of the last complete pass this pass did not
@@ -553,7 +555,7 @@ class ListPass:
         seen = self.seen
         # In a random order: where the budget ends, those asked are a sample of them.
         rng = random.Random()  # noqa: S311 - which ids to ask first, not a secret
-        missing = sorted(previous.ids - self._sampled_seen) if previous else []
+        missing = sorted(self._previous_ids - self._sampled_seen)
         rng.shuffle(missing)
         # Without a sample, probes: only where earlier passes were read but left none (the
         # first pass after an upgrade), and for a pass read in one run (the ids of

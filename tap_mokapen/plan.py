@@ -19,6 +19,7 @@ import typing as t
 import click
 
 from tap_mokapen import state
+from tap_mokapen.list_pass import MAX_CATCH_UP_PAGES
 from tap_mokapen.page_size import DEFAULT_PAGE_SIZE
 from tap_mokapen.paging import believed
 
@@ -159,7 +160,9 @@ def render(summary: dict[str, t.Any]) -> str:
         lines.append(
             f"Plus at most {summary['record_checks_at_most']} single-record checks "
             "(max_record_checks per stream and organization), only where a pass misses "
-            "records the last complete one held: a deletion to confirm."
+            "records the last complete one held: a deletion to confirm; and at most "
+            f"{MAX_CATCH_UP_PAGES} pages a pass read again where a list's ids repeat "
+            "(records edited during the pass)."
         )
     lines.append(f"This plan spent {summary['plan_requests_spent']} requests.")
     if any(None in (c["records"], c["pages"], c["largest_page"]) for c in summary["streams"]):
