@@ -11,6 +11,7 @@ signal's number, so that a stopped run never looks done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -104,7 +105,7 @@ class CommandLine(TapMokapen):
     ) -> None:
         """The SDK's command (or ``--plan``, ``--list-organizations``, ``--resync``), with
         a MokapenError as one line and exit 1."""
-        try:
+        with cls._one_line_errors():
             if resync:
                 state = kwargs.get("state")
                 print(resync_cli.run(_text_of(state, "state") if state else None, resync))
@@ -122,6 +123,14 @@ class CommandLine(TapMokapen):
                 )
             else:
                 cls.sync(**kwargs)
+
+    @classmethod
+    @contextlib.contextmanager
+    def _one_line_errors(cls) -> t.Iterator[None]:
+        """Whatever the command, an error that ends it is one line and exit code 1 (a
+        stop by signal, 128 + its number)."""
+        try:
+            yield
         except StopRequested as stop:
             stop.tap.stopped(stop.number)
         except MokapenError as exc:
@@ -133,6 +142,26 @@ class CommandLine(TapMokapen):
         except RunPaused as exc:  # --plan or --list-organizations: no answer to give
             cls.logger.error("Stopped before an answer: %s", redact(exc.reason, limit=2000))
             sys.exit(1)
+
+    @override
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """``--discover``, with every setting given checked first (a credential not given
+        yet is no problem: discovery needs none) and any error one line."""
+        if not value:
+            return
+        config = ctx.params.get("config")
+        with cls._one_line_errors():
+            tap = cls.from_options(config, None, None, describing=True, setup_mapper=False)
+            tap.run_discovery()
+        ctx.exit()
+
+    @override
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """``--test``, as the SDK runs it, with any error one line."""
+        with cls._one_line_errors():
+            super().cb_test(ctx, param, value)
 
     @classmethod
     def sync(
@@ -147,6 +176,8 @@ class CommandLine(TapMokapen):
         """The SDK's command (``--about``, or a sync) and, after every stream, the run's
         last line (run_report.py): the one place a run ends."""
         if about:
+            if config and config.config:  # the settings given are checked, as everywhere
+                cls.from_options(config, None, None, describing=True, setup_mapper=False)
             cls.print_about(about_format)
             sys.exit(0)
         cls.print_version(print_fn=cls.logger.info)
@@ -198,10 +229,14 @@ class CommandLine(TapMokapen):
         state: dict[str, t.Any] | None,
         *,
         listing: bool = False,
+        describing: bool = False,
+        setup_mapper: bool = True,
     ) -> CommandLine:
         """The tap of ``--config``, ``--catalog`` and ``--state``, its config validated."""
         return cls(
             listing=listing,
+            describing=describing,
+            setup_mapper=setup_mapper,
             config=config.config if config else {},
             catalog=_catalog_of(catalog) if catalog else None,
             state=state,

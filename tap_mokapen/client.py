@@ -403,7 +403,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         configured = (context or {}).get("organization_id", organizations.first)
         skip = organizations.why_skip(configured)
         if skip:
-            self.logger.info("Skipping '%s' for organization %s: %s", self.name, configured, skip)
+            self._skipped(configured, skip)
             return None
         org = configured
         try:
@@ -427,7 +427,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
         if not skip and partition.completed_in_cycle():
             skip = "already synced in this cycle"
         if skip:
-            self.logger.info("Skipping '%s' for organization %s: %s", self.name, org, skip)
+            self._skipped(org, skip)
             return None
         versions, table_version = self._table_pass(partition, org)
         sdk_private.set_table_version(self, table_version)
@@ -459,26 +459,20 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             has_token=lambda: organizations.has_token(org),
         )
 
+    def _skipped(self, org: int | str, why: str) -> None:
+        self.logger.info("Skipping '%s' for organization %s: %s", self.name, org, why)
+        if org in self.run.organizations.refused:  # the organization failed as a whole
+            self.run.report.stream_stopped(self.name, org)
+
     def _failed(self, org: int | str, error: errors.MokapenError) -> None:
         """This stream failed for the organization before its pass began (run_report.py)."""
         has_token = self.run.organizations.has_token(org)
         self.run.report.stream_failed(self.name, org, error, has_token=has_token)
 
     def _without_scope(self, org: int | str) -> None:
-        """The app lacks the stream's scope: a stream off by default is skipped with a
-        warning, any other fails (the others go on)."""
-        if not self.selected_by_default:
-            # Off by default (an endpoint Mokapen does not document), selected by a
-            # wildcard such as Meltano's implicit "*.*": the app was not set up for it.
-            self.logger.warning(
-                "Skipping '%s': it is off by default, and the app lacks the scope %s. "
-                "Enable that scope to read it; in Meltano, `meltano select tap-mokapen "
-                "--exclude %s '*'` silences this line",
-                self.name,
-                self.scope,
-                self.name,
-            )
-            return
+        """The app lacks the stream's scope: the stream fails (the others go on). A
+        stream off by default never gets here: it is read only when the scope setting
+        names its scope (tap.py), and then Mokapen's refusal fails the token request."""
         msg = (
             f"'{self.name}' needs the scope {self.scope}, which Mokapen does not enable "
             f"for this app: enable it for the app, or deselect '{self.name}'"

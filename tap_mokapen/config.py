@@ -68,6 +68,22 @@ def number(value: t.Any) -> t.Any:
     return value
 
 
+#: Organization ids are positive integers below 2**63: they are path segments, STATE
+#: keys and BIGINT columns. Anything else a server lists is not an organization.
+LARGEST_ORGANIZATION_ID = 2**63 - 1
+
+
+def organization_number(value: t.Any) -> int | None:
+    """``value`` as an organization id, or None when it cannot be one (a boolean, zero, a
+    negative number, a number past BIGINT, anything not an integer or a decimal string
+    of one, as the organization settings accept it)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 < value <= LARGEST_ORGANIZATION_ID else None
+
+
 def list_setting(value: t.Any) -> list[t.Any]:
     """A list setting as a list (``--config ENV`` and Meltano may pass it as JSON text)."""
     if value is None or value == "":
@@ -110,6 +126,11 @@ def _names(value: t.Any) -> frozenset[str]:
 
 def _tuple(value: t.Any) -> tuple[t.Any, ...]:
     return tuple(value or ())
+
+
+def _organization_numbers(value: t.Any) -> tuple[int, ...]:
+    """Organization ids, decimal text too (validation.py has refused anything else)."""
+    return tuple(n for n in map(organization_number, list_setting(value)) if n is not None)
 
 
 def _extra_streams(value: t.Any) -> tuple[ExtraStream, ...]:
@@ -295,7 +316,7 @@ SETTINGS: tuple[Setting, ...] = (
         "detect_deletions: organizations confirmed gone (the app uninstalled). Their "
         "rows may be retired; without this, a pass that misses an organization of the "
         "last complete pass marks nothing deleted.",
-        read=_tuple,
+        read=_organization_numbers,
     ),
     Setting(
         "page_size",

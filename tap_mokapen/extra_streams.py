@@ -24,7 +24,7 @@ import dataclasses
 import re
 import typing as t
 
-from tap_mokapen.errors import cut
+from tap_mokapen.errors import cut, did_you_mean
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 PATH = re.compile(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*")
@@ -68,11 +68,10 @@ def problems(entries: list[t.Any], taken: t.Iterable[str] = ()) -> list[str]:
         seen.add(name)
         if name in taken:
             found.append(f"{where} is a stream the tap has already (select it instead)")
-        unknown = sorted(set(entry) - set(KEYS))
+        unknown = sorted(str(key) for key in set(entry) - set(KEYS))
         if unknown:
-            found.append(
-                f"{where} has unknown keys: {', '.join(unknown)} (known: {', '.join(KEYS)})"
-            )
+            named = ", ".join(f"{cut(key, 60)}{did_you_mean(key, KEYS)}" for key in unknown)
+            found.append(f"{where} has unknown keys: {named} (known: {', '.join(KEYS)})")
         path = entry.get("path", name)
         if not isinstance(path, str) or len(path) > 200 or not PATH.fullmatch(path.strip("/")):
             found.append(

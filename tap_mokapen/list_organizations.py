@@ -19,8 +19,9 @@ import typing as t
 
 import click
 
+from tap_mokapen.config import organization_number
 from tap_mokapen.errors import MokapenError, RunPaused, cut, sentences
-from tap_mokapen.registry import listed_ids, organization_number
+from tap_mokapen.registry import listed_ids
 
 if t.TYPE_CHECKING:
     from tap_mokapen.registry import Organizations

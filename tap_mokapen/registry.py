@@ -15,6 +15,7 @@ from functools import cached_property
 
 from tap_mokapen import clock, state, timestamps
 from tap_mokapen.auth import MokapenAuthenticator
+from tap_mokapen.config import organization_number
 from tap_mokapen.errors import (
     AuthenticationError,
     ConfigError,
@@ -33,22 +34,6 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("tap-mokapen")
 
 OrganizationId = int | str
-
-
-#: Organization ids are positive integers below 2**63: they are path segments, STATE
-#: keys and BIGINT columns. Anything else a server lists is not an organization.
-LARGEST_ORGANIZATION_ID = 2**63 - 1
-
-
-def organization_number(value: t.Any) -> int | None:
-    """``value`` as an organization id, or None when it cannot be one (a boolean, zero, a
-    negative number, a number past BIGINT, anything not an integer or a decimal string
-    of one, as the organization settings accept it)."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value if 0 < value <= LARGEST_ORGANIZATION_ID else None
 
 
 def listed_ids(listed: t.Iterable[t.Any], who: str) -> list[int]:

@@ -29,6 +29,11 @@ class RunReport:
         self.rejections = rejections
         #: The streams that failed this run: (stream, organization, cause).
         self.failures: list[tuple[str, int | str, str]] = []
+        #: Organizations that failed as a whole (no token: credentials refused, server
+        #: unreachable, app not installed, no scope enabled): the cause, once each...
+        self.organization_failures: dict[OrganizationId, str] = {}
+        #: ... and the streams each of them stopped.
+        self.stopped: dict[OrganizationId, list[str]] = {}
         #: Each stream's counters (progress.py), in the order the streams sync.
         self.stream_stats: dict[str, t.Counter[str]] = {}
         #: Lists whose passes keep ending incomplete: (stream, organization, passes, why).
@@ -45,10 +50,22 @@ class RunReport:
     def stream_failed(
         self, stream: str, org: OrganizationId, error: MokapenError, *, has_token: bool
     ) -> None:
-        """One stream failed for a reason retrying cannot fix: say so and go on."""
-        # Without a token its other streams would fail the same way, each spending a request.
+        """One stream failed for a reason retrying cannot fix: say so and go on. Without
+        a token, the organization failed, not the stream: told once, as the organization's."""
         if isinstance(error, AuthenticationError) or not has_token:
+            # Its other streams would fail the same way, each spending a request.
             self.organizations.refused[org] = error
+            if org not in self.organization_failures:
+                self.organization_failures[org] = str(error)
+                logger.error(
+                    "%s",
+                    sentences(
+                        f"Organization {org} failed: {error}",
+                        "Its streams are not read this run; the run will exit 1.",
+                    ),
+                )
+            self.stream_stopped(stream, org)
+            return
         self.failures.append((stream, org, str(error)))
         logger.error(
             "%s",
@@ -57,6 +74,12 @@ class RunReport:
                 "Carrying on with the other streams; the run will exit 1.",
             ),
         )
+
+    def stream_stopped(self, stream: str, org: OrganizationId) -> None:
+        """``stream`` is not read for ``org``, which failed as a whole (its cause is told)."""
+        names = self.stopped.setdefault(org, [])
+        if stream not in names:
+            names.append(stream)
 
     def pause(self, reason: RunPaused, org: OrganizationId, where: str) -> None:
         """Stop requesting for the organization, saying how far the run got."""
@@ -78,7 +101,7 @@ class RunReport:
             for name, org, passes, doubt in self.standing_doubts
         )
         listing = self.organizations.listing_failure
-        if not (self.failures or listing):
+        if not (self.failures or listing or self.organization_failures):
             if standing:  # not a failure: every record went out; but say it last
                 logger.warning("Lists that never complete: %s", standing)
             return
@@ -87,12 +110,20 @@ class RunReport:
         if causes:  # the last line names why, each cause once
             failed += f" ({'cause' if len(causes) == 1 else 'causes'}: {' | '.join(causes)})"
         names = {name for name, _, _ in self.failures}
+        names.update(name for stopped in self.stopped.values() for name in stopped)
         done = [
             name
             for name, stats in self.stream_stats.items()
             if stats["completed"] and name not in names
         ]
-        parts = [f"{len(self.failures)} stream(s) failed: {failed}"] if failed else []
+        parts = [
+            sentences(
+                f"organization {org} failed: {cut(cause, 300)}",
+                f"Streams it stopped: {', '.join(self.stopped.get(org, [])) or 'none'}",
+            ).rstrip(".")
+            for org, cause in self.organization_failures.items()
+        ]
+        parts += [f"{len(self.failures)} stream(s) failed: {failed}"] if failed else []
         parts += [listing] if listing else []
         parts += [f"never complete: {standing}"] if standing else []
         msg = (

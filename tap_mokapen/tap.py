@@ -43,9 +43,13 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     message_writer_class = BufferedMsgSpecWriter
     config_jsonschema = config.config_jsonschema()
 
-    def __init__(self, *args: t.Any, listing: bool = False, **kwargs: t.Any) -> None:
+    def __init__(
+        self, *args: t.Any, listing: bool = False, describing: bool = False, **kwargs: t.Any
+    ) -> None:
         #: For --list-organizations: a dashboard token may come without an organization.
         self.listing = listing
+        #: For --discover and --about: no request is made, so no credential is needed yet.
+        self.describing = describing
         try:
             super().__init__(*args, **kwargs)
         except StreamMapConfigError as exc:  # one line, not the SDK's traceback
@@ -55,6 +59,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         with contextlib.suppress(MapperNotInitialized):
             self.run.mapper = self.mapper
         self._check_catalog_streams()
+        self._leave_out_streams_without_scope()
         self.run.selected_streams = sum(1 for s in self.mokapen_streams() if s.selected)
         tap_state = t.cast("dict[str, t.Any]", self.state)
         for problem in state_rules.repair(tap_state, self.organizations.run_started_at):
@@ -79,10 +84,54 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
                 f"(its streams: {', '.join(sorted(known))})"
             )
             raise ConfigError(msg)
+        streams = self.mokapen_streams()
+        if not any(stream.selected for stream in streams):
+            # Meltano only warns about a `meltano select` that matches nothing: without
+            # this, a typo is a green run that extracted nothing.
+            msg = (
+                "the catalog selects no stream (its streams: "
+                f"{', '.join(s.name for s in streams)}): select at least one, such as "
+                "`meltano select tap-mokapen contacts '*'`"
+            )
+            raise ConfigError(msg)
+
+    def _leave_out_streams_without_scope(self) -> None:
+        """A stream off by default (an endpoint Mokapen does not document) is read only
+        when the scope setting names its scope. Meltano selects every stream of a new
+        project (``*.*``); asking for those scopes would cost a refused token request
+        every run and leave empty tables, for streams the app was never set up for."""
+        named = set((self.settings.scope or "").split())
+        left_out = [
+            stream
+            for stream in self.mokapen_streams()
+            if stream.selected
+            and not stream.selected_by_default
+            and stream.scope
+            and stream.scope not in named
+        ]
+        if not left_out:
+            return
+        for stream in left_out:
+            stream.selected = False  # no token scope, no SCHEMA, no request
+        if not any(stream.selected for stream in self.mokapen_streams()):
+            msg = (
+                f"the catalog selects only {' and '.join(repr(s.name) for s in left_out)}, "
+                "off by default and read only when the scope setting names "
+                f"{' and '.join(s.scope or '' for s in left_out)}: add the scope, or "
+                "select contacts or tasks"
+            )
+            raise ConfigError(msg)
+        self.logger.warning(
+            "Leaving out %s: off by default, they are read only when the scope setting "
+            "names %s (enable the scope for the app, then add it to scope); "
+            "`meltano select tap-mokapen --exclude <stream> '*'` silences this line",
+            " and ".join(repr(s.name) for s in left_out),
+            " and ".join(s.scope or "" for s in left_out),
+        )
 
     def config_problems(self) -> list[str]:
-        """Every problem of the config, one phrase each (config.py)."""
-        return validation.problems(self.config, listing=self.listing)
+        """Every problem of the config, one phrase each (validation.py)."""
+        return validation.problems(self.config, listing=self.listing, describing=self.describing)
 
     @override
     def discover_streams(self) -> list[Stream]:
@@ -90,12 +139,6 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
         streams: list[Stream] = [
             stream_type(tap=self, run=self.run) for stream_type in stream_types(declared)
         ]
-        listed = [s.name for s in streams if isinstance(s, MokapenStream)]
-        unknown = sorted(self.settings.detect_deletions - set(listed))
-        if unknown:
-            names = ", ".join(listed)
-            msg = f"detect_deletions names no stream: {', '.join(unknown)} (streams: {names})"
-            raise ConfigError(msg)
         return [*streams, RejectedRecordsStream(self, self.run.rejections)]
 
     @override

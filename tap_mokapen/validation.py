@@ -7,6 +7,7 @@ Every problem is one phrase naming its setting; all of them go out in one line
 from __future__ import annotations
 
 import decimal
+import re
 import typing as t
 from urllib.parse import urlsplit
 
@@ -21,29 +22,44 @@ from tap_mokapen.config import (
     is_loopback,
     list_setting,
     number,
+    organization_number,
 )
-from tap_mokapen.errors import cut, did_you_mean
+from tap_mokapen.errors import cut, did_you_mean, named_with_nearest
 
 #: Streams always on: extra_streams may not redeclare them (the optional ones it may).
 ALWAYS_ON_STREAMS = ("contacts", "tasks", "organizations", "rejected_records")
+#: The Mokapen streams the tap ships (streams.SHIPPED; tests/test_units.py holds the two
+#: together), named here so that a setting naming streams is checked before any is built.
+SHIPPED_STREAMS = ("contacts", "tasks", "companies", "projects", "organizations")
 
 
 #: How a true setting may come, as JSON or as text from the environment.
 _TRUE = {"true", "1", "yes", "on"}
 
 
-def problems(config: t.Mapping[str, t.Any], *, listing: bool = False) -> list[str]:
+def problems(
+    config: t.Mapping[str, t.Any], *, listing: bool = False, describing: bool = False
+) -> list[str]:
     """Everything wrong with a config, one phrase per problem, never echoing a secret.
 
     ``listing``: the config is for ``--list-organizations``, where a dashboard token
-    (access_token) needs no organization id: it is how a user finds the id."""
+    (access_token) needs no organization id: it is how a user finds the id.
+    ``describing``: for ``--discover`` and ``--about``, which make no request: a
+    setting given wrong is a problem, a credential or organization not given yet is not."""
     if not config:
-        return [
-            "no settings were given: pass --config FILE (or --config ENV with TAP_MOKAPEN_* "
-            "variables); tap-mokapen --help lists the options, --about the settings"
-        ]
+        return (
+            []
+            if describing
+            else [
+                "no settings were given: pass --config FILE (or --config ENV with TAP_MOKAPEN_* "
+                "variables); tap-mokapen --help lists the options, --about the settings"
+            ]
+        )
     found: list[str] = [*_unknown_settings(config)]
-    found += [*_credential_problems(config), *_organization_problems(config, listing=listing)]
+    found += [
+        *_credential_problems(config, required=not describing),
+        *_organization_problems(config, listing=listing, required=not describing),
+    ]
 
     base_url = config.get("base_url")
     if base_url is not None:
@@ -93,20 +109,8 @@ def problems(config: t.Mapping[str, t.Any], *, listing: bool = False) -> list[st
     found += extra_streams.problems(
         list_setting(config.get("extra_streams")), taken=ALWAYS_ON_STREAMS
     )
-    deletions = list_setting(config.get("detect_deletions"))
-    if not all(isinstance(name, str) and name for name in deletions):
-        found.append("detect_deletions must be a list of stream names such as ['contacts']")
-    elif deletions and config.get("batch_config"):
-        # BATCH messages carry no table version: every row would look retired.
-        found.append("detect_deletions cannot be used with batch_config")
-
-    removed = config.get("removed_organizations")
-    if removed is not None and (
-        not isinstance(removed, list) or not all(_is_int(o) and o > 0 for o in removed)
-    ):
-        found.append(
-            "removed_organizations must be a list of numeric organization ids such as [850]"
-        )
+    found += _deletions_problems(config)
+    found += _removed_organizations_problems(config)
 
     user_agent = config.get("user_agent")
     if user_agent is not None and not isinstance(user_agent, str):
@@ -117,6 +121,47 @@ def problems(config: t.Mapping[str, t.Any], *, listing: bool = False) -> list[st
     if store is not None and not isinstance(store, str):
         found.append(f"refresh_token_store must be a file path (got {store!r})")
     return found
+
+
+def _deletions_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """detect_deletions names streams: each one the tap has (a typo named with the
+    nearest stream), and none with BATCH messages, which carry no table version."""
+    deletions = list_setting(config.get("detect_deletions"))
+    if not all(isinstance(name, str) and name for name in deletions):
+        return ["detect_deletions must be a list of stream names such as ['contacts']"]
+    declared = list_setting(config.get("extra_streams"))
+    streams = [*SHIPPED_STREAMS]
+    streams += [
+        entry["name"]
+        for entry in declared
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    ]
+    unknown = [name for name in dict.fromkeys(deletions) if name not in streams]
+    if unknown:
+        return [
+            f"detect_deletions names no stream: {named_with_nearest(unknown, streams)} "
+            f"(streams: {', '.join(dict.fromkeys(streams))})"
+        ]
+    if deletions and config.get("batch_config"):
+        # BATCH messages carry no table version: every row would look retired.
+        return ["detect_deletions cannot be used with batch_config"]
+    return []
+
+
+def _removed_organizations_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """removed_organizations holds numeric organization ids (decimal text too, as the
+    organization settings take them); the first one that is not is named."""
+    removed = config.get("removed_organizations")
+    entries = list_setting(removed)
+    if removed is not None and removed != "" and not isinstance(entries, list):
+        entries = [removed]
+    for entry in entries:
+        if organization_number(entry) is None:
+            return [
+                f"removed_organizations must list numeric organization ids such as [850] "
+                f"(got {cut(repr(entry), 60)})"
+            ]
+    return []
 
 
 def _unknown_settings(config: t.Mapping[str, t.Any]) -> list[str]:
@@ -175,7 +220,18 @@ def _present(config: t.Mapping[str, t.Any], name: str) -> bool:
     return config.get(name) not in (None, "")
 
 
-def _credential_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+def _several(value: t.Any) -> bool:
+    """Whether organization_id was given several organizations: a list, or text that
+    separates ids with commas or spaces ("849, 850")."""
+    if isinstance(value, list | tuple):
+        return True
+    if not isinstance(value, str):
+        return False
+    parts = re.split(r"[\s,;]+", value.strip(" ,;"))
+    return len(parts) > 1 and all(IDENTIFIER.fullmatch(part) for part in parts)
+
+
+def _credential_problems(config: t.Mapping[str, t.Any], *, required: bool) -> list[str]:
     """Exactly one way to get access, complete; never echoes a secret."""
     names = ("client_id", "client_secret", "access_token", "refresh_token")
     found = [
@@ -197,13 +253,15 @@ def _credential_problems(config: t.Mapping[str, t.Any]) -> list[str]:
             )
         return found
     for name in ("client_id", "client_secret"):
-        if not has[name]:
+        if required and not has[name]:
             mode = "with refresh_token" if has["refresh_token"] else "(or give access_token)"
             found.append(f"{name} is required {mode}")
     return found
 
 
-def _organization_problems(config: t.Mapping[str, t.Any], *, listing: bool) -> list[str]:
+def _organization_problems(
+    config: t.Mapping[str, t.Any], *, listing: bool, required: bool
+) -> list[str]:
     found: list[str] = []
     single, many = config.get("organization_id"), config.get("organization_ids")
     if _present(config, "organization_id") and many is not None:
@@ -212,19 +270,26 @@ def _organization_problems(config: t.Mapping[str, t.Any], *, listing: bool) -> l
         found.append("organization_ids must be a non-empty list of organization ids")
         many = []
     values = many if many else ([single] if _present(config, "organization_id") else [])
-    if not values and not (listing and _present(config, "access_token")):
+    if required and not values and not (listing and _present(config, "access_token")):
         found.append(
             "organization_id (or organization_ids) is required: to find it, generate a "
             "token in Mokapen's Developer dashboard and run tap-mokapen "
             "--list-organizations with only access_token set"
         )
+    if single is not None and many is None and _several(single):
+        found.append(
+            f"organization_id takes one organization (got {cut(repr(single), 60)}): to "
+            "extract several, use organization_ids, such as [849, 850]"
+        )
+        values = []
     for org in values:
         if _is_int(org):
             if org <= 0:
                 found.append(f"organization_id must be a positive integer (got {org})")
         elif not isinstance(org, str) or not IDENTIFIER.fullmatch(org.strip()):
             found.append(
-                f"organization_id must be an integer or an identifier string (got {org!r})"
+                "organization_id must be a numeric organization id or an encrypted id "
+                f"string (got {cut(repr(org), 60)})"
             )
     token_mode = next((n for n in ("access_token", "refresh_token") if _present(config, n)), None)
     if token_mode and (len(values) > 1 or config.get("all_organizations")):

@@ -75,7 +75,7 @@ def test_a_rejected_record_in_an_earlier_run_of_the_pass_stops_the_retiring(sand
 def test_deletions_of_a_stream_that_cannot_have_them_are_one_line_errors(sandbox):
     for settings, problem in (
         ({"detect_deletions": ["rejected_records"]}, "detect_deletions names no stream"),
-        ({"detect_deletions": ["deals"]}, "detect_deletions names no stream: deals"),
+        ({"detect_deletions": ["deals"]}, "detect_deletions names no stream: 'deals'"),
         (
             {"detect_deletions": ["contacts"], "batch_config": {"encoding": {"format": "jsonl"}}},
             "detect_deletions cannot be used with batch_config",

@@ -20,7 +20,10 @@ def assert_no_secret(run, *secrets):
     [
         ({"client_id": None}, "client_id is required"),
         ({"client_secret": ""}, "client_secret is required"),
-        ({"organization_id": "not an id!"}, "organization_id must be an integer or an identifier"),
+        (
+            {"organization_id": "not an id!"},
+            "organization_id must be a numeric organization id or an encrypted id",
+        ),
         ({"organization_id": -3}, "organization_id must be a positive integer"),
         ({"page_size": -5}, "page_size must be a positive integer (got -5)"),
         ({"base_url": "http://mokapen.example.com"}, "base_url must use https unless"),
@@ -121,9 +124,10 @@ def test_each_tap_instance_has_its_own_token_and_credentials(sandbox):
     # The refusal ends that stream (and the organization's others), not the process.
     assert list(bad.streams["organizations"].get_records(None)) == []
     assert isinstance(bad.organizations.refused[org], AuthenticationError)
-    ((stream, failed_org, cause),) = bad.run.report.failures
-    assert (stream, failed_org) == ("organizations", org)
-    assert "Client authentication failed" in cause
+    # The organization failed, not the stream: reported once, as the organization's.
+    assert bad.run.report.failures == []
+    assert "Client authentication failed" in bad.run.report.organization_failures[org]
+    assert bad.run.report.stopped[org] == ["organizations"]
     assert good.streams["contacts"].authenticator is good.streams["tasks"].authenticator
 
 
@@ -178,18 +182,49 @@ def test_numbers_from_the_environment_are_numbers(sandbox):
     assert len(run.records("contacts")) == 500
 
 
-def test_streams_off_by_default_selected_by_a_wildcard_are_skipped_without_their_scope(sandbox):
+def test_streams_off_by_default_selected_by_a_wildcard_are_left_out_without_asking(sandbox):
     """Meltano selects every stream ("*.*") unless told otherwise; an app set up as the
-    README says holds contacts.read and tasks.read only. The run is not a failure."""
+    README says holds contacts.read and tasks.read only. The run is not a failure, asks
+    for no scope the app lacks (one token request), and writes no SCHEMA (no empty
+    tables) for the streams it leaves out, which one line names."""
     sandbox.update(enabled_scopes=["contacts.read", "tasks.read"])
     everything = selecting("contacts", "tasks", "organizations", "companies", "projects")
     run = run_tap(sandbox.config(), catalog=everything)
 
     assert run.returncode == 0, run.stderr[-2000:]
-    for off in ("companies", "projects"):
-        assert f"Skipping '{off}': it is off by default, and the app lacks the scope" in run.stderr
-        assert not run.records(off)
+    told = [line for line in run.stderr.splitlines() if "companies" in line and "INFO" not in line]
+    (line,) = told
+    assert "WARNING" in line and "Leaving out 'companies' and 'projects': off by default" in line
+    assert "companies.read and projects.read" in line and "fail" not in line
+    assert sandbox.stats()["token_requests"] == 1
+    assert {"companies", "projects"}.isdisjoint(run.schemas())
     assert len(run.records("contacts")) == 500
+
+
+def test_a_stream_off_by_default_is_read_when_the_scope_setting_names_its_scope(sandbox):
+    catalog = selecting("contacts", "companies")
+    run = run_tap(sandbox.config(scope="contacts.read companies.read"), catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Leaving out" not in run.stderr
+    assert run.records("companies")
+
+
+def test_a_catalog_selecting_only_streams_left_out_is_one_line(sandbox):
+    run = run_tap(sandbox.config(), catalog=selecting("companies"))
+    assert run.returncode == 1
+    (line,) = run.error_lines()
+    assert "the catalog selects only 'companies', off by default" in line
+    assert sandbox.stats().get("requests", 0) == 0
+
+
+def test_a_catalog_selecting_no_stream_is_one_line_naming_the_streams(sandbox):
+    """`meltano select` with a typo (or `--rm` of the last rule) selects nothing: a green
+    run that extracted nothing would look done."""
+    run = run_tap(sandbox.config(), catalog=selecting())
+    assert run.returncode == 1
+    (line,) = run.error_lines()
+    assert "the catalog selects no stream (its streams: companies, contacts, organizations" in line
+    assert sandbox.stats().get("requests", 0) == 0
 
 
 def test_a_misspelled_setting_is_named_with_the_nearest_one(sandbox):
@@ -233,8 +268,11 @@ def test_the_last_line_of_a_failed_run_names_the_cause(sandbox):
     run = run_tap(sandbox.config(client_secret="not-the-secret"))
     assert run.returncode == 1
     last = run.error_lines()[-1]
-    assert "1 stream(s) failed: 'contacts' of organization 849 (cause: " in last
-    assert "Check client_id and client_secret" in last
+    # The cause is the organization's, named once, before the streams it stopped.
+    assert "organization 849 failed: Mokapen rejected the token request" in last
+    assert last.count("Check client_id and client_secret") == 1
+    assert last.index("Check client_id") < last.index("Streams it stopped: contacts")
+    assert "stream(s) failed" not in last
 
 
 def test_a_connection_failure_is_never_called_a_credential_failure(sandbox):
@@ -261,3 +299,68 @@ def test_a_start_date_past_the_calendars_end_is_one_line(sandbox):
     assert run.returncode == 1
     (error,) = run.error_lines()
     assert "start_date must be an ISO 8601 date-time" in error
+
+
+@pytest.mark.parametrize(
+    ("args", "catalog"),
+    [([], "tested streams"), (["--discover"], None), (["--about"], None), (["--plan"], None)],
+    ids=["sync", "discover", "about", "plan"],
+)
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (
+            {"detect_deletions": ["contact"]},
+            "detect_deletions names no stream: 'contact' (did you mean 'contacts'?)",
+        ),
+        (
+            {"extra_streams": [{"name": "deals", "pth": "deals"}]},
+            "extra_streams 'deals' has unknown keys: pth (did you mean 'path'?)",
+        ),
+        (
+            {"removed_organizations": ["85O"]},
+            "removed_organizations must list numeric organization ids such as [850] (got '85O')",
+        ),
+    ],
+    ids=["detect_deletions", "extra_streams", "removed_organizations"],
+)
+def test_a_list_setting_given_wrong_is_one_line_on_every_path(
+    sandbox, args, catalog, settings, expected
+):
+    """Under Meltano, discovery is the first path a setting meets: it gave a traceback."""
+    run = run_tap(sandbox.config(**settings), catalog=catalog, args=args)
+    assert run.returncode == 1
+    (line,) = run.error_lines()
+    assert expected in line
+    assert "Traceback" not in run.stderr
+    assert sandbox.stats().get("requests", 0) == 0
+
+
+def test_discovery_needs_no_credential_yet():
+    run = run_tap({"detect_deletions": ["contacts"]}, catalog=None, args=["--discover"])
+    assert run.returncode == 0, run.stderr
+    assert "contacts" in run.stdout
+
+
+@pytest.mark.parametrize("given", ["849, 850", "849 850", [849, 850]])
+def test_organization_id_given_several_points_at_organization_ids(sandbox, given):
+    run = run_tap(sandbox.config(organization_id=given))
+    assert run.returncode == 1
+    (line,) = run.error_lines()
+    assert "organization_id takes one organization" in line
+    assert "use organization_ids, such as [849, 850]" in line
+
+
+def test_removed_organizations_take_ids_as_decimal_text(sandbox):
+    run = run_tap(sandbox.config(removed_organizations=["850"]))
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_no_scope_enabled_for_any_stream_is_the_organizations_failure_told_once(sandbox):
+    sandbox.update(enabled_scopes=[])
+    run = run_tap(sandbox.config())
+    assert run.returncode == 1
+    last = run.error_lines()[-1]
+    assert "organization 849 failed:" in last and "Streams it stopped: contacts" in last
+    assert sum("Organization 849 failed" in line for line in run.error_lines()) == 1
+    assert sandbox.stats()["token_requests"] == 1

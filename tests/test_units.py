@@ -167,3 +167,10 @@ def test_page_reader_unwraps_the_envelope_and_names_bad_answers():
         reader.read(_response(b'{"message": "Server Error"}'))
     # Records that are not objects are the stream's to reject, one by one.
     assert reader.read(_response(b'{"data": [1, 2]}')).raw == [1, 2]
+
+
+def test_the_stream_names_settings_are_checked_against_are_the_shipped_streams():
+    from tap_mokapen.streams import SHIPPED
+    from tap_mokapen.validation import SHIPPED_STREAMS
+
+    assert tuple(vars(stream)["name"] for stream in SHIPPED) == SHIPPED_STREAMS
