@@ -199,7 +199,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
         logger.warning(
             "Token request to %s failed (%s); retrying in %.1f s",
             urlsplit(self.auth_endpoint).netloc,
-            details.get("exception") or "no answer",
+            retries.described(details.get("exception")),
             details.get("wait", 0),
         )
 

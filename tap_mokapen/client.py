@@ -250,7 +250,7 @@ class MokapenStream(sdk_private.PageAtATimeSync, RESTStream[dict[str, t.Any]]):
             organization_id,
             details.get("wait", 0),
             details.get("tries", 0),
-            details.get("exception") or "no answer",
+            retries.described(details.get("exception")),
         )
 
     def list_reader(

@@ -202,6 +202,7 @@ def option() -> click.Option:
         flag_value="table",
         default=None,
         type=click.Choice(["table", "json"]),
-        help="Print the records, requests, time and quota a sync will cost "
-        "(one request per selected stream), then exit. --plan=json for JSON.",
+        help="Print the records, requests, time and quota a sync will cost, then exit; "
+        "it spends a token request per organization and one request per selected "
+        "stream and organization. --plan=json for JSON.",
     )

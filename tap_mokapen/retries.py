@@ -19,7 +19,7 @@ import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_mokapen import clock
-from tap_mokapen.errors import APIError, ConfigError, MokapenError
+from tap_mokapen.errors import APIError, ConfigError, MokapenError, redact
 from tap_mokapen.verdict import json_body
 
 #: The longest single wait between retries of a failing (non-throttled) request.
@@ -129,6 +129,22 @@ def _unreachable(exception: t.Any) -> bool:
     return isinstance(exception, requests.exceptions.ConnectionError) and not isinstance(
         exception, requests.exceptions.Timeout
     )
+
+
+def described(exception: t.Any) -> str:
+    """What went wrong with a try, for the line announcing the next: the tap's own words
+    for a network failure, never urllib3's ("HTTPConnectionPool(host=..., port=...):
+    Max retries exceeded with url: ... (Caused by NewConnectionError(<urllib3...>))")."""
+    if exception is None:
+        return "no answer"
+    if isinstance(exception, requests.exceptions.Timeout):
+        return "no answer in time"
+    if isinstance(exception, requests.exceptions.ConnectionError):
+        reason = _reason(exception)
+        return "the connection failed" if reason == type(exception).__name__ else reason
+    if isinstance(exception, requests.exceptions.RequestException):
+        return type(exception).__name__
+    return redact(str(exception))
 
 
 def _reason(exception: t.Any) -> str:

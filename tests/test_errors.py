@@ -282,6 +282,10 @@ def test_a_connection_failure_is_never_called_a_credential_failure(sandbox):
     assert f"Cannot connect to {url}" in run.error_lines()[-1]
     assert "credentials were refused" not in run.stderr
     assert "no token could be had (the error above says why)" in run.stderr
+    # Each retry says why in the tap's words, not urllib3's.
+    retried = [line for line in run.stderr.splitlines() if "retrying in" in line]
+    assert retried and all("connection refused" in line for line in retried)
+    assert "HTTPConnectionPool" not in run.stderr and "Max retries" not in run.stderr
 
 
 def test_a_host_that_does_not_resolve_is_named_as_such(sandbox):

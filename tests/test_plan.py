@@ -95,3 +95,14 @@ def test_plan_says_what_it_knows_and_shows_small_shares_as_small(sandbox):
     assert "?: not known from the first page" in text  # the '?' columns explained
     quota_line = next(line for line in text.splitlines() if line.startswith("Share of each"))
     assert "Large <0.01" in quota_line and " 0.0," not in quota_line
+
+
+def test_plan_help_says_what_the_plan_spends(sandbox):
+    """The help names the token request beside the one request per stream: a plan of
+    the tested streams (three) of one organization spends four."""
+    shown = " ".join(run_tap(None, catalog=None, args=["--help"]).stdout.split())
+    assert "a token request per organization and one request per selected stream" in shown
+    run = run_tap(sandbox.config(), args=["--plan=json"])
+    assert run.returncode == 0, run.stderr
+    assert sandbox.stats()["token_requests"] == 1
+    assert sandbox.stats()["requests"] == 1 + 3
