@@ -311,6 +311,16 @@ SETTINGS: tuple[Setting, ...] = (
         read=_integer,
     ),
     Setting(
+        "tables_per_organization",
+        th.BooleanType,
+        "detect_deletions: each organization's rows land in tables of their own (a "
+        "target schema per organization, as the fan-out DAG gives). Without it, a run "
+        "that reads fewer organizations than the app is installed in retires nothing: "
+        "in a shared table, its ACTIVATE_VERSION would retire the other organizations' rows.",
+        default=False,
+        read=bool,
+    ),
+    Setting(
         "removed_organizations",
         th.ArrayType(th.IntegerType),
         "detect_deletions: organizations confirmed gone (the app uninstalled). Their "
@@ -469,6 +479,7 @@ class Settings:
     max_record_checks: int
     max_unannounced_pages: int
     removed_organizations: tuple[int, ...]
+    tables_per_organization: bool
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:

@@ -27,7 +27,11 @@ A pass is complete for deletions only when, for every organization it must cover
   record_checks.py);
 * the run's organizations listing (``all_organizations``) did not fail, and the
   pass covers every organization of the last complete pass, unless the user
-  confirmed one gone (``removed_organizations``).
+  confirmed one gone (``removed_organizations``);
+* the activation cannot reach rows of organizations the run does not read: the
+  run reads every organization the app is installed in (the organizations list
+  says, one request a run), or the user says each organization has tables of its
+  own (``tables_per_organization``, which the fan-out DAG sets).
 
 State, at the stream's level::
 
@@ -151,12 +155,19 @@ class TableVersions:
         return not partition.resuming
 
     def completed(
-        self, outcome: PassOutcome, partition: Partition, *, listing_failed: bool = False
+        self,
+        outcome: PassOutcome,
+        partition: Partition,
+        *,
+        listing_failed: bool = False,
+        sharing_risk: t.Callable[[], str | None] = lambda: None,
     ) -> int | None:
         """Note an organization's pass that reached the list's end; the version to activate.
 
         That is the version of the last complete pass, once this pass is complete for
-        every organization (see the module's rules); None otherwise.
+        every organization (see the module's rules); None otherwise. ``sharing_risk``
+        says why an activation may reach rows of organizations this run does not read
+        (registry.Organizations.sharing_risk), asked only when there is one to make.
         """
         open_version = self._open()
         own = partition.table_pass()
@@ -208,7 +219,18 @@ class TableVersions:
                 how,
             )
             return None
-        return self._confirm(int(open_version["version"]), members)
+        version = self._confirm(int(open_version["version"]), members)
+        if version is None:
+            return None
+        risk = sharing_risk()
+        if risk:
+            logger.warning(
+                "'%s': two complete passes, but no row is marked deleted: %s",
+                self.stream,
+                risk,
+            )
+            return None
+        return version
 
     def _counts(self, outcome: PassOutcome, *, rejected: bool) -> bool:
         """Whether this organization's pass counts as complete for deletions (logs why not)."""

@@ -459,7 +459,12 @@ class ListPass:
             listing_failed = organizations.listing_failure is not None or (
                 organizations.listing_paused
             )
-            version = self.versions.completed(outcome, partition, listing_failed=listing_failed)
+            version = self.versions.completed(
+                outcome,
+                partition,
+                listing_failed=listing_failed,
+                sharing_risk=lambda: organizations.sharing_risk,
+            )
             if version is not None:
                 self._activate(version)
 

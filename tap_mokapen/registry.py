@@ -141,6 +141,40 @@ class Organizations:
         }
         return configured + [org for org in dict.fromkeys(found) if org not in known]
 
+    @cached_property
+    def sharing_risk(self) -> str | None:
+        """Why an ACTIVATE_VERSION of this run may retire rows of organizations it does
+        not read, or None: a table shared by organizations read one process each (the
+        fan-out DAG) holds rows this run's passes never see. Asked once a run (one
+        request) when a versioned pass completes and nothing settles it otherwise."""
+        if self.settings.tables_per_organization or self.settings.all_organizations:
+            return None  # separated by the user's word, or every listed one is read
+        try:
+            listed = list(self.listed())
+        except (RunPaused, MokapenError) as exc:
+            return (
+                "the organizations list, which tells whether the app is installed in "
+                f"organizations this run does not read, could not be had ({exc})"
+            )
+        read = {str(o) for o in self.settings.organization_ids}
+        read |= {str(n) for o, n in self._numeric.items()} | {str(o) for o in self._numeric}
+        unread = []
+        for item in listed:
+            if not isinstance(item, dict) or str(item.get("encrypted_id")) in read:
+                continue
+            org = organization_number(item.get("id"))
+            if org is not None and str(org) not in read and org not in unread:
+                unread.append(org)
+        if not unread:
+            return None
+        return (
+            "the app is also installed in organization(s) "
+            f"{cut(', '.join(map(str, unread)), 200)}, "
+            "which this run does not read: in a table shared with them, ACTIVATE_VERSION "
+            "would retire their rows. If each organization has tables of its own (a schema "
+            "per organization), set tables_per_organization"
+        )
+
     def listed(self) -> t.Iterator[t.Any]:
         """``GET /api/v1/organizations`` for the first organization's token, as listed."""
         return iter(self._list_organizations())

@@ -137,8 +137,10 @@ def described(exception: t.Any) -> str:
     Max retries exceeded with url: ... (Caused by NewConnectionError(<urllib3...>))")."""
     if exception is None:
         return "no answer"
+    text = str(exception)
+    urllib3s = "Pool(" in text or "Caused by" in text
     if isinstance(exception, requests.exceptions.Timeout):
-        return "no answer in time"
+        return "no answer in time" if urllib3s else redact(text)  # transport.py's own
     if isinstance(exception, requests.exceptions.ConnectionError):
         reason = _reason(exception)
         return "the connection failed" if reason == type(exception).__name__ else reason

@@ -378,3 +378,36 @@ def test_a_failure_right_after_a_plain_list_turns_out_paged_leaves_no_gap(sandbo
     assert second.returncode == 0, second.stderr[-2000:]
     emitted = {r["id"] for r in first.records("contacts") + second.records("contacts")}
     assert emitted == {r["id"] for r in sandbox.records("contacts")}
+
+
+def test_one_process_per_organization_into_one_table_retires_no_other_organizations_row(
+    sandbox,
+):
+    """The fan-out DAG's failing order (849, 850, 849, 849: 850's run failed on the
+    second day), each organization its own STATE, every run loaded into one table: a
+    run of 849 alone cannot know 850's rows, so it activates nothing, and says why."""
+    sandbox.reset(contacts=COUNT)
+    alone = {org: Runs(sandbox, organization_ids=[org]) for org in ORGS}
+    table = alone[849].table
+    alone[850].table = table
+    alone[849].run()
+    alone[849].delete(849, 2)
+    for org in (850, 849, 849, 849):
+        run = alone[org].run()
+        assert activations(run) == 0
+    assert "also installed in organization(s) 850" in run.stderr
+    assert "set tables_per_organization" in run.stderr
+    assert not table.retired  # 850's 200 rows, and even 849's deletions, stay
+
+    # Tables of its own (a schema per organization, as the fan-out DAG gives): 849's
+    # deletions are retired in 849's table, and 850 is never asked about.
+    own = Runs(sandbox, organization_ids=[849], tables_per_organization=True)
+    listings = sandbox.stats()["pages_served"].get("0/organizations", 0)
+    assert listings  # the runs alone asked whether others share the table
+    own.run()
+    deleted = own.delete(849, 2)
+    for _ in range(3):
+        own.run()
+    assert deleted <= own.table.retired
+    assert {org for org, _ in own.table.retired} == {849}
+    assert sandbox.stats()["pages_served"].get("0/organizations", 0) == listings  # none asked
