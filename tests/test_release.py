@@ -56,3 +56,15 @@ def test_the_changelogs_newest_release_is_this_version_under_an_unreleased_headi
     dates = [date for _, date in releases]
     assert dates == sorted(dates, reverse=True)
     assert len({v for v, _ in releases}) == len(releases)
+
+
+def test_every_install_line_in_the_docs_names_this_version():
+    """A release bumps the version in pyproject.toml; this finds the install lines to bump."""
+    pinned = re.compile(r"(?:tap-mokapen|mokapen-sandbox)(?:==|@v)(\d[\w.]*\w)")
+    found = {
+        (path.name, match)
+        for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        for match in pinned.findall(path.read_text())
+    }
+    assert {name for name, _ in found} >= {"README.md", "meltano.md"}
+    assert {(name, v) for name, v in found if v != project_version()} == set()
