@@ -16,6 +16,10 @@ bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The CI and release workflows against the GitHub Actions schema that check-jsonschema
+# ships (no network): a misspelled key, an unknown event or a job without runs-on fails
+# here, not on the first push.
+.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 # The fast tier on four workers: the project's machines have two cores, and much of the
 # tier waits on sockets and child processes, not the CPU (measured: 66 s with two
 # workers, 48-55 s with four). The end-to-end tier shares one Meltano project and one

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import typing as t
 from functools import cached_property
-from importlib.metadata import PackageNotFoundError, version
 
 from singer_sdk import Tap
 from singer_sdk.exceptions import MapperNotInitialized, StreamMapConfigError
@@ -29,11 +28,6 @@ from tap_mokapen.streams import stream_types
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
-
-try:
-    __version__ = version("tap-mokapen")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0.0.0"
 
 
 class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
@@ -191,7 +185,9 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
 
     @cached_property
     def user_agent(self) -> str:
-        return self.settings.user_agent or f"tap-mokapen/{__version__}"
+        # The SDK's plugin_version, as --version and --about give it: the installed
+        # distribution's, whose one source is pyproject.toml.
+        return self.settings.user_agent or f"tap-mokapen/{self.plugin_version}"
 
     @property
     def organizations(self) -> Organizations:

@@ -339,6 +339,7 @@ def test_a_definition_for_a_checkout_or_a_git_remote(pip_url):
             str(ROOT / "scripts" / "plugin_definition.py"),
             "--pip-url",
             pip_url,
+            *(["--local"] if pip_url.startswith("/") else []),
         ],
         capture_output=True,
         text=True,
@@ -375,11 +376,15 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
         return done
 
     meltano("init", "--no-usage-stats", project.name)
-    # README: python3 scripts/plugin_definition.py --pip-url "$PWD" > /tmp/tap-mokapen.yml
+    # docs/meltano.md: python3 scripts/plugin_definition.py --local --pip-url "$PWD" > ...
+    # (this checkout's code, not a release the index may not have yet).
     definition = tmp_path / "tap-mokapen.yml"
     definition.write_text(
         subprocess.run(
-            [sys.executable, "-S", "scripts/plugin_definition.py", "--pip-url", str(ROOT)],
+            [
+                *(sys.executable, "-S", "scripts/plugin_definition.py"),
+                *("--local", "--pip-url", str(ROOT)),
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -9,6 +9,9 @@ capabilities, maintenance_status and quality.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -115,3 +118,79 @@ def test_the_extractor_selects_nothing_that_is_off_by_default():
     definition = yaml.safe_load((ROOT / "meltano" / "tap-mokapen.yml").read_text())
 
     assert definition["select"] == ["*.*", "!companies.*", "!projects.*"]
+
+
+def plugin_definition(*args: str) -> subprocess.CompletedProcess:
+    # -S: the --pip-url mode runs on a python3 with nothing installed.
+    return subprocess.run(
+        [sys.executable, "-S", str(ROOT / "scripts" / "plugin_definition.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_shipped_definition_installs_this_versions_release_pinned():
+    """What `meltano add --from-ref meltano/tap-mokapen.yml` writes into a project: the
+    same tap on every machine of a team, never a path on one of them."""
+    definition = yaml.safe_load((ROOT / "meltano" / "tap-mokapen.yml").read_text())
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+    assert definition["pip_url"] == f"tap-mokapen=={version}"
+    assert (
+        f"pip_url installs release {version}" in (ROOT / "meltano" / "tap-mokapen.yml").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    "pip_url",
+    [
+        "git+https://github.com/<owner>/tap-mokapen@v0.1.0",
+        "git+ssh://git@git.example.com/team/tap-mokapen.git@v0.1.0",
+        "tap-mokapen==0.1.0",
+    ],
+)
+def test_pip_url_writes_a_tagged_git_url_or_a_pinned_release_and_says_so(pip_url):
+    done = plugin_definition("--pip-url", pip_url)
+
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)["pip_url"] == pip_url
+    assert f"# pip_url written by --pip-url for this copy: {pip_url}\n" in done.stdout
+    assert done.stderr == f"pip_url: {pip_url}\n"
+
+
+@pytest.mark.parametrize(
+    "pip_url",
+    [
+        "/home/ana/src/tap mokapen",
+        ".",
+        "-e .",
+        "./tap-mokapen",
+        "~/src/tap-mokapen",
+        "file:///home/ana/src/tap-mokapen",
+        "git+file:///home/ana/src/tap-mokapen@v0.1.0",
+        "git+https://github.com/<owner>/tap-mokapen",  # no tag: whatever is newest
+        "tap-mokapen",  # unpinned
+        "tap-mokapen>=0.1",
+    ],
+)
+def test_pip_url_never_writes_a_local_path_or_an_unpinned_install(pip_url):
+    done = plugin_definition("--pip-url", pip_url)
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "a local path is one machine's" in done.stderr
+
+
+def test_local_allows_a_checkouts_path_and_marks_the_copy_as_not_for_sharing():
+    done = plugin_definition("--local", "--pip-url", "/home/ana/src/tap-mokapen")
+
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)["pip_url"] == "/home/ana/src/tap-mokapen"
+    assert "never commit or share this definition" in done.stdout
+
+
+def test_the_help_names_the_pip_url_written():
+    done = plugin_definition("--help")
+
+    assert "tap-mokapen==" in done.stdout and "never a local path" in done.stdout
