@@ -43,9 +43,13 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     message_writer_class = BufferedMsgSpecWriter
     config_jsonschema = config.config_jsonschema()
 
-    def __init__(self, *args: t.Any, listing: bool = False, **kwargs: t.Any) -> None:
+    def __init__(
+        self, *args: t.Any, listing: bool = False, authorizing: bool = False, **kwargs: t.Any
+    ) -> None:
         #: For --list-organizations: a dashboard token may come without an organization.
         self.listing = listing
+        #: For --authorize: the organization is chosen in the browser.
+        self.authorizing = authorizing
         try:
             super().__init__(*args, **kwargs)
         except StreamMapConfigError as exc:  # one line, not the SDK's traceback
@@ -82,7 +86,7 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
 
     def config_problems(self) -> list[str]:
         """Every problem of the config, one phrase each (config.py)."""
-        return validation.problems(self.config, listing=self.listing)
+        return validation.problems(self.config, listing=self.listing, authorizing=self.authorizing)
 
     @override
     def discover_streams(self) -> list[Stream]:
