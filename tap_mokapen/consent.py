@@ -97,7 +97,7 @@ def run(
         print(url, flush=True)  # on a line of its own, at once: the user (or a script) needs it
         if open_browser:
             launch_browser(url)
-        query = listener.wait(settings.authorize_timeout)
+        query = listener.wait(settings.authorize_timeout, state)
     code = code_of(query, state)
     granted = exchange(settings, code, store, user_agent=user_agent)
     return last_line(granted, settings, config_files)
@@ -165,14 +165,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         errors.register_secret(query.get("code"))  # before anything could log it
         self.server.query = query
-        if "code" in query and "error" not in query:
+        try:
+            code_of(query, self.server.state)
+        except ConsentRefusedError:
+            self._page(400, "Consent not completed", "See the terminal for what went wrong.")
+        else:
             self._page(
                 200,
                 "Consent received",
                 "tap-mokapen is finishing in the terminal. You can close this tab.",
             )
-        else:
-            self._page(400, "Consent not completed", "See the terminal for what went wrong.")
 
     def _page(self, status: int, title: str, text: str) -> None:
         body = (
@@ -195,6 +197,8 @@ class _Server(http.server.HTTPServer):
     def __init__(self, address: tuple[str, int], path: str, family: socket.AddressFamily) -> None:
         self.address_family = family
         self.path = path
+        #: The state this command sent, which the redirect must carry back.
+        self.state = ""
         self.query: dict[str, str] | None = None
         super().__init__(address, _Handler)
 
@@ -228,9 +232,10 @@ class RedirectListener:
     def __exit__(self, *exc: object) -> None:
         self._server.server_close()
 
-    def wait(self, timeout: float) -> dict[str, str]:
+    def wait(self, timeout: float, state: str) -> dict[str, str]:
         """The query of the one redirect to the redirect_uri's path, within ``timeout``
-        seconds of the tap's clock."""
+        seconds of the tap's clock (its page says whether it carries ``state``)."""
+        self._server.state = state
         deadline = clock.monotonic() + timeout
         while self._server.query is None:
             left = deadline - clock.monotonic()
