@@ -71,6 +71,7 @@ class RefreshTokenStore:
         (a consent's, or its rotated descendant) is the one to use."""
         self.path = Path(path).expanduser() if path else default_path()
         self.client_id = client_id
+        self.organization_id = organization_id
         self._key = _fingerprint(f"{client_id}\0{organization_id}")
         self._origin = CONSENT if configured_token is None else _fingerprint(configured_token)
         self._configured = configured_token
@@ -227,6 +228,7 @@ class RefreshTokenStore:
     def keep_consent(self, organization_id: int, refresh_token: str) -> None:
         """Keep the refresh token a consent handed out for the organization the user chose,
         as a rotated one is kept (``save``), in the room ``exchange`` reserved."""
+        self.organization_id = organization_id
         self._key = _fingerprint(f"{self.client_id}\0{organization_id}")
         self._origin = CONSENT
         self.save(refresh_token, consent=True)
@@ -241,7 +243,12 @@ class RefreshTokenStore:
             # A rotation keeps what the token descends from (a configured token, later
             # removed from the config, or a consent).
             origin = str(entry.get("origin") or CONSENT)
-        data[self._key] = {"origin": origin, "refresh_token": refresh_token}
+        # The organization in clear, for whoever looks at the file (the key is a hash).
+        data[self._key] = {
+            "origin": origin,
+            "organization_id": self.organization_id,
+            "refresh_token": refresh_token,
+        }
         content = json.dumps(data).encode()
         temporary, self._reserved = self._reserved, None
         try:

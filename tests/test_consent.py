@@ -151,6 +151,8 @@ def test_the_whole_dance_consent_store_first_sync_and_a_rotated_token(sandbox):
     store = default_store()
     assert oct(store.stat().st_mode & 0o777) == "0o600"
     (consented,) = stored_tokens()
+    (entry,) = json.loads(store.read_text()).values()
+    assert entry["organization_id"] == 850 and entry["origin"] == "consent"
     assert sandbox.stats()["grant_authorization_code"] == 1
 
     first = run_tap(three_settings(sandbox, 850))
