@@ -80,7 +80,7 @@ class RefreshTokenStore:
         #: The file exchange() reserved for the next save, while an exchange is under way.
         self._reserved: str | None = None
 
-    def _read(self) -> dict[str, dict[str, str]]:
+    def _read(self) -> dict[str, dict[str, t.Any]]:
         """The store's entries; none when it does not exist yet. A store that exists but
         cannot be read is an error: its token may be the only one still alive, and the
         configured one spent, so none is sent in its place."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import typing as t
@@ -370,3 +371,23 @@ def test_a_text_browser_is_not_opened_and_a_graphical_one_is(monkeypatch):
     monkeypatch.setattr(webbrowser, "get", lambda: Graphical("firefox"))
     consent.launch_browser("http://127.0.0.1:1/oauth/authorize?x=1")
     assert opened == ["http://127.0.0.1:1/oauth/authorize?x=1"]
+
+
+def test_a_sigterm_while_waiting_ends_the_consent_with_no_state_and_nothing_kept(sandbox, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(consent_config(sandbox, authorize_timeout=60)))
+    process = subprocess.Popen(
+        [*TAP, "--config", str(config), "--authorize", "--no-browser"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith(f"{sandbox.url}/oauth/authorize?")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+
+    assert process.returncode == 143, err
+    assert "Stopped by signal SIGTERM: no consent was kept" in err
+    assert '"type": "STATE"' not in out and '"type":"STATE"' not in out
+    assert not default_store().exists() or not stored_tokens()
