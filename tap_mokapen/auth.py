@@ -191,7 +191,7 @@ class MokapenAuthenticator(OAuthAuthenticator):
             verdict.judge_token_answer(
                 response,
                 organization_id=self.organization_id,
-                refreshing=self.refresh_tokens is not None,
+                grant="refresh_token" if self.refresh_tokens else "client_credentials",
             )
             self._accept(response, requested_at)
 

@@ -2,8 +2,8 @@
 
 ``CommandLine`` is the Tap as a process (the SDK's command line is the Tap's
 classmethods, so it is a subclass of TapMokapen): the SDK's command line, plus
-``--plan`` (plan.py), ``--list-organizations`` (list_organizations.py) and
-``--resync`` (resync.py). An error that ends the process is one
+``--plan`` (plan.py), ``--list-organizations`` (list_organizations.py),
+``--resync`` (resync.py) and ``--authorize`` (consent.py). An error that ends the process is one
 line and exit code 1, whichever command met it. SIGTERM and SIGINT stop the run
 between two messages: the STATE as it stands goes out, then exit code 128 + the
 signal's number, so that a stopped run never looks done.
@@ -22,8 +22,8 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import StateMessage
 from typing_extensions import override
 
+from tap_mokapen import consent, output, plan, timestamps
 from tap_mokapen import list_organizations as listing_cli
-from tap_mokapen import output, plan, timestamps
 from tap_mokapen import resync as resync_cli
 from tap_mokapen import state as state_rules
 from tap_mokapen.errors import ConfigError, MokapenError, RunPaused, redact
@@ -73,6 +73,8 @@ class CommandLine(TapMokapen):
     def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
         """``--config``, with a missing or unreadable file as one line and exit code 1."""
         try:
+            # The files, for the command --authorize tells the user to run next.
+            ctx.meta["tap_mokapen.config_files"] = tuple(v for v in value if v != "ENV")
             return super().cb_config(ctx, param, value)
         except FileNotFoundError as exc:
             cls.logger.error("The config file does not exist: %s", exc.args[0] if exc.args else exc)
@@ -91,6 +93,7 @@ class CommandLine(TapMokapen):
     def get_singer_command(cls) -> click.Command:
         command = super().get_singer_command()
         command.params += [plan.option(), listing_cli.option(), resync_cli.option()]
+        command.params += consent.options()
         return command
 
     @override
@@ -101,12 +104,16 @@ class CommandLine(TapMokapen):
         plan: str | None = None,
         list_organizations: bool = False,
         resync: tuple[str, ...] = (),
+        authorize: bool = False,
+        no_browser: bool = False,
         **kwargs: t.Any,
     ) -> None:
-        """The SDK's command (or ``--plan``, ``--list-organizations``, ``--resync``), with
-        a MokapenError as one line and exit 1."""
-        with cls._one_line_errors():
-            if resync:
+        """The SDK's command (or ``--plan``, ``--list-organizations``, ``--resync``,
+        ``--authorize``), with a MokapenError as one line and exit 1."""
+        with cls._one_line_errors(authorizing=authorize):
+            if authorize:
+                cls.authorize(kwargs.get("config"), kwargs.get("catalog"), no_browser=no_browser)
+            elif resync:
                 state = kwargs.get("state")
                 print(resync_cli.run(_text_of(state, "state") if state else None, resync))
             elif list_organizations:
@@ -126,12 +133,18 @@ class CommandLine(TapMokapen):
 
     @classmethod
     @contextlib.contextmanager
-    def _one_line_errors(cls) -> t.Iterator[None]:
+    def _one_line_errors(cls, *, authorizing: bool = False) -> t.Iterator[None]:
         """Whatever the command, an error that ends it is one line and exit code 1 (a
         stop by signal, 128 + its number)."""
         try:
             yield
         except StopRequested as stop:
+            if authorizing:  # no run, no STATE: only the consent stops
+                cls.logger.warning(
+                    "Stopped by signal %s: no consent was kept",
+                    signal.Signals(stop.number).name,
+                )
+                sys.exit(128 + stop.number)
             stop.tap.stopped(stop.number)
         except MokapenError as exc:
             cls.logger.error("%s", redact(str(exc), limit=2000))
@@ -207,6 +220,23 @@ class CommandLine(TapMokapen):
         return document
 
     @classmethod
+    def authorize(cls, config: t.Any, catalog: t.IO[str] | None, *, no_browser: bool) -> None:
+        """``--authorize``: the public app's consent (consent.py); its last line printed."""
+        tap = cls.from_options(config, catalog, None, authorizing=True)
+        context = click.get_current_context(silent=True)
+        files = context.meta.get("tap_mokapen.config_files", ()) if context else ()
+        print(
+            consent.run(
+                tap.settings,
+                tap.scope(),
+                open_browser=not no_browser,
+                user_agent=tap.user_agent,
+                config_files=files,
+            ),
+            flush=True,
+        )
+
+    @classmethod
     def print_plan(
         cls,
         output_format: str,
@@ -230,12 +260,14 @@ class CommandLine(TapMokapen):
         *,
         listing: bool = False,
         describing: bool = False,
+        authorizing: bool = False,
         setup_mapper: bool = True,
     ) -> CommandLine:
         """The tap of ``--config``, ``--catalog`` and ``--state``, its config validated."""
         return cls(
             listing=listing,
             describing=describing,
+            authorizing=authorizing,
             setup_mapper=setup_mapper,
             config=config.config if config else {},
             catalog=_catalog_of(catalog) if catalog else None,

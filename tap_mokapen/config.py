@@ -20,6 +20,9 @@ from tap_mokapen import extra_streams
 from tap_mokapen.extra_streams import ExtraStream
 
 DEFAULT_BASE_URL = "https://mokapen.com"
+#: Where Mokapen sends the browser back after the consent (tap-mokapen --authorize
+#: listens there); the user registers it as the app's redirect URL.
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8976/callback"
 #: A third of a CRM's contacts gone in a day is almost never real; a cut list is.
 DEFAULT_MAX_DELETED_SHARE = 0.3
 MAX_PAGE_SIZE = 10_000
@@ -142,7 +145,7 @@ SETTINGS: tuple[Setting, ...] = (
         "client_id",
         th.StringType,
         "OAuth client id of your Mokapen app (private app: with client_secret; "
-        "public app: with client_secret and refresh_token).",
+        "public app: with client_secret, after tap-mokapen --authorize).",
         title="Client ID",
     ),
     Setting(
@@ -163,16 +166,34 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "refresh_token",
         th.StringType,
-        "A public app's refresh token from the browser consent at /oauth/authorize; "
-        "exchanged for an access token on every run.",
+        "A public app's refresh token from a consent made outside the tap; wins over the "
+        "one tap-mokapen --authorize stored. Exchanged for an access token on every run.",
         title="Refresh token",
         secret=True,
     ),
     Setting(
         "refresh_token_store",
         th.StringType,
-        "File that keeps a rotated refresh token between runs (owner-only permissions); "
-        "default $XDG_STATE_HOME/tap-mokapen/refresh-tokens.json.",
+        "File that keeps a public app's refresh token between runs, from tap-mokapen "
+        "--authorize or a rotation (owner-only permissions); default "
+        "$XDG_STATE_HOME/tap-mokapen/refresh-tokens.json.",
+    ),
+    Setting(
+        "redirect_uri",
+        th.StringType,
+        "tap-mokapen --authorize: the app's redirect URL, registered in Mokapen; an http "
+        "loopback address with a port, where the command listens for the consent's "
+        "redirect.",
+        default=DEFAULT_REDIRECT_URI,
+        title="Redirect URI",
+    ),
+    Setting(
+        "authorize_timeout",
+        th.NumberType,
+        "tap-mokapen --authorize: seconds to wait for the consent's redirect.",
+        default=300,
+        rule="positive_number",
+        read=_real,
     ),
     Setting(
         "organization_id",
@@ -455,6 +476,8 @@ class Settings:
     access_token: str | None = dataclasses.field(repr=False)
     refresh_token: str | None = dataclasses.field(repr=False)
     refresh_token_store: str | None
+    redirect_uri: str
+    authorize_timeout: float
     organization_ids: tuple[int | str, ...]
     all_organizations: bool
     base_url: str
@@ -498,7 +521,9 @@ class Settings:
 
     @property
     def auth_mode(self) -> str:
-        """Which of Mokapen's three ways to get access the settings choose."""
+        """Which of Mokapen's three ways to get access the settings choose; with only
+        client credentials, a refresh token that tap-mokapen --authorize stored makes an
+        organization a public app's (registry.Organizations.authenticator)."""
         if self.access_token:
             return "access_token"
         if self.refresh_token:

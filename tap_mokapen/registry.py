@@ -235,14 +235,7 @@ class Organizations:
         if org not in self._authenticators:
             settings = self.settings
             configured = self._spelling.get(org, org)
-            store = None
-            if settings.auth_mode == "refresh_token":
-                store = RefreshTokenStore(
-                    settings.refresh_token_store,
-                    client_id=settings.client_id or "",
-                    organization_id=configured,
-                    configured_token=settings.refresh_token or "",
-                )
+            store = self._refresh_tokens(configured)
             self._authenticators[org] = MokapenAuthenticator(
                 token_url=f"{settings.base_url}/oauth/token",
                 client_id=settings.client_id,
@@ -258,9 +251,40 @@ class Organizations:
                 access_token=settings.access_token,
                 refresh_tokens=store,
                 # Only the client_credentials grant asks for scopes (the others carry theirs).
-                narrowable=settings.scope is None and settings.auth_mode == "client_credentials",
+                narrowable=settings.scope is None and store is None and not settings.access_token,
             )
         return self._authenticators[org]
+
+    def _refresh_tokens(self, org: OrganizationId) -> RefreshTokenStore | None:
+        """The organization's refresh-token store, when its access is a public app's.
+
+        The rule: a configured refresh_token is a public app (and wins over the store,
+        as it always did); with only client_id and client_secret, the refresh token that
+        ``tap-mokapen --authorize`` stored for this app and organization makes it a
+        public app too; with none stored it is a private app, client credentials, as
+        it always was (so a private app never needs a consent, and a public app that
+        was never authorized hears from Mokapen's refusal, with the hint to authorize).
+        """
+        settings = self.settings
+        if settings.auth_mode == "access_token":
+            return None
+        store = RefreshTokenStore(
+            settings.refresh_token_store,
+            client_id=settings.client_id or "",
+            organization_id=org,
+            configured_token=settings.refresh_token,
+        )
+        if settings.auth_mode == "refresh_token":
+            return store
+        if not store.holds_token():
+            return None
+        logger.info(
+            "Organization %s: using the refresh token tap-mokapen --authorize stored in %s "
+            "(a public app)",
+            org,
+            store.path,
+        )
+        return store
 
     def has_token(self, org: OrganizationId) -> bool:
         """Whether the organization's token was had this run (nothing is requested)."""

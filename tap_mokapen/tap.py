@@ -38,12 +38,19 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
     config_jsonschema = config.config_jsonschema()
 
     def __init__(
-        self, *args: t.Any, listing: bool = False, describing: bool = False, **kwargs: t.Any
+        self,
+        *args: t.Any,
+        listing: bool = False,
+        describing: bool = False,
+        authorizing: bool = False,
+        **kwargs: t.Any,
     ) -> None:
         #: For --list-organizations: a dashboard token may come without an organization.
         self.listing = listing
         #: For --discover and --about: no request is made, so no credential is needed yet.
         self.describing = describing
+        #: For --authorize: the organization is chosen in the browser.
+        self.authorizing = authorizing
         try:
             super().__init__(*args, **kwargs)
         except StreamMapConfigError as exc:  # one line, not the SDK's traceback
@@ -125,7 +132,12 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
 
     def config_problems(self) -> list[str]:
         """Every problem of the config, one phrase each (validation.py)."""
-        return validation.problems(self.config, listing=self.listing, describing=self.describing)
+        return validation.problems(
+            self.config,
+            listing=self.listing,
+            describing=self.describing,
+            authorizing=self.authorizing,
+        )
 
     @override
     def discover_streams(self) -> list[Stream]:

@@ -8,7 +8,10 @@ file readable only by its owner: ``refresh_token_store``, by default
 
 The entry remembers a fingerprint of the configured token it descends from. When
 the user configures a different refresh token (after a new browser consent), that
-one wins over the stored descendant of the old one.
+one wins over the stored descendant of the old one. ``tap-mokapen --authorize``
+(consent.py) puts the token of a consent straight in the store, with the origin
+CONSENT: with no refresh_token configured, the store's token for the app and the
+organization is the one to use, whatever it descends from.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ RESERVED_BYTES = 16 * 1024
 #: A file reserved for an exchange and older than this was left by a killed run (an
 #: exchange lasts at most max_wait_seconds; a day is past any).
 STALE_RESERVATION_SECONDS = 24 * 3600
+#: The origin of a token that tap-mokapen --authorize stored (no configured token).
+CONSENT = "consent"
 
 
 def default_path() -> Path:
@@ -57,17 +62,25 @@ class RefreshTokenStore:
         path: str | Path | None,
         *,
         client_id: str,
-        organization_id: int | str,
-        configured_token: str,
+        organization_id: int | str | None,
+        configured_token: str | None,
     ) -> None:
+        """The store of the app ``client_id`` for ``organization_id`` (None: not known
+        until a consent's answer names it, ``keep_consent``). ``configured_token`` is the
+        refresh_token setting; None when the config has none, and then the store's token
+        (a consent's, or its rotated descendant) is the one to use."""
         self.path = Path(path).expanduser() if path else default_path()
+        self.client_id = client_id
+        self.organization_id = organization_id
         self._key = _fingerprint(f"{client_id}\0{organization_id}")
-        self._origin = _fingerprint(configured_token)
+        self._origin = CONSENT if configured_token is None else _fingerprint(configured_token)
         self._configured = configured_token
+        #: A consent's store: what is at stake when it cannot be written is the code.
+        self._for_consent = organization_id is None
         #: The file exchange() reserved for the next save, while an exchange is under way.
         self._reserved: str | None = None
 
-    def _read(self) -> dict[str, dict[str, str]]:
+    def _read(self) -> dict[str, dict[str, t.Any]]:
         """The store's entries; none when it does not exist yet. A store that exists but
         cannot be read is an error: its token may be the only one still alive, and the
         configured one spent, so none is sent in its place."""
@@ -91,19 +104,33 @@ class RefreshTokenStore:
             raise ConfigError(msg)
         return data
 
+    def holds_token(self) -> bool:
+        """Whether the store has an entry for this app and organization (a consent's, or
+        a rotated one): nothing is read but the file, and a missing file holds none."""
+        return self._key in self._read()
+
     def current(self) -> str:
-        """The newest refresh token descending from the configured one."""
+        """The newest refresh token descending from the configured one; with none
+        configured, the store's own (what tap-mokapen --authorize kept, or its rotation)."""
         entry = self._read().get(self._key)
         if entry is None:
+            if self._configured is None:
+                msg = (
+                    f"refresh_token_store {self.path} holds no refresh token for this app and "
+                    "organization: run tap-mokapen --config FILE --authorize"
+                )
+                raise ConfigError(msg)
             return self._configured
         token = entry.get("refresh_token") if isinstance(entry, dict) else None
         if not isinstance(token, str) or not token:
             msg = (
                 f"refresh_token_store {self.path} holds no refresh token for this app and "
                 "organization where it should: restore the file, or authorize the app again "
-                "and remove it"
+                "(tap-mokapen --authorize) after removing it"
             )
             raise ConfigError(msg)
+        if self._configured is None:
+            return token
         return token if entry.get("origin") == self._origin else self._configured
 
     @contextlib.contextmanager
@@ -188,17 +215,40 @@ class RefreshTokenStore:
                 os.unlink(reserved)
 
     def _unwritable(self, exc: OSError) -> ConfigError:
+        unspent = (
+            "the consent's code was not exchanged, so nothing is spent"
+            if self._for_consent
+            else "the refresh token was not spent"
+        )
         return ConfigError(
-            f"refresh_token_store {self.path} cannot be written ({exc.strerror}): the "
-            "refresh token was not spent; point refresh_token_store at a writable file "
-            "with room beside it"
+            f"refresh_token_store {self.path} cannot be written ({exc.strerror}): {unspent}; "
+            "point refresh_token_store at a writable file with room beside it"
         )
 
-    def save(self, refresh_token: str) -> None:
+    def keep_consent(self, organization_id: int, refresh_token: str) -> None:
+        """Keep the refresh token a consent handed out for the organization the user chose,
+        as a rotated one is kept (``save``), in the room ``exchange`` reserved."""
+        self.organization_id = organization_id
+        self._key = _fingerprint(f"{self.client_id}\0{organization_id}")
+        self._origin = CONSENT
+        self.save(refresh_token, consent=True)
+
+    def save(self, refresh_token: str, *, consent: bool = False) -> None:
         """Keep a rotated token: atomically, owner-only, on disk before it is used, in the
         room exchange() reserved."""
         data = self._read()
-        data[self._key] = {"origin": self._origin, "refresh_token": refresh_token}
+        origin = self._origin
+        entry = data.get(self._key)
+        if self._configured is None and not consent and isinstance(entry, dict):
+            # A rotation keeps what the token descends from (a configured token, later
+            # removed from the config, or a consent).
+            origin = str(entry.get("origin") or CONSENT)
+        # The organization in clear, for whoever looks at the file (the key is a hash).
+        data[self._key] = {
+            "origin": origin,
+            "organization_id": self.organization_id,
+            "refresh_token": refresh_token,
+        }
         content = json.dumps(data).encode()
         temporary, self._reserved = self._reserved, None
         try:
@@ -217,12 +267,19 @@ class RefreshTokenStore:
             if temporary:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
-            msg = (
-                f"Mokapen rotated the refresh token, and saving the new one to "
-                f"refresh_token_store {self.path} failed ({exc.strerror}). The old token no "
-                "longer works: authorize the app again in the browser and configure the new "
-                "refresh_token."
-            )
+            if consent:
+                msg = (
+                    f"Mokapen granted the consent, and saving its refresh token to "
+                    f"refresh_token_store {self.path} failed ({exc.strerror}): nothing was "
+                    "kept. Point refresh_token_store at a writable file and run "
+                    "tap-mokapen --authorize again."
+                )
+            else:
+                msg = (
+                    f"Mokapen rotated the refresh token, and saving the new one to "
+                    f"refresh_token_store {self.path} failed ({exc.strerror}). The old token "
+                    "no longer works: authorize the app again (tap-mokapen --authorize)."
+                )
             raise AuthenticationError(msg) from None
         try:  # the new token is in place; this only makes the rename survive a crash
             directory = os.open(self.path.parent, os.O_RDONLY)

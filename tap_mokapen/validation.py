@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from tap_mokapen import extra_streams, timestamps
 from tap_mokapen.config import (
     DEFAULT_BASE_URL,
+    DEFAULT_REDIRECT_URI,
     IDENTIFIER,
     KNOWN_SETTINGS,
     MAX_PAGE_SIZE,
@@ -38,14 +39,20 @@ _TRUE = {"true", "1", "yes", "on"}
 
 
 def problems(
-    config: t.Mapping[str, t.Any], *, listing: bool = False, describing: bool = False
+    config: t.Mapping[str, t.Any],
+    *,
+    listing: bool = False,
+    describing: bool = False,
+    authorizing: bool = False,
 ) -> list[str]:
     """Everything wrong with a config, one phrase per problem, never echoing a secret.
 
     ``listing``: the config is for ``--list-organizations``, where a dashboard token
     (access_token) needs no organization id: it is how a user finds the id.
     ``describing``: for ``--discover`` and ``--about``, which make no request: a
-    setting given wrong is a problem, a credential or organization not given yet is not."""
+    setting given wrong is a problem, a credential or organization not given yet is not.
+    ``authorizing``: for ``--authorize``, where the user chooses the organization in
+    the browser, and only a public app's client_id and client_secret make sense."""
     if not config:
         return (
             []
@@ -56,10 +63,13 @@ def problems(
             ]
         )
     found: list[str] = [*_unknown_settings(config)]
-    found += [
-        *_credential_problems(config, required=not describing),
-        *_organization_problems(config, listing=listing, required=not describing),
-    ]
+    found += _credential_problems(config, required=not describing)
+    if authorizing:
+        found += _consent_problems(config)
+    else:
+        found += _organization_problems(config, listing=listing, required=not describing)
+    if (problem := _redirect_uri_problem(config.get("redirect_uri"))) is not None:
+        found.append(problem)
 
     base_url = config.get("base_url")
     if base_url is not None:
@@ -257,6 +267,49 @@ def _credential_problems(config: t.Mapping[str, t.Any], *, required: bool) -> li
             mode = "with refresh_token" if has["refresh_token"] else "(or give access_token)"
             found.append(f"{name} is required {mode}")
     return found
+
+
+def _consent_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """--authorize asks a consent for client_id and client_secret: a token setting would
+    either make it pointless (access_token) or win over the token it stores."""
+    found = []
+    if _present(config, "access_token"):
+        found.append(
+            "--authorize is a public app's consent for client_id and client_secret: remove "
+            "access_token (a dashboard token needs no consent)"
+        )
+    if _present(config, "refresh_token"):
+        found.append(
+            "refresh_token is set, and a run would use it rather than the token --authorize "
+            "stores: remove refresh_token to authorize"
+        )
+    return found
+
+
+def _redirect_uri_problem(value: t.Any) -> str | None:
+    """The redirect_uri --authorize listens on: http, a loopback host, a port, a path."""
+    if value is None:
+        return None
+    rule = (
+        f"redirect_uri must be an http loopback address with a port, such as {DEFAULT_REDIRECT_URI}"
+    )
+    if not isinstance(value, str):
+        return f"{rule} (got a {type(value).__name__})"
+    parts = urlsplit(value)
+    shown = cut(repr(_without_userinfo(value)), 120)
+    if (
+        any(c.isspace() for c in value)
+        or parts.scheme != "http"
+        or not is_loopback(parts.hostname)
+        or _bad_port(parts)
+        or parts.port is None
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+    ):
+        return f"{rule}, without query or fragment: the command listens there (got {shown})"
+    return None
 
 
 def _organization_problems(

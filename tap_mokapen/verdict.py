@@ -187,36 +187,52 @@ def organization_refused(what: str, organization_id: int | str) -> str:
 
 
 def judge_token_answer(
-    response: requests.Response, *, organization_id: int | str, refreshing: bool
+    response: requests.Response, *, organization_id: int | str | None, grant: str
 ) -> None:
-    """Raise the outcome of a token request's answer unless it is a 200."""
+    """Raise the outcome of a token request's answer unless it is a 200; ``grant`` is
+    the grant_type asked for (a refused grant says what to do for that grant)."""
     status = response.status_code
     if status == 200:
         return
     if 300 <= status < 400:
         raise ConfigError(redirect_refused(response))
     if is_quota_exhausted(response):
-        raise QuotaExhausted(organization_id)
+        raise QuotaExhausted("" if organization_id is None else organization_id)
     if status == 429 or status >= 500:
         raise RetriableAPIError(describe(response), response)
     message = api_message(response)
     body = json_body(response)
     error = body.get("error") if isinstance(body, dict) else None
-    refused = (
-        f"Mokapen rejected the token request for organization {organization_id} "
-        f"({status}): {message}"
-    )
+    whose = "" if organization_id is None else f" for organization {organization_id}"
+    refused = f"Mokapen rejected the token request{whose} ({status}): {message}"
     if error == "invalid_client" or status == 401:
         raise AuthenticationError(sentences(refused, "Check client_id and client_secret."))
-    if error == "invalid_grant" and refreshing:
+    if error == "invalid_grant" and grant == "refresh_token":
         msg = sentences(
             refused,
-            "The refresh token was revoked or already used: authorize the app again "
-            "(/oauth/authorize) and set the new refresh_token.",
+            "The refresh token was revoked or already used: authorize the app again with "
+            "tap-mokapen --config FILE --authorize (and remove any refresh_token setting, "
+            "which would win over the new token).",
+        )
+        raise AuthenticationError(msg)
+    if error == "invalid_grant" and grant == "authorization_code":
+        msg = sentences(
+            refused,
+            "The consent's code was refused (used, expired, or issued for another "
+            "redirect_uri): run tap-mokapen --authorize again.",
+        )
+        raise AuthenticationError(msg)
+    if error in ("unauthorized_client", "unsupported_grant_type") and (
+        grant == "client_credentials"
+    ):
+        msg = sentences(
+            refused,
+            "If the app is a public app, authorize it once with tap-mokapen --config FILE "
+            "--authorize: the runs after use the refresh token it stores.",
         )
         raise AuthenticationError(msg)
     if error == "invalid_scope":
         raise ScopeNotEnabledError(sentences(refused, "Fix the scope setting."), message)
-    if "organization" in message.lower():
+    if organization_id is not None and "organization" in message.lower():
         raise ConfigError(organization_refused(refused, organization_id))
     raise AuthenticationError(refused)

@@ -31,6 +31,14 @@ def signal_handlers() -> t.Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def own_state_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The default refresh_token_store of this test, in its own folder: a token one test
+    stored (tap-mokapen --authorize) never turns another test's client credentials into a
+    public app's refresh, and nothing reaches the user's own store."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
+@pytest.fixture(autouse=True)
 def skipping_clock(monkeypatch: pytest.MonkeyPatch) -> SkippingClock:
     """The tap's clock for this test: waits are recorded and skipped, not slept."""
     fake = SkippingClock()

@@ -252,9 +252,13 @@ def run_tap(
     catalog: dict | t.Literal["tested streams"] | None = "tested streams",
     args: t.Sequence[str] = (),
     env: dict[str, str] | None = None,
+    watch: t.Callable[[str], None] | None = None,
 ) -> TapRun:
     """Run ``tap-mokapen``'s command line in this process, with files for config, state
     and catalog, stdout and stderr captured, and the exit code it would give.
+
+    ``watch`` is called with each line of stdout as it is flushed, while the tap runs:
+    how a test acts on what the tap prints (the browser of ``--authorize``).
 
     By default the catalog selects TESTED_STREAMS; ``catalog=None`` runs without one
     (the tap's own default selection). The tap talks HTTP to the sandbox over loopback
@@ -262,7 +266,7 @@ def run_tap(
     """
     from tap_mokapen.cli import CommandLine
 
-    out_bytes = io.BytesIO()
+    out_bytes = _WatchedBytes(watch)
     stdout = io.TextIOWrapper(io.BufferedWriter(out_bytes), encoding="utf-8", write_through=True)
     stderr = io.StringIO()
     handler = logging.StreamHandler(stderr)
@@ -297,6 +301,24 @@ def run_tap(
                 signal.signal(number, handler_of)
     text = out_bytes.getvalue().decode("utf-8", errors="replace")
     return TapRun(returncode, _messages(text), stderr.getvalue(), text)
+
+
+class _WatchedBytes(io.BytesIO):
+    """Captured stdout that hands each complete line to ``watch`` as it arrives."""
+
+    def __init__(self, watch: t.Callable[[str], None] | None) -> None:
+        super().__init__()
+        self._watch = watch
+        self._partial = b""
+
+    def write(self, data: t.Any) -> int:
+        written = super().write(data)
+        if self._watch is not None:
+            self._partial += bytes(data)
+            *lines, self._partial = self._partial.split(b"\n")
+            for line in lines:
+                self._watch(line.decode("utf-8", errors="replace"))
+        return written
 
 
 def _exit_code(code: object, stderr: io.StringIO) -> int:

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 from mokapen_sandbox import glitches
 from mokapen_sandbox.admin import admin_reply
 from mokapen_sandbox.breakage import bad_kind, break_record, finish_body
+from mokapen_sandbox.consent import authorize
 from mokapen_sandbox.data import ENTITIES, Dataset, format_timestamp, required_scope
 from mokapen_sandbox.glitches import glitch_for
 from mokapen_sandbox.oauth import (
@@ -148,6 +149,9 @@ class Sandbox:
         try:
             if path == "/oauth/token" and method == "POST":
                 return self._token(body)
+            if path == "/oauth/authorize" and method == "GET":
+                self.stats["authorize_requests"] += 1
+                return authorize(query, self.tokens, self.settings)
             if path.startswith("/_sandbox/"):
                 return admin_reply(self, method, path, query, body)
             if path.startswith("/api/"):
@@ -172,6 +176,10 @@ class Sandbox:
         if self.settings.token_error_echo:
             return json_reply(400, {"message": f"Invalid request: {body.decode(errors='replace')}"})
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        # Which grants were asked for: a test tells a refresh from client credentials.
+        grant = form.get("grant_type")
+        if grant in ("client_credentials", "refresh_token", "authorization_code"):
+            self.stats[f"grant_{grant}"] += 1
         if throttled := self._throttle(form.get("client_id", "")):
             return throttled
         answer = self.tokens.issue(form, self.settings)

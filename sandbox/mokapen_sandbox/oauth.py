@@ -1,12 +1,15 @@
-"""The sandbox token endpoint: client_credentials and refresh_token grants, as documented."""
+"""The sandbox token endpoint: the client_credentials, refresh_token and authorization_code
+grants, as documented (the consent that hands out codes is consent.py's)."""
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import secrets
 import threading
 import time
 import typing as t
+from urllib.parse import urlsplit
 
 from mokapen_sandbox.settings import SandboxSettings
 
@@ -18,6 +21,21 @@ class IssuedToken:
     client_id: str
     expires_at: float
     revoked: bool = False
+
+
+#: How long an authorization code may wait for its exchange (RFC 6749 advises ten minutes).
+CODE_LIFETIME_SECONDS = 600
+
+
+@dataclasses.dataclass
+class AuthorizationCode:
+    """What the consent granted: redeemable once, by its client, with its redirect_uri."""
+
+    client_id: str
+    redirect_uri: str
+    organization_id: int
+    scopes: frozenset[str]
+    expires_at: float
 
 
 class OAuthError(Exception):
@@ -36,7 +54,40 @@ class TokenIssuer:
         self.access_tokens: dict[str, IssuedToken] = {}
         # refresh token -> (organization, scopes); a rotated one is removed.
         self.refresh_tokens: dict[str, tuple[int, frozenset[str]]] = {}
+        # code -> what the consent granted; an exchanged one is removed (single use).
+        self.codes: dict[str, AuthorizationCode] = {}
         self.issued = 0
+
+    def issue_code(
+        self, client_id: str, redirect_uri: str, organization_id: int, scopes: t.Iterable[str]
+    ) -> str:
+        """The code the consent hands the browser for the app's redirect_uri."""
+        code = "ac_" + secrets.token_urlsafe(24)
+        with self._lock:
+            self.codes[code] = AuthorizationCode(
+                client_id,
+                redirect_uri,
+                organization_id,
+                frozenset(scopes),
+                self.now() + CODE_LIFETIME_SECONDS,
+            )
+        return code
+
+    def _redeem(self, form: dict[str, str]) -> AuthorizationCode:
+        """The code's grant, spent: unknown, used, expired, another client's or another
+        redirect_uri's code is the documented invalid_grant."""
+        with self._lock:
+            granted = self.codes.pop(form.get("code", ""), None)
+        refused = "The authorization code is invalid, expired or already used."
+        if granted is None or granted.expires_at <= self.now():
+            raise OAuthError(400, "invalid_grant", refused)
+        if granted.client_id != form.get("client_id"):
+            raise OAuthError(400, "invalid_grant", refused)
+        if granted.redirect_uri != form.get("redirect_uri"):
+            raise OAuthError(
+                400, "invalid_grant", "The redirect_uri does not match the one of the consent."
+            )
+        return granted
 
     def grant_refresh_token(self, organization_id: int, scopes: t.Iterable[str]) -> str:
         """What the browser consent at /oauth/authorize would hand a public app."""
@@ -67,6 +118,12 @@ class TokenIssuer:
         grant = form.get("grant_type")
         refresh_token = None
         if grant == "client_credentials":
+            if not settings.client_credentials_allowed:
+                raise OAuthError(
+                    400,
+                    "unauthorized_client",
+                    "This app may not use the client_credentials grant: it is a public app.",
+                )
             org = self._organization(form.get("organization_id"), settings)
             requested = set(form.get("scope", "").split())
             not_enabled = sorted(requested - set(settings.enabled_scopes))
@@ -90,6 +147,10 @@ class TokenIssuer:
                     self.refresh_tokens[refresh_token] = held
                 else:
                     refresh_token = form["refresh_token"]
+        elif grant == "authorization_code":
+            granted = self._redeem(form)
+            org, scopes = granted.organization_id, granted.scopes
+            refresh_token = self.grant_refresh_token(org, scopes)
         else:
             raise OAuthError(
                 400, "unsupported_grant_type", f"The grant type {grant!r} is not supported."
@@ -144,6 +205,25 @@ class TokenIssuer:
             token = self.access_tokens.get((authorization or "")[7:])
             if token:
                 token.expires_at = 0
+
+
+def is_loopback_redirect(uri: str) -> bool:
+    """An http redirect_uri on a loopback address with a port: what a native app may use
+    without registering each port (RFC 8252, 7.3)."""
+    parts = urlsplit(uri)
+    if parts.scheme != "http" or parts.fragment or not parts.hostname:
+        return False
+    try:
+        if parts.port is None:
+            return False
+    except ValueError:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def encrypted_id(org: int) -> str:

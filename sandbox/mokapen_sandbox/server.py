@@ -19,6 +19,8 @@ from mokapen_sandbox.settings import SandboxSettings
 
 REASONS = {
     200: "OK",
+    302: "Found",
+    307: "Temporary Redirect",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",

@@ -114,6 +114,33 @@ class SandboxSettings:
         default=True,
         metadata=meaning("answer a refresh_token grant with a new refresh token, voiding the old"),
     )
+    client_credentials_allowed: bool = field(
+        default=True,
+        metadata=meaning(
+            "grant client_credentials tokens; false: the app is a public app, refused with "
+            "unauthorized_client (it must use the consent and refresh tokens)"
+        ),
+    )
+
+    # The browser consent at GET /oauth/authorize (consent.py), answered at once.
+    consent: t.Literal["approve", "deny"] = field(
+        default="approve",
+        metadata=meaning(
+            "what the user does on the consent page: approve (a 302 to redirect_uri with "
+            "code and state) or deny (a 302 with error=access_denied)"
+        ),
+    )
+    consent_organization: int | None = field(
+        default=None,
+        metadata=meaning("the organization the user grants (None: the first of organizations)"),
+    )
+    redirect_uris: list[str] | None = field(
+        default=None,
+        metadata=meaning(
+            "the app's registered redirect URLs (None: any http loopback URL with a port, "
+            "as a native app may use)"
+        ),
+    )
 
     # A hostile or broken server: redirects elsewhere, secrets echoed back.
     token_redirect: str | None = field(
@@ -342,6 +369,14 @@ class SandboxSettings:
         check_glitches(self.glitches)
         if self.unstable_order not in (None, "all", "block"):
             msg = f"unstable_order: {self.unstable_order!r} is not 'all' or 'block'"
+            raise ValueError(msg)
+        if self.consent not in ("approve", "deny"):
+            msg = f"consent: {self.consent!r} is not 'approve' or 'deny'"
+            raise ValueError(msg)
+        if self.consent_organization is not None and (
+            self.consent_organization not in self.organizations
+        ):
+            msg = f"consent_organization: {self.consent_organization} is not in organizations"
             raise ValueError(msg)
         if self.list_cut is not None and not 0 < self.list_cut <= 1:
             msg = f"list_cut: {self.list_cut!r} is not a share above 0 and at most 1"
