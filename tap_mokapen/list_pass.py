@@ -157,6 +157,8 @@ class ListPass:
         self._requests_before = progress.stats["requests"]
         #: Whether a pass over this partition completed before this one began.
         self.read_before = partition.was_read_before()
+        #: A doubt of the runs before this one (the pass resumed with it).
+        self._doubt_before = partition.read.doubt
         self._open_evidence()
         #: Why the pass counts or not, for its receipt (set as it ends).
         self._ending = "stopped"
@@ -417,14 +419,23 @@ class ListPass:
             )
         if not doubt and (doubt := self._order_doubt()):
             self._say_incomplete(doubt)
+        ends_early = self._ends_before_its_total(doubt)
+        over_count = doubt if ends_early and self.previous_sample else None
+        if over_count:
+            doubt = None  # the records decide, below
         partition.read = read = read._replace(doubt=doubt, records=held)
         baseline = partition.baseline()
         shrunk = self._shrunk(read, baseline)
         # Only a pass that would count asks Mokapen (a pass that counts for nothing
         # spends no request on proving so).
         if not (doubt or shrunk) and self.by_id:
-            if doubt := self._ask_about_missing():
+            if doubt := self._ask_about_missing(settling=over_count):
                 self._say_incomplete(doubt)
+            elif over_count:
+                self._say_settled(over_count, held)
+            partition.read = read = read._replace(doubt=doubt)
+        elif over_count and not doubt:
+            doubt = over_count  # shrunk: the over-count stands
             partition.read = read = read._replace(doubt=doubt)
         # A pass far smaller that the user confirmed (one run with max_deleted_share 1):
         # the history of larger passes it would be held to from now on is forgotten. A
@@ -440,7 +451,10 @@ class ListPass:
             restart_history=confirmed_drop and not shrunk,
         )
         counts = not (doubt or shrunk)
-        if counts and self.by_id:
+        if self.by_id and (counts or (ends_early and not self.previous_sample)):
+            # A pass that read to an end its total contradicts saw real records all the
+            # same: with no sample of a complete pass to keep, the next pass asks about
+            # the ones of this one it does not see, and may settle the total.
             partition.keep_id_sample(self.sample.to_state())
         why_not = None if counts else (doubt or "far fewer records than the passes before")
         if partition.note_outcome(why_not) >= state.STANDING_PASSES:
@@ -552,10 +566,35 @@ class ListPass:
         """Ids of the last complete pass's sample this pass did not see."""
         return len(self._previous_ids - self._sampled_seen)
 
-    def _ask_about_missing(self) -> str | None:
+    def _ends_before_its_total(self, doubt: str | None) -> bool:
+        """Whether all this pass doubted is its list ending before its total said
+        (over-counted, or cut short), in this run: with a sample of an earlier pass's
+        ids to ask about, the records may settle which (``_ask_about_missing``)."""
+        return bool(
+            doubt
+            and self.by_id
+            and self._doubt_before is None
+            and self.paginator.only_total_over_counts()
+        )
+
+    def _say_settled(self, over_count: str, held: int) -> None:
+        logger.warning(
+            "'%s' of organization %s: its total over-counts (%s), but the list ends at %d "
+            "records and every sampled record of the last pass that this one did not see "
+            "is gone at Mokapen (%d asked): the pass counts as complete",
+            self.stream,
+            self.organization.numeric,
+            over_count,
+            held,
+            self._checks.asked if self._checks else 0,
+        )
+
+    def _ask_about_missing(self, *, settling: str | None = None) -> str | None:
         """Ask Mokapen about the sampled ids of the last complete pass this pass did not
         see (or, without a sample, about a few ids it did not see); a doubt when one of
-        them is live. Live records found are written."""
+        them is live. Live records found are written. ``settling``: the doubt of a total
+        that over-counts, which stands unless every missing sampled id is asked about
+        and gone (none left unasked for the budget, none unconfirmed)."""
         previous = self.previous_sample
         seen = self.seen
         # In a random order: where the budget ends, those asked are a sample of them.
@@ -566,7 +605,10 @@ class ListPass:
         # first pass after an upgrade), and for a pass read in one run (the ids of
         # earlier runs are not at hand). A first pass retires nothing and asks nothing.
         upgraded = previous is None and self.read_before
-        probed = record_checks.probes(seen, rng) if upgraded and not self.resumed_at else []
+        # Settling a total that over-counts, probes too: a list cut short ends where
+        # live records go on (ids past the largest seen, or in a gap of those seen).
+        probe = (upgraded and not self.resumed_at) or bool(settling)
+        probed = record_checks.probes(seen, rng) if probe else []
         try:
             self._checks = outcome = record_checks.check(
                 self.reader,
@@ -575,6 +617,7 @@ class ListPass:
                 probed=probed,
                 proof=seen.high,
                 budget=self.run.settings.max_record_checks,
+                prove_route=bool(settling),
             )
         except errors.MokapenError as exc:
             # The route failing (5xx past max_wait_seconds, a 403) is no reason to stop
@@ -582,6 +625,15 @@ class ListPass:
             self._show_route.failed(f"failed ({exc})")
             return f"the records it did not see could not be asked about ({exc})"
         if not outcome.live:
+            unproven = self._show_route.usable is not True
+            if settling and (
+                unproven or outcome.unconfirmed or len(outcome.gone) < outcome.missing
+            ):
+                return (
+                    f"{settling}; of the {outcome.missing} sampled records of the last pass "
+                    f"it did not see, {len(outcome.gone)} were confirmed gone "
+                    f"(max_record_checks {self.run.settings.max_record_checks})"
+                )
             return None
         found: list[t.Any] = []
         for record in outcome.live:

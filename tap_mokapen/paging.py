@@ -159,6 +159,13 @@ class Paginator:
         """Why the pass is incomplete, or None; asked once the list has ended."""
         return self.doubt
 
+    def only_total_over_counts(self) -> bool:
+        """Whether every doubt of this run was the list ending before its ``total`` (or
+        ``last_page``) said, with nothing read past that end: a total that over-counts,
+        or a list cut short. Which of the two, the records themselves can tell
+        (list_pass.py asks about those the pass did not see)."""
+        return False
+
     def resized(self, page_size: int, requested: Params) -> Params:
         """Ask for ``page_size`` from now on; the parameters of the request to send again."""
         self.page_size = page_size
@@ -569,6 +576,11 @@ class PageNumbers(Paginator):
         self._end_probe: int | None = None
         #: Empty pages whose contradiction stood: the first is read past, the second ends.
         self._empty_doubts = 0
+        #: Doubts that the list ended before its total said, and whether records came
+        #: after one (then it was a hole, not an end).
+        self._end_doubts = 0
+        self._end_doubt_page: int | None = None
+        self._read_past_an_end_doubt = False
         #: The end of the positions read so far (a resumed pass: those read before).
         self._read_to = self.covered
         super().__init__(**settings)
@@ -635,6 +647,13 @@ class PageNumbers(Paginator):
             self.note_doubt(f"the total fell from {fell_from} to {self.total} during the pass")
         return super().verdict()
 
+    def only_total_over_counts(self) -> bool:
+        return (
+            self.doubted > 0
+            and self.doubted == self._end_doubts
+            and not self._read_past_an_end_doubt
+        )
+
     def _past_the_end(self, page: Page, number: int, path: str) -> None:
         """The answer to the page asked for past the end, after the total fell: empty, the
         fall was deletions; records, the fallen total cut the list short."""
@@ -699,6 +718,9 @@ class PageNumbers(Paginator):
             size = self._clamped(len(data), claimed, path)
         elif problem:
             self.note_doubt(f"{path} page {number}: {problem} (asked twice)")
+            if not data or said is False:  # the list ends here, though its total goes on
+                self._end_doubts += 1
+                self._end_doubt_page = min(self._end_doubt_page or number, number)
             # Read on past a short page, and past the first empty one that stands; the
             # second ends the pass (a total that over-counts would otherwise be read
             # empty page by empty page).
@@ -711,6 +733,8 @@ class PageNumbers(Paginator):
             )
         if data and more:
             self._sized = True
+        if data and self._end_doubt_page is not None and number > self._end_doubt_page:
+            self._read_past_an_end_doubt = True
         is_last = not skip and (not data or not more)
         self._note_announced(page, size)
 

@@ -123,8 +123,9 @@ def test_files_reserved_by_a_killed_run_are_removed_by_the_next(sandbox, tmp_pat
 
 
 def test_a_list_that_never_completes_is_named_plainly_at_the_end_and_in_the_plan(sandbox):
-    sandbox.reset(contacts=COUNT, paging_lies={"total": 2 * COUNT})  # a total that over-counts
-    runs = Runs(sandbox, organization_ids=[849])
+    # A total that over-counts, and no single-record route to settle it by the records.
+    sandbox.reset(contacts=COUNT, paging_lies={"total": 2 * COUNT}, record_route=False)
+    runs = Runs(sandbox, organization_ids=[849], tables_per_organization=True)
     for _ in range(3):
         run = runs.run()
         assert activations(run) == 0
@@ -221,3 +222,35 @@ def test_a_catalog_that_is_not_one_is_one_line(sandbox, tmp_path, catalog):
     assert run.returncode == 1 and "Traceback" not in run.stderr
     (line,) = run.error_lines()
     assert f"The catalog file {path} is not a Singer catalog" in line
+
+
+def test_a_total_that_over_counts_is_settled_by_the_records(sandbox):
+    """The list ends (its pages past the end are empty) while its total says twice as
+    many: the sampled records of the pass before that this one did not see are asked
+    about, ids past the end are probed, and when none is live the pass counts, so
+    deletions propagate and no live row is retired."""
+    sandbox.reset(contacts=COUNT, paging_lies={"total": 2 * COUNT})
+    runs = Runs(sandbox, organization_ids=[849], tables_per_organization=True)
+    first = runs.run()
+    assert "this pass is incomplete" in first.stderr
+    second = runs.run()
+    (settled,) = [line for line in second.stderr.splitlines() if "over-counts" in line]
+    assert "the pass counts as complete" in settled
+    deleted = runs.delete(849, 3)
+    for _ in range(3):
+        runs.run()
+    assert deleted <= runs.table.retired  # Runs.run asserts no live row was retired
+
+
+def test_a_list_cut_short_under_a_total_that_stays_is_never_settled(sandbox):
+    """Cut to its first half after complete passes, the total still whole: the sample of
+    the last complete pass holds records of the lost half, live at Mokapen."""
+    sandbox.reset(contacts=COUNT)
+    runs = Runs(sandbox, organization_ids=[849], tables_per_organization=True)
+    runs.run()
+    runs.run()
+    sandbox.update(list_cut=0.5, paging_lies={"total": COUNT})
+    for _ in range(3):
+        cut_run = runs.run()
+        assert activations(cut_run) == 0
+        assert "the pass counts as complete" not in cut_run.stderr
