@@ -37,8 +37,8 @@ import click
 import requests
 
 from tap_mokapen import clock, errors, output, retries, transport, verdict
+from tap_mokapen.config import IDENTIFIER, organization_number
 from tap_mokapen.errors import AuthenticationError, ConfigError, MokapenError, cut, redact
-from tap_mokapen.registry import organization_number
 from tap_mokapen.token_store import RefreshTokenStore
 
 if t.TYPE_CHECKING:
@@ -61,7 +61,7 @@ class ConsentRefusedError(MokapenError):
 class Granted:
     """What the consent bought: the organization the user chose and where its token is."""
 
-    organization_id: int
+    organization_id: int | str
     organization_name: str | None
     store: str
 
@@ -164,7 +164,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         errors.register_secret(query.get("code"))  # before anything could log it
-        self.server.query = query
+        if self.server.query is None:  # the first redirect is the answer
+            self.server.query = query
         try:
             code_of(query, self.server.state)
         except ConsentRefusedError:
@@ -193,7 +194,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """Never logged: the request line holds the code."""
 
 
-class _Server(http.server.HTTPServer):
+class _Server(http.server.ThreadingHTTPServer):
+    """One thread a connection: a browser's idle pre-connected socket must not hold up
+    the one that carries the redirect."""
+
+    daemon_threads = True
+
     def __init__(self, address: tuple[str, int], path: str, family: socket.AddressFamily) -> None:
         self.address_family = family
         self.path = path
@@ -352,6 +358,17 @@ def exchange(
     return granted[0]
 
 
+def _granted_organization(value: t.Any) -> int | str | None:
+    """The organization a grant names: its number, or an encrypted id string as Mokapen
+    may give it (the organization_id setting takes both)."""
+    number = organization_number(value)
+    if number is not None:
+        return number
+    if isinstance(value, str) and IDENTIFIER.fullmatch(value.strip()):
+        return value.strip()
+    return None
+
+
 def _keep(body: t.Any, settings: Settings, store: RefreshTokenStore) -> Granted:
     """The refresh token of the grant's answer, saved under its organization."""
     body = body if isinstance(body, dict) else {}
@@ -366,7 +383,7 @@ def _keep(body: t.Any, settings: Settings, store: RefreshTokenStore) -> Granted:
             "client_id, client_secret and organization_id are enough)"
         )
         raise AuthenticationError(msg)
-    organization = organization_number(body.get("organization_id"))
+    organization = _granted_organization(body.get("organization_id"))
     configured = settings.organization_ids
     if organization is None and len(configured) == 1:
         organization = organization_number(configured[0])

@@ -225,7 +225,7 @@ class RefreshTokenStore:
             "point refresh_token_store at a writable file with room beside it"
         )
 
-    def keep_consent(self, organization_id: int, refresh_token: str) -> None:
+    def keep_consent(self, organization_id: int | str, refresh_token: str) -> None:
         """Keep the refresh token a consent handed out for the organization the user chose,
         as a rotated one is kept (``save``), in the room ``exchange`` reserved."""
         self.organization_id = organization_id

@@ -258,6 +258,39 @@ def test_stray_requests_to_the_listener_are_ignored(sandbox):
     assert len(stored_tokens()) == 1
 
 
+def test_an_idle_browser_connection_does_not_hold_up_the_redirect(sandbox):
+    """Browsers open a connection ahead and may leave it idle: the listener must serve
+    the redirect on another one, within an authorize_timeout shorter than its read
+    timeout."""
+    import socket
+
+    port = free_port()
+    idle: list[socket.socket] = []
+
+    def connect_and_say_nothing() -> None:
+        idle.append(socket.create_connection(("127.0.0.1", port)))
+
+    browser = Browser(meanwhile=connect_and_say_nothing)
+    run = authorize(
+        sandbox,
+        browser,
+        redirect_uri=f"http://127.0.0.1:{port}/callback",
+        authorize_timeout=consent.BROWSER_READ_SECONDS / 2,
+    )
+    for connection in idle:
+        connection.close()
+    assert run.returncode == 0, run.stderr
+    assert len(stored_tokens()) == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [(4242, 4242), ("4242", 4242), ("eyJpdiI6Ik1rZ04242", "eyJpdiI6Ik1rZ04242"), ("a b", None)],
+)
+def test_the_organization_a_grant_names_may_be_an_encrypted_id(given, kept):
+    assert consent._granted_organization(given) == kept
+
+
 def test_a_store_that_cannot_be_written_asks_for_no_consent(sandbox, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
