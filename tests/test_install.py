@@ -96,13 +96,18 @@ def test_both_distributions_build_and_pass_twine_check(tmp_path):
         assert "# tap-mokapen" in pkg_info.read().decode()
 
 
-def readme_install_lines() -> list[str]:
-    """The `pip install` lines of the README's "Install and run by hand" block."""
+def readme_manual_block() -> list[str]:
+    """The lines of the README's "Install and run by hand" block."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Install and run by hand", 1)[1]
     block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert block is not None
-    return [line for line in block[1].splitlines() if line.startswith("pip install ")]
+    return block[1].splitlines()
+
+
+def readme_install_lines() -> list[str]:
+    """The `pip install` lines of the README's "Install and run by hand" block."""
+    return [line for line in readme_manual_block() if line.startswith("pip install ")]
 
 
 def test_the_readmes_manual_install_gives_both_commands(tmp_path):
@@ -119,6 +124,31 @@ def test_the_readmes_manual_install_gives_both_commands(tmp_path):
         assert (bin_dir / command).is_file(), f"{command}: command not found"
         helped = shell(f"{command} --help", cwd=elsewhere, env=env)
         assert "usage" in helped.stdout.lower()
+
+    # The rest of the block, word for word but for the port it says to choose, in a
+    # folder of its own; the sandbox it starts in the background is stopped after.
+    walk = [line for line in readme_manual_block() if not line.startswith("pip install ")]
+    port = _free_port()
+    script = "\n".join(["set -euo pipefail", *walk, "kill %1"])
+    script = script.replace("PORT=8765", f"PORT={port}", 1)
+    assert f"PORT={port}" in script, "the walk no longer names its port as PORT=8765"
+    # Fewer records than the README's, so both syncs stay within one minute's throttle.
+    script = script.replace("--contacts 5000 --tasks 2000", "--contacts 600 --tasks 200", 1)
+    assert "--contacts 600" in script
+    shell(script, cwd=elsewhere, env=env)
+    catalog = (elsewhere / "catalog.json").read_text()
+    assert '"tap_stream_id":"contacts"' in catalog.replace(" ", "")
+    messages = (elsewhere / "messages.jsonl").read_text().splitlines()
+    assert sum('"type":"RECORD"' in m.replace(" ", "") for m in messages) > 800
+    assert '"bookmarks"' in (elsewhere / "state.json").read_text()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def test_a_git_install_of_the_repository_gives_a_working_tap(tmp_path):
