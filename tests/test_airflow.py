@@ -8,17 +8,20 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from mokapen_sandbox import DEMO_CLIENT_SECRET
-from tests.helpers import MELTANO
+from tests.helpers import MELTANO, NewMeltanoProject
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
 ROOT = Path(__file__).resolve().parent.parent
-AIRFLOW_VENV = ROOT / ".venv-airflow"
+# MOKAPEN_AIRFLOW_VENV: an Airflow virtualenv built elsewhere (another checkout's), used
+# as it is; the fixture below only ever creates one that does not exist.
+AIRFLOW_VENV = Path(os.environ.get("MOKAPEN_AIRFLOW_VENV") or ROOT / ".venv-airflow")
 AIRFLOW = AIRFLOW_VENV / "bin" / "airflow"
 
 
@@ -67,6 +70,24 @@ def fresh_airflow_home(template: Path, folder: Path) -> dict[str, str]:
     return airflow_settings(home)
 
 
+def task_states(
+    airflow: Path, env: dict[str, str], dag_id: str, done: subprocess.CompletedProcess
+) -> dict[tuple[str, str], str]:
+    """(task, map index) -> state, of the run ``airflow dags test`` made (``done``)."""
+    run_id = re.findall(r"run_id=(manual__[^,\s]+)", done.stdout + done.stderr)[-1]
+    listed = subprocess.run(
+        [str(airflow), "tasks", "states-for-dag-run", dag_id, run_id, "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listed.returncode == 0, (listed.stdout + listed.stderr)[-4000:]
+    # A DAG without mapped tasks lists no map_index.
+    rows = json.loads(listed.stdout)
+    return {(row["task_id"], row.get("map_index", "")): row["state"] for row in rows}
+
+
 def test_dag_runs_meltano_and_the_records_land(
     airflow, airflow_home, meltano_plugins, sandbox, tmp_path
 ):
@@ -102,6 +123,120 @@ def test_dag_runs_meltano_and_the_records_land(
     assert "success" in (done.stdout + done.stderr).lower()
 
 
+# -- docs/airflow.md's first hour: the DAG in the user's own Meltano project ----------------
+
+DAGS = ROOT / "orchestrate" / "airflow" / "dags"
+
+
+@pytest.fixture(scope="module")
+def users_project(sandbox_server, tmp_path_factory) -> NewMeltanoProject:
+    """docs/meltano.md's walk in a new project (the tap from this checkout, target-jsonl
+    from the shipped definition, the sandbox's app), then docs/airflow.md's job for it."""
+    project = NewMeltanoProject(tmp_path_factory.mktemp("user"))
+    project.add_loader("target-jsonl")
+    project.use_sandbox_app(sandbox_server.url)
+    project.meltano("config", "set", "target-jsonl", "destination_path", "output")
+    (project.root / "output").mkdir(exist_ok=True)  # meltano init makes it already
+    project.meltano("job", "add", "mokapen-to-jsonl", "--tasks", "tap-mokapen target-jsonl")
+    return project
+
+
+def users_airflow(
+    airflow_home: Path, project: NewMeltanoProject, folder: Path, **settings: str | None
+) -> dict[str, str]:
+    """docs/airflow.md's steps: a migrated AIRFLOW_HOME, the DAG file in its dags/ folder,
+    and the variables that name the project, its environment and its job (a setting of
+    None is left unset: the DAG's default)."""
+    env = {**project.env, **fresh_airflow_home(airflow_home, folder)}
+    dags = Path(env["AIRFLOW_HOME"]) / "dags"  # Airflow's default dags_folder
+    dags.mkdir()
+    shutil.copy(DAGS / "mokapen_incremental.py", dags)
+    named = {
+        "MOKAPEN_MELTANO_PROJECT_ROOT": str(project.root),
+        "MOKAPEN_MELTANO_BIN": MELTANO,
+        "MOKAPEN_MELTANO_ENVIRONMENT": "dev",
+        "MOKAPEN_PIPELINE": "mokapen-to-jsonl",
+        **settings,
+    }
+    return {**env, **{name: value for name, value in named.items() if value is not None}}
+
+
+def dags_test(airflow: Path, env: dict[str, str], dag_id: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(airflow), "dags", "test", dag_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def test_the_dag_runs_green_in_a_new_meltano_project(
+    airflow, airflow_home, users_project, sandbox, tmp_path
+):
+    """docs/airflow.md from nothing: Airflow in its own virtualenv, `airflow db migrate`,
+    the DAG copied to $AIRFLOW_HOME/dags, the four MOKAPEN_* variables naming the user's
+    project (not this checkout), its `dev` environment and its job; `airflow dags test`."""
+    env = users_airflow(airflow_home, users_project, tmp_path)
+    done = dags_test(airflow, env, "mokapen_incremental")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert task_states(airflow, env, "mokapen_incremental", done) == {
+        ("check_project", ""): "success",
+        ("meltano_run", ""): "success",
+    }
+    output = users_project.root / "output"
+    for stream in ("contacts", "tasks"):
+        # target-jsonl's default name: <stream>-<time>.jsonl
+        (written,) = output.glob(f"{stream}-*.jsonl")
+        landed = [json.loads(line)["id"] for line in written.open()]
+        assert sorted(landed) == sorted(r["id"] for r in sandbox.records(stream))
+    # The job's state, in the project's own system database.
+    state_ids = users_project.meltano("state", "list").stdout.split()
+    assert state_ids == ["dev:tap-mokapen-to-target-jsonl"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        # The issue's case: the defaults name tap-mokapen's own job, which a user's
+        # project lacks.
+        (
+            {"MOKAPEN_PIPELINE": None},
+            "MOKAPEN_PIPELINE='mokapen-to-postgres' is not a job or plugins of the Meltano "
+            "project {root} (Block mokapen-to-postgres not found): name one of its jobs "
+            "(meltano job list) or 'tap-mokapen <loader>'",
+        ),
+        (
+            {"MOKAPEN_MELTANO_ENVIRONMENT": "production"},
+            "MOKAPEN_MELTANO_ENVIRONMENT='production' is not an environment of the Meltano "
+            "project {root} (Environment 'production' was not found): name one of its "
+            "meltano.yml",
+        ),
+    ],
+    ids=["no-such-job", "no-such-environment"],
+)
+def test_a_job_or_environment_the_project_lacks_fails_at_once_in_one_line(
+    airflow, airflow_home, users_project, sandbox, tmp_path, settings, line
+):
+    env = users_airflow(airflow_home, users_project, tmp_path, **settings)
+    started = time.monotonic()
+    done = dags_test(airflow, env, "mokapen_incremental")
+    took = time.monotonic() - started
+    log = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert line.format(root=users_project.root) in log, log[-4000:]
+    # Failed once, not retried (a retry waits 15 minutes: `dags test` would sit in
+    # up_for_retry), and the sync never started.
+    assert "up_for_retry" not in log
+    assert took < 120
+    assert task_states(airflow, env, "mokapen_incremental", done) == {
+        ("check_project", ""): "failed",
+        ("meltano_run", ""): "upstream_failed",
+    }
+    assert sandbox.stats().get("requests", 0) == 0
+
+
 # -- mokapen_per_organization: one mapped task, one Meltano state per organization -----------
 
 STATE_ID = "sandbox:tap-mokapen-to-target-jsonl:{}"
@@ -135,13 +270,6 @@ class FanOut:
             **settings,
         }
 
-    def airflow_cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [str(self.airflow), *args], env=self.env, capture_output=True, text=True, check=False
-        )
-        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-        return done.stdout
-
     def dags_test(self) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(self.airflow), "dags", "test", "mokapen_per_organization"],
@@ -153,14 +281,7 @@ class FanOut:
         )
 
     def task_states(self, done: subprocess.CompletedProcess) -> dict[tuple[str, str], str]:
-        """(task, map index) -> state, of the run ``done`` made."""
-        run_id = re.findall(r"run_id=(manual__[^,\s]+)", done.stdout + done.stderr)[-1]
-        rows = json.loads(
-            self.airflow_cli(
-                "tasks", "states-for-dag-run", "mokapen_per_organization", run_id, "-o", "json"
-            )
-        )
-        return {(row["task_id"], row["map_index"]): row["state"] for row in rows}
+        return task_states(self.airflow, self.env, "mokapen_per_organization", done)
 
     def landed(self, org: int, stream: str) -> list[dict]:
         path = self.output / str(org) / f"{stream}.jsonl"
