@@ -428,3 +428,109 @@ def test_fan_out_refuses_deletions_into_shared_tables_in_one_line(
     assert "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA" in log
     assert done.returncode != 0 or "failed" in log.lower()
     assert sandbox.stats().get("api_requests", 0) == 0  # no organization's task ran
+
+
+# -- the fan-out with detect_deletions into a real PostgreSQL ----------------------------------
+
+
+def versioned_fan_out(airflow, home, sandbox, postgres, folder: Path, **settings: str) -> FanOut:
+    """The fan-out DAG running this project's sandbox pipeline into PostgreSQL, with
+    deletions detected for contacts and retired rows marked (_sdc_deleted_at)."""
+    for org in ("849", "850"):
+        postgres.sql(f"DROP SCHEMA IF EXISTS mokapen_{org} CASCADE")
+    postgres.sql("DROP SCHEMA IF EXISTS mokapen CASCADE")
+    return FanOut(
+        airflow,
+        home,
+        sandbox,
+        folder,
+        MOKAPEN_PIPELINE="tap-mokapen target-postgres",
+        MOKAPEN_ORGANIZATION_IDS="849,850",
+        MOKAPEN_RETRY_DELAY_MINUTES="0",
+        TAP_MOKAPEN_DETECT_DELETIONS='["contacts"]',
+        TARGET_POSTGRES_PORT=str(postgres.port),
+        TARGET_POSTGRES_ADD_RECORD_METADATA="true",
+        TARGET_POSTGRES_ACTIVATE_VERSION="true",
+        **settings,
+    )
+
+
+def test_fan_out_with_deletions_retires_only_each_organizations_own_rows(
+    airflow, airflow_home, meltano_plugins, sandbox, postgres, tmp_path
+):
+    """The order that retires another organization's rows of a shared table: 849, 850,
+    849, 850 failing, 849 (three runs of the DAG with `airflow dags test`, each mapped
+    task running its `meltano run` as the DAG builds it). 849's third pass activates its
+    second pass's version; in a shared table that would retire every row of 850, whose
+    last good pass is older. Each organization in a schema of its own (docs/airflow.md):
+    850's rows all stay live, and 849's deleted contact is marked in 849's schema only."""
+    fan_out = versioned_fan_out(
+        airflow,
+        airflow_home,
+        sandbox,
+        postgres,
+        tmp_path,
+        MOKAPEN_ORGANIZATION_ENV=json.dumps(
+            {"TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "mokapen_{organization_id}"}
+        ),
+    )
+    first = fan_out.dags_test()
+    assert first.returncode == 0, (first.stdout + first.stderr)[-4000:]
+    assert set(fan_out.task_states(first).values()) == {"success"}
+    (deleted,) = sandbox.mutate("contacts", org=849, delete=1)["deleted"]
+
+    # The second day 850's task fails (the app was removed from it, for this run only),
+    # and its retry fails too; 849's succeeds.
+    sandbox.update(organizations={"849": "Acme Sandbox S.r.l."})
+    second = fan_out.dags_test()
+    assert fan_out.task_states(second) == {
+        ("organizations", ""): "success",
+        ("meltano_run", "0"): "success",
+        ("meltano_run", "1"): "failed",
+    }
+    assert "The app is not installed in organization 850" in second.stdout + second.stderr
+    sandbox.update(organizations={"849": "Acme Sandbox S.r.l.", "850": "Globex Sandbox GmbH"})
+
+    fan_out.env["MOKAPEN_ORGANIZATION_IDS"] = "849"
+    third = fan_out.dags_test()
+    assert third.returncode == 0, (third.stdout + third.stderr)[-4000:]
+
+    def marked(org: int) -> str:
+        return postgres.sql(
+            f"SELECT coalesce(string_agg(id::text, ','), '') FROM mokapen_{org}.contacts "
+            "WHERE _sdc_deleted_at IS NOT NULL"
+        )
+
+    assert marked(849) == str(deleted)
+    assert postgres.sql("SELECT count(*) FROM mokapen_849.contacts") == "500"
+    assert marked(850) == ""
+    assert postgres.sql("SELECT count(*) FROM mokapen_850.contacts") == "500"
+    for org in (849, 850):
+        owners = postgres.sql(
+            f"SELECT string_agg(DISTINCT organization_id::text, ',') FROM mokapen_{org}.contacts"
+        )
+        assert owners == str(org)
+    # Nothing went to the project's shared schema.
+    assert postgres.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'mokapen'") == "0"
+
+
+def test_fan_out_with_deletions_into_one_shared_schema_is_refused_in_one_line(
+    airflow, airflow_home, meltano_plugins, sandbox, postgres, tmp_path
+):
+    """The same sequence's first run with every organization in the project's one schema
+    (MOKAPEN_ORGANIZATION_ENV unset): the DAG's first task refuses, in one line and without
+    a retry, and no organization is read or loaded."""
+    fan_out = versioned_fan_out(airflow, airflow_home, sandbox, postgres, tmp_path)
+    del fan_out.env["MOKAPEN_ORGANIZATION_ENV"]
+    done = fan_out.dags_test()
+    log = done.stdout + done.stderr
+    refusals = [line for line in log.splitlines() if "refusing to fan out" in line]
+    assert refusals, log[-4000:]
+    assert "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA" in refusals[0]
+    assert "up_for_retry" not in log
+    assert fan_out.task_states(done) == {
+        ("organizations", ""): "failed",
+        ("meltano_run", ""): "upstream_failed",  # never expanded
+    }
+    assert sandbox.stats().get("api_requests", 0) == 0
+    assert postgres.sql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'mokapen%'") == "0"
