@@ -34,6 +34,7 @@ from mokapen_sandbox import (
 )
 from tap_mokapen import clock
 
+ROOT = Path(__file__).resolve().parent.parent
 TAP = [sys.executable, "-m", "tap_mokapen"]
 MELTANO = str(Path(sys.executable).parent / "meltano")
 
@@ -380,3 +381,64 @@ def run_tap_process(
     return TapRun(
         completed.returncode, _messages(completed.stdout), completed.stderr, completed.stdout
     )
+
+
+class NewMeltanoProject:
+    """A brand-new Meltano project, made the way docs/meltano.md's walk makes one: `meltano
+    init`, the tap from a definition that installs this checkout, loaders from the
+    definitions shipped in meltano/. Nothing of this checkout's project or of the tests'
+    environment (MELTANO_*, TAP_MOKAPEN_*, TARGET_*) reaches it: what it does, its own
+    meltano.yml and .env say."""
+
+    def __init__(self, folder: Path, name: str = "my-project") -> None:
+        self.folder = folder
+        self.root = folder / name
+        self.env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("MELTANO_", "TAP_MOKAPEN_", "TARGET_"))
+        }
+        self.env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        self.meltano("init", "--no-usage-stats", name)
+        # docs/meltano.md: python3 scripts/plugin_definition.py --pip-url "$PWD" > /tmp/...
+        definition = folder / "tap-mokapen.yml"
+        definition.write_text(
+            subprocess.run(
+                [sys.executable, "-S", "scripts/plugin_definition.py", "--pip-url", str(ROOT)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        self.meltano(
+            "add", "--plugin-type", "extractor", "tap-mokapen", "--from-ref", str(definition)
+        )
+
+    def meltano(
+        self, *args: str, exit_code: int = 0, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """``meltano ARGS`` in the project (in its parent folder before `meltano init`)."""
+        done = subprocess.run(
+            [MELTANO, *args],
+            cwd=self.root if self.root.exists() else self.folder,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        assert done.returncode == exit_code, (done.stdout + done.stderr)[-3000:]
+        return done
+
+    def add_loader(self, name: str) -> None:
+        """A loader from its definition shipped beside the tap's: no Hub needed."""
+        shipped = ROOT / "meltano" / f"{name}.yml"
+        self.meltano("add", "--plugin-type", "loader", name, "--from-ref", str(shipped))
+
+    def use_sandbox_app(self, sandbox_url: str) -> None:
+        """docs/meltano.md's settings for the sandbox's demo app (the secret goes to .env)."""
+        self.meltano("config", "set", "tap-mokapen", "base_url", sandbox_url)
+        self.meltano("config", "set", "tap-mokapen", "client_id", DEMO_CLIENT_ID)
+        self.meltano("config", "set", "tap-mokapen", "client_secret", DEMO_CLIENT_SECRET)
+        self.meltano("config", "set", "tap-mokapen", "organization_id", str(DEMO_ORGANIZATION_ID))

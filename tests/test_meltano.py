@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from mokapen_sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
 from tap_mokapen.config import SDK_SETTINGS
-from tests.helpers import MELTANO, TESTED_STREAMS
+from tests.helpers import MELTANO, TESTED_STREAMS, NewMeltanoProject
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import plugin_definition
@@ -460,3 +461,73 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
     again = (output / "contacts.jsonl").read_text().splitlines()
     assert len(again) == 2 * len(served)  # the contacts came again, in full
     assert len((output / "tasks.jsonl").read_text().splitlines()) < 2 * len(tasks)
+
+
+def test_the_shipped_postgres_loader_declares_the_capabilities_it_has(meltano_plugins):
+    """meltano/target-postgres.yml says what the pinned loader's --about says: Meltano and
+    readers of the definition learn it acts on ACTIVATE_VERSION (detect_deletions)."""
+    loader = ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "target-postgres"
+    about = json.loads(
+        subprocess.run(
+            [str(loader), "--about", "--format=json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    shipped = yaml.safe_load((ROOT / "meltano" / "target-postgres.yml").read_text())
+    assert shipped["capabilities"] == about["capabilities"]
+    assert {"activate-version", "hard-delete", "target-schema"} <= set(shipped["capabilities"])
+
+
+def test_a_new_project_with_postgres_marks_a_contact_deleted_in_the_sandbox(
+    sandbox, postgres, tmp_path
+):
+    """docs/meltano.md's PostgreSQL walk in a new project: target-postgres from the shipped
+    definition, its settings by `meltano config set`, detect_deletions for contacts; a
+    run, one contact deleted in the sandbox, two runs: that row has _sdc_deleted_at (the
+    doc's hard_delete false), every other row is live."""
+    postgres.sql("DROP SCHEMA IF EXISTS mokapen CASCADE")
+    project = NewMeltanoProject(tmp_path)
+    project.use_sandbox_app(sandbox.url)
+    project.add_loader("target-postgres")
+    for name, value in {
+        "host": "127.0.0.1",
+        "port": str(postgres.port),
+        "user": "postgres",
+        "password": "postgres",
+        "database": "mokapen",
+        "default_target_schema": "mokapen",
+        "load_method": "upsert",
+        "add_record_metadata": "true",
+        "activate_version": "true",
+        "hard_delete": "false",
+    }.items():
+        project.meltano("config", "set", "target-postgres", name, value)
+    project.meltano("config", "set", "tap-mokapen", "detect_deletions", '["contacts"]')
+
+    def run() -> None:
+        project.meltano("run", "tap-mokapen", "target-postgres")
+
+    marked = (
+        "SELECT string_agg(id::text, ',') FROM mokapen.contacts WHERE _sdc_deleted_at IS NOT NULL"
+    )
+    run()
+    assert postgres.sql("SELECT count(*) FROM mokapen.contacts") == "500"
+    # The doc's curl: POST /_sandbox/mutate {"org": 849, "stream": "contacts", "delete": 1}
+    answer = requests.post(
+        f"{sandbox.url}/_sandbox/mutate",
+        json={"org": 849, "stream": "contacts", "delete": 1},
+        timeout=10,
+    ).json()
+    (deleted,) = answer["deleted"]
+    assert deleted not in {r["id"] for r in sandbox.records("contacts")}
+    run()
+    assert postgres.sql(marked) == ""  # one complete pass lacked it: not yet
+    run()
+    assert postgres.sql(marked) == str(deleted)
+    live = postgres.sql("SELECT count(*) FROM mokapen.contacts WHERE _sdc_deleted_at IS NULL")
+    assert live == "499"
+    assert postgres.sql("SELECT count(DISTINCT id) FROM mokapen.contacts") == "500"
+    # Tasks are not in detect_deletions: none of theirs is marked.
+    assert postgres.sql("SELECT count(*) FROM mokapen.tasks WHERE _sdc_deleted_at IS NULL") == "200"

@@ -32,6 +32,9 @@ Configuration (environment of the Airflow scheduler and workers; nothing hard-co
   ``{"TARGET_JSONL_DESTINATION_PATH": "/data/mokapen/{organization_id}"}``. The values
   show in Airflow's rendered fields: never put a secret here.
 
+Like mokapen_incremental, the first task fails at once, in one line and without a retry,
+when the project, environment or pipeline named does not exist (``meltano run --dry-run``).
+
 Credentials reach the tap as ``TAP_MOKAPEN_*`` variables, as in the README; the
 first task's token (``TAP_MOKAPEN_ORGANIZATION_ID``) is the one that lists.
 
@@ -52,6 +55,7 @@ import os
 import re
 import shlex
 import subprocess
+from pathlib import Path
 
 from airflow.exceptions import AirflowFailException
 from airflow.providers.standard.operators.bash import BashOperator
@@ -126,6 +130,56 @@ def organization_environment(organization_id: str) -> dict[str, str]:
     }
 
 
+def check_project() -> None:
+    """Fail without a retry, in one line, when the settings name no Meltano project,
+    environment or pipeline of it: a retry cannot fix a name. Meltano itself judges the
+    pipeline (``run --dry-run`` reads the project, runs nothing and installs nothing), so
+    jobs, plugins and environments from included files count too. Kept in each DAG file,
+    so that one file is all a DAG needs."""
+    if not PROJECT_ROOT or not (Path(PROJECT_ROOT) / "meltano.yml").is_file():
+        msg = (
+            f"MOKAPEN_MELTANO_PROJECT_ROOT={PROJECT_ROOT!r} is not a Meltano project "
+            "(no meltano.yml there): set it to your project's folder"
+        )
+        raise AirflowFailException(msg)
+    command = [MELTANO, "--environment", ENVIRONMENT, "run", "--dry-run", "--no-install"]
+    try:
+        done = subprocess.run(
+            [*command, *shlex.split(PIPELINE)],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+    except FileNotFoundError:
+        msg = f"MOKAPEN_MELTANO_BIN={MELTANO!r}: no such executable (the path of your meltano)"
+        raise AirflowFailException(msg) from None
+    if done.returncode == 0:
+        return
+    said = done.stdout + done.stderr
+    environment = re.search(r"Environment '[^']*' was not found", said)
+    if environment:
+        msg = (
+            f"MOKAPEN_MELTANO_ENVIRONMENT={ENVIRONMENT!r} is not an environment of the Meltano "
+            f"project {PROJECT_ROOT} ({environment[0]}): name one of its meltano.yml"
+        )
+        raise AirflowFailException(msg)
+    block = re.search(r"Block (.+) not found", said)
+    if block:
+        msg = (
+            f"MOKAPEN_PIPELINE={PIPELINE!r} is not a job or plugins of the Meltano project "
+            f"{PROJECT_ROOT} ({block[0]}): name one of its jobs (meltano job list) or "
+            "'tap-mokapen <loader>'"
+        )
+        raise AirflowFailException(msg)
+    # Anything else (the system database out of reach, say) may pass: retried as usual.
+    lines = [line for line in said.splitlines() if line.strip()]
+    msg = f"meltano run --dry-run {PIPELINE} failed: {lines[-1] if lines else 'no output'}"
+    raise RuntimeError(msg)
+
+
 def detect_deletions_configured() -> bool:
     """Whether the extractor detects deletions: its environment, else Meltano's config
     of it (read here, never logged: it holds the credentials)."""
@@ -190,7 +244,9 @@ with DAG(
 
     @task(execution_timeout=dt.timedelta(hours=1))
     def organizations() -> list[str]:
-        """The organizations of this run: configured, else listed by Mokapen."""
+        """The organizations of this run: configured, else listed by Mokapen; first, the
+        settings' mistakes that no retry can mend."""
+        check_project()
         problem = shared_tables_problem()
         if problem:  # a setting to change, not a fault to retry
             raise AirflowFailException(problem)
