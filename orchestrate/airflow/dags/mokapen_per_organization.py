@@ -116,11 +116,15 @@ def organization_environment(organization_id: str) -> dict[str, str]:
     if not isinstance(extra, dict):
         msg = "MOKAPEN_ORGANIZATION_ENV must be a JSON object of variable names and values"
         raise TypeError(msg)
+    # Each organization's rows in tables of its own: the tap may retire rows though it
+    # reads one organization of several (it refuses to otherwise).
+    separated = {"TAP_MOKAPEN_TABLES_PER_ORGANIZATION": "true"} if separates_tables() else {}
     return {
         **{
             name: str(value).replace("{organization_id}", organization_id)
             for name, value in extra.items()
         },
+        **separated,
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "TAP_MOKAPEN_REQUESTS_PER_MINUTE": str(requests_per_minute_per_task()),
         # One organization per run: whatever the worker says about several is overridden
@@ -202,15 +206,20 @@ def detect_deletions_configured() -> bool:
     return bool(given)
 
 
-def shared_tables_problem() -> str | None:
-    """Why fanning out would let one organization's deletions retire the others' rows."""
+def separates_tables() -> bool:
+    """Whether MOKAPEN_ORGANIZATION_ENV gives each organization a schema, table, database
+    or path of its own (a variable of that kind naming {organization_id})."""
     extra = json.loads(os.environ.get("MOKAPEN_ORGANIZATION_ENV") or "{}")
-    separated = isinstance(extra, dict) and any(
+    return isinstance(extra, dict) and any(
         "{organization_id}" in str(value)
         for name, value in extra.items()
         if re.search(r"SCHEMA|TABLE|DESTINATION|DATABASE|PATH", name)
     )
-    if separated or not detect_deletions_configured():
+
+
+def shared_tables_problem() -> str | None:
+    """Why fanning out would let one organization's deletions retire the others' rows."""
+    if separates_tables() or not detect_deletions_configured():
         return None
     return (
         "detect_deletions is set and every organization's task would load into the same "
