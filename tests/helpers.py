@@ -442,3 +442,18 @@ class NewMeltanoProject:
         self.meltano("config", "set", "tap-mokapen", "client_id", DEMO_CLIENT_ID)
         self.meltano("config", "set", "tap-mokapen", "client_secret", DEMO_CLIENT_SECRET)
         self.meltano("config", "set", "tap-mokapen", "organization_id", str(DEMO_ORGANIZATION_ID))
+
+
+def about_tap() -> dict[str, t.Any]:
+    """``tap-mokapen --about --format=json``, as a process of this interpreter."""
+    return t.cast(
+        "dict[str, t.Any]",
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "tap_mokapen", "--about", "--format=json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        ),
+    )

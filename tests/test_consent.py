@@ -102,6 +102,18 @@ def authorize(sandbox: Sandbox, browser: Browser | None = None, **overrides: t.A
     return run
 
 
+def authorize_process(config: dict[str, t.Any], folder: Path) -> subprocess.Popen[str]:
+    """``tap-mokapen --config FILE --authorize --no-browser`` as a process of its own."""
+    path = folder / "config.json"
+    path.write_text(json.dumps(config))
+    return subprocess.Popen(
+        [*TAP, "--config", str(path), "--authorize", "--no-browser"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def three_settings(sandbox: Sandbox, organization_id: int) -> dict[str, t.Any]:
     """What the first sync needs after the consent: nothing more."""
     return sandbox.config(organization_id=organization_id)
@@ -341,14 +353,7 @@ def test_settings_that_cannot_authorize_are_one_line_before_any_request(
 
 def test_the_command_as_a_process_prints_the_url_at_once_and_ends_with_one_line(sandbox, tmp_path):
     """As a user (or a script) meets it: the URL is on stdout before the command waits."""
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(consent_config(sandbox)))
-    process = subprocess.Popen(
-        [*TAP, "--config", str(config), "--authorize", "--no-browser"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = authorize_process(consent_config(sandbox), tmp_path)
     assert process.stdout is not None
     url = process.stdout.readline().strip()
     followed = requests.get(url, timeout=30)
@@ -357,7 +362,7 @@ def test_the_command_as_a_process_prints_the_url_at_once_and_ends_with_one_line(
     assert process.returncode == 0, err
     assert followed.status_code == 200
     assert out.strip().startswith("Authorized organization 849 (Acme Sandbox S.r.l.)")
-    assert f"--config {config}" in out
+    assert f"--config {tmp_path / 'config.json'}" in out
     code = parse_qs(urlsplit(followed.history[-1].headers["Location"]).query)["code"][0]
     for text in (out, err, url):
         for secret in (DEMO_CLIENT_SECRET, code, *stored_tokens(), *sandbox.tokens()):
@@ -407,14 +412,7 @@ def test_a_text_browser_is_not_opened_and_a_graphical_one_is(monkeypatch):
 
 
 def test_a_sigterm_while_waiting_ends_the_consent_with_no_state_and_nothing_kept(sandbox, tmp_path):
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(consent_config(sandbox, authorize_timeout=60)))
-    process = subprocess.Popen(
-        [*TAP, "--config", str(config), "--authorize", "--no-browser"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = authorize_process(consent_config(sandbox, authorize_timeout=60), tmp_path)
     assert process.stdout is not None
     assert process.stdout.readline().startswith(f"{sandbox.url}/oauth/authorize?")
     process.send_signal(signal.SIGTERM)

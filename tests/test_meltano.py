@@ -14,7 +14,7 @@ import yaml
 
 from mokapen_sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORGANIZATION_ID
 from tap_mokapen.config import SDK_SETTINGS
-from tests.helpers import MELTANO, TESTED_STREAMS, NewMeltanoProject
+from tests.helpers import MELTANO, TESTED_STREAMS, NewMeltanoProject, about_tap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import plugin_definition
@@ -276,17 +276,6 @@ def test_new_fields_changed_types_and_rejected_records_load_into_postgres(
     assert postgres.sql(
         "SELECT count(*) FROM mokapen.rejected_records WHERE stream = 'contacts'"
     ) == str(missing)
-
-
-def about_tap() -> dict:
-    return json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "tap_mokapen", "--about", "--format=json"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
 
 
 def test_plugin_definition_file_matches_the_tap():

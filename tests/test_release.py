@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
 from tap_mokapen.tap import TapMokapen
+from tests.helpers import about_tap
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE_HEADING = re.compile(r"^## (\S+) - (\d{4}-\d{2}-\d{2})$", re.MULTILINE)
@@ -30,14 +28,7 @@ def test_both_distributions_have_the_version_of_pyproject():
 
 
 def test_the_tap_says_its_version_in_about_version_and_user_agent():
-    about = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "tap_mokapen", "--about", "--format=json"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    about = about_tap()
     assert about["version"] == project_version()
     tap = TapMokapen(config={"organization_id": 849}, validate_config=False)
     assert tap.user_agent == f"tap-mokapen/{project_version()}"
