@@ -334,10 +334,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "tables_per_organization",
         th.BooleanType,
-        "detect_deletions: each organization's rows land in tables of their own (a "
-        "target schema per organization, as the fan-out DAG gives). Without it, a run "
-        "that reads fewer organizations than the app is installed in retires nothing: "
-        "in a shared table, its ACTIVATE_VERSION would retire the other organizations' rows.",
+        "detect_deletions: the target's tables hold only the organizations this run reads "
+        "(a schema per organization, as the fan-out DAG gives, or a project that "
+        "extracts only these). Without it, a run that does not read every organization "
+        "the app is installed in retires nothing: in a shared table, its ACTIVATE_VERSION "
+        "would retire the other organizations' rows.",
         default=False,
         read=bool,
     ),

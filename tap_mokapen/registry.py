@@ -171,8 +171,8 @@ class Organizations:
             "the app is also installed in organization(s) "
             f"{cut(', '.join(map(str, unread)), 200)}, "
             "which this run does not read: in a table shared with them, ACTIVATE_VERSION "
-            "would retire their rows. If each organization has tables of its own (a schema "
-            "per organization), set tables_per_organization"
+            "would retire their rows. If the target's tables hold only the organizations "
+            "this run reads (a schema per organization), set tables_per_organization"
         )
 
     def listed(self) -> t.Iterator[t.Any]:

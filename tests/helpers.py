@@ -400,11 +400,14 @@ class NewMeltanoProject:
         }
         self.env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
         self.meltano("init", "--no-usage-stats", name)
-        # docs/meltano.md: python3 scripts/plugin_definition.py --pip-url "$PWD" > /tmp/...
+        # docs/meltano.md: python3 scripts/plugin_definition.py --local --pip-url "$PWD" > ...
         definition = folder / "tap-mokapen.yml"
         definition.write_text(
             subprocess.run(
-                [sys.executable, "-S", "scripts/plugin_definition.py", "--pip-url", str(ROOT)],
+                [
+                    *(sys.executable, "-S", "scripts/plugin_definition.py"),
+                    *("--local", "--pip-url", str(ROOT)),
+                ],
                 cwd=ROOT,
                 capture_output=True,
                 text=True,

@@ -168,6 +168,8 @@ def versioned_contacts_into(postgres) -> dict[str, str]:
         "TARGET_POSTGRES_ADD_RECORD_METADATA": "true",
         "TARGET_POSTGRES_ACTIVATE_VERSION": "true",
         "TAP_MOKAPEN_DETECT_DELETIONS": '["contacts"]',
+        # The schema holds organization 849 only (the sandbox's app reaches 850 too).
+        "TAP_MOKAPEN_TABLES_PER_ORGANIZATION": "true",
         "TAP_MOKAPEN_PAGE_SIZE": "100",
     }
 
@@ -494,6 +496,7 @@ def test_a_new_project_with_postgres_marks_a_contact_deleted_in_the_sandbox(
     }.items():
         project.meltano("config", "set", "target-postgres", name, value)
     project.meltano("config", "set", "tap-mokapen", "detect_deletions", '["contacts"]')
+    project.meltano("config", "set", "tap-mokapen", "tables_per_organization", "true")
 
     def run() -> None:
         project.meltano("run", "tap-mokapen", "target-postgres")
