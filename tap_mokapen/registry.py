@@ -154,7 +154,9 @@ class Organizations:
         except (RunPaused, MokapenError) as exc:
             return (
                 "the organizations list, which tells whether the app is installed in "
-                f"organizations this run does not read, could not be had ({exc})"
+                f"organizations this run does not read, could not be had ({exc}); if the "
+                "target's tables hold only the organizations this run reads, set "
+                "tables_per_organization"
             )
         read = {str(o) for o in self.settings.organization_ids}
         read |= {str(n) for o, n in self._numeric.items()} | {str(o) for o in self._numeric}
