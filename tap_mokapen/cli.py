@@ -41,8 +41,10 @@ class StopRequested(BaseException):
         self.tap, self.number = tap, number
 
 
+# TapMokapen's command line and signals: ``tap-mokapen`` runs ``CommandLine.cli``. The
+# docstring is the description ``--about`` (and the Meltano definition) shows.
 class CommandLine(TapMokapen):
-    """TapMokapen's command line and signals: ``tap-mokapen`` runs ``CommandLine.cli``."""
+    """Singer tap for the Mokapen CRM API: contacts, tasks and organizations."""
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -278,9 +280,11 @@ class CommandLine(TapMokapen):
 
 
 def _text_of(file: t.IO[str], what: str) -> str:
-    """A file given on the command line, as text; one line when it is not UTF-8."""
+    """A file given on the command line, as text (the file closed, whatever comes next:
+    an error that ends the run must not leave it open); one line when it is not UTF-8."""
     try:
-        return file.read()
+        with file:
+            return file.read()
     except UnicodeDecodeError as exc:
         msg = f"The {what} file {file.name} is not UTF-8 text (byte {exc.start} is not)"
         raise ConfigError(msg) from None

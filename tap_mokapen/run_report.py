@@ -56,13 +56,12 @@ class RunReport:
             # Its other streams would fail the same way, each spending a request.
             self.organizations.refused[org] = error
             if org not in self.organization_failures:
+                # The cause is told once, in the run's last line (end).
                 self.organization_failures[org] = str(error)
-                logger.error(
-                    "%s",
-                    sentences(
-                        f"Organization {org} failed: {error}",
-                        "Its streams are not read this run; the run will exit 1.",
-                    ),
+                logger.info(
+                    "Organization %s failed: its streams are not read this run, and the "
+                    "run's last line says why",
+                    org,
                 )
             self.stream_stopped(stream, org)
             return
@@ -118,7 +117,7 @@ class RunReport:
         ]
         parts = [
             sentences(
-                f"organization {org} failed: {cut(cause, 300)}",
+                f"Organization {org} failed: {cut(cause, 300)}",
                 f"Streams it stopped: {', '.join(self.stopped.get(org, [])) or 'none'}",
             ).rstrip(".")
             for org, cause in self.organization_failures.items()

@@ -92,7 +92,8 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
             msg = (
                 "the catalog selects no stream (its streams: "
                 f"{', '.join(s.name for s in streams)}): select at least one, such as "
-                "`meltano select tap-mokapen contacts '*'`"
+                "`meltano select tap-mokapen contacts '*'` (in Meltano, rules that only "
+                "exclude select nothing)"
             )
             raise ConfigError(msg)
 
@@ -122,12 +123,16 @@ class TapMokapen(sdk_private.OneLineConfigErrors, Tap):
                 "select contacts or tasks"
             )
             raise ConfigError(msg)
+        # The whole value to set: scope replaces the scopes the selected streams ask for.
+        wanted = [s.scope for s in self.mokapen_streams() if s.selected and s.scope]
+        wanted += [s.scope for s in left_out if s.scope]
         self.logger.warning(
             "Leaving out %s: off by default, they are read only when the scope setting "
-            "names %s (enable the scope for the app, then add it to scope); "
-            "`meltano select tap-mokapen --exclude <stream> '*'` silences this line",
+            "names their scope. To read them, enable it for the app and set scope to "
+            '"%s"; to silence this line, select only the streams you want (in Meltano: '
+            "meltano select tap-mokapen contacts '*', and so on)",
             " and ".join(repr(s.name) for s in left_out),
-            " and ".join(s.scope or "" for s in left_out),
+            " ".join(dict.fromkeys(wanted)),
         )
 
     def config_problems(self) -> list[str]:

@@ -195,7 +195,8 @@ def test_streams_off_by_default_selected_by_a_wildcard_are_left_out_without_aski
     told = [line for line in run.stderr.splitlines() if "companies" in line and "INFO" not in line]
     (line,) = told
     assert "WARNING" in line and "Leaving out 'companies' and 'projects': off by default" in line
-    assert "companies.read and projects.read" in line and "fail" not in line
+    assert 'set scope to "contacts.read tasks.read companies.read projects.read"' in line
+    assert "fail" not in line
     assert sandbox.stats()["token_requests"] == 1
     assert {"companies", "projects"}.isdisjoint(run.schemas())
     assert len(run.records("contacts")) == 500
@@ -269,7 +270,9 @@ def test_the_last_line_of_a_failed_run_names_the_cause(sandbox):
     assert run.returncode == 1
     last = run.error_lines()[-1]
     # The cause is the organization's, named once, before the streams it stopped.
-    assert "organization 849 failed: Mokapen rejected the token request" in last
+    assert "Organization 849 failed: Mokapen rejected the token request" in last
+    # Told once: the line as the failure happens does not repeat the cause.
+    assert sum("Check client_id" in line for line in run.stderr.splitlines()) == 1
     assert last.count("Check client_id and client_secret") == 1
     assert last.index("Check client_id") < last.index("Streams it stopped: contacts")
     assert "stream(s) failed" not in last
@@ -365,6 +368,6 @@ def test_no_scope_enabled_for_any_stream_is_the_organizations_failure_told_once(
     run = run_tap(sandbox.config())
     assert run.returncode == 1
     last = run.error_lines()[-1]
-    assert "organization 849 failed:" in last and "Streams it stopped: contacts" in last
+    assert "Organization 849 failed:" in last and "Streams it stopped: contacts" in last
     assert sum("Organization 849 failed" in line for line in run.error_lines()) == 1
     assert sandbox.stats()["token_requests"] == 1

@@ -32,9 +32,9 @@ def test_a_refused_refresh_token_reads_as_sentences(sandbox, tmp_path, said):
     run = run_tap(sandbox.config(refresh_token="not-a-token", refresh_token_store=store))
 
     assert run.returncode == 1
-    # Said once as it happens; the run's last line names it again as the cause.
-    (line,) = [line for line in run.error_lines()[:-1] if "refresh token was revoked" in line]
-    assert "refresh token was revoked" in run.error_lines()[-1]
+    # The organization's cause, said once: in the run's last line.
+    (line,) = [line for line in run.error_lines() if "refresh token was revoked" in line]
+    assert line == run.error_lines()[-1]
     assert f"{said.rstrip('.')}. The refresh token was revoked" in line
     assert ".." not in line
 

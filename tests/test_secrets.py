@@ -64,7 +64,7 @@ def test_the_token_request_follows_no_redirect(sandbox, hostile):
     # One refusal ends the organization (the run's last line names it as the cause).
     last = run.error_lines()[-1]
     assert "redirects to" in last
-    assert run.stderr.replace(last, "").count("redirects to") == 1
+    assert run.stderr.replace(last, "").count("redirects to") == 0  # told once, at the end
     assert "secret-query" not in run.stderr and "steal" not in run.stderr
     assert not run.records("contacts")
     assert_no_secret(run)

@@ -44,6 +44,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         reply = self.server.sandbox.handle(self.command, parts.path, parts.query, headers, body)
+        # The answer is written by hand (send_response would log it): --verbose logs here.
+        self.log_request(reply.status)
         if reply.delay:
             time.sleep(reply.delay)
         if reply.action == "trickle":

@@ -206,3 +206,11 @@ def test_records_flag(gizmos, capsys):
         with pytest.raises(SystemExit):
             cli.parse_args(["--records", wrong])
     assert "--contacts 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_verbose_logs_every_request_and_quiet_logs_none(capsys, verbose):
+    with SandboxServer(SandboxSettings(), verbose=verbose) as running:
+        requests.get(f"{running.url}/api/v1/organizations", timeout=10)
+    logged = capsys.readouterr().err
+    assert ('"GET /api/v1/organizations HTTP/1.1" 401' in logged) is verbose

@@ -26,7 +26,10 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from airflow.exceptions import AirflowFailException
+try:  # the task SDK's since Airflow 3.2 (the old name warns on every parse)
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowFailException
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG, task
 
