@@ -72,6 +72,7 @@ if t.TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.singerlib import Message
 
+    from tap_mokapen.registry import Installed
     from tap_mokapen.state import Partition
 
 logger = logging.getLogger("tap-mokapen")
@@ -81,6 +82,10 @@ TABLE_COMPLETE = "table_complete"
 #: Organizations of removed_organizations that a pass covered again (their
 #: confirmation no longer holds).
 REINSTATED = "reinstated_organizations"
+#: The organizations the organizations list has ever named (at most MAX_INSTALLED): one
+#: a later listing leaves out is not taken for gone (removed_organizations says so).
+INSTALLED = "installed_organizations"
+MAX_INSTALLED = 1000
 # In each organization's partition, state.Partition keeps the version its pass is under
 # and whether it rejected a record (then the pass retires nothing, even once complete).
 
@@ -98,6 +103,10 @@ class PassOutcome(t.NamedTuple):
     #: Complete passes were read before, but their record counts are not known (a STATE
     #: of a release that kept none): this pass sets the baseline, it retires nothing.
     baseline_missing: bool = False
+    #: The pass counted because the records settled a total that over-counts, against
+    #: ids that did not cover every row left in the target (list_pass.py): its version
+    #: is never activated (rows it did not read were not all asked about).
+    settled_blind: bool = False
 
 
 class TableVersions:
@@ -160,14 +169,15 @@ class TableVersions:
         partition: Partition,
         *,
         listing_failed: bool = False,
-        sharing_risk: t.Callable[[], str | None] = lambda: None,
+        installed: t.Callable[[], Installed | None] = lambda: None,
     ) -> int | None:
         """Note an organization's pass that reached the list's end; the version to activate.
 
         That is the version of the last complete pass, once this pass is complete for
-        every organization (see the module's rules); None otherwise. ``sharing_risk``
-        says why an activation may reach rows of organizations this run does not read
-        (registry.Organizations.sharing_risk), asked only when there is one to make.
+        every organization (see the module's rules); None otherwise. ``installed`` is
+        the organizations list (registry.Organizations.installed), asked only when there
+        is an activation to make: it may not reach rows of organizations the run does
+        not read (``_sharing_risk``).
         """
         open_version = self._open()
         own = partition.table_pass()
@@ -183,6 +193,8 @@ class TableVersions:
             return None
         done = {str(o) for o in open_version["done"]} | {str(org)}
         open_version["done"] = sorted(done)
+        if outcome.settled_blind:
+            open_version["blind"] = True
         waiting = sorted(set(self._members()) - done)
         if waiting:
             logger.info(
@@ -219,11 +231,13 @@ class TableVersions:
                 how,
             )
             return None
-        version = self._confirm(int(open_version["version"]), members)
-        if version is None:
-            return None
-        risk = sharing_risk()
-        if risk:
+        version = self._confirm(
+            int(open_version["version"]), members, blind=open_version.get("blind") is True
+        )
+        # Asked at every complete pass, not only when there is a version to activate: the
+        # organizations it names are remembered before any activation could need them.
+        risk = self._sharing_risk(installed())
+        if version is not None and risk:
             logger.warning(
                 "'%s': two complete passes, but no row is marked deleted: %s",
                 self.stream,
@@ -231,6 +245,42 @@ class TableVersions:
             )
             return None
         return version
+
+    def _sharing_risk(self, installed: Installed | None) -> str | None:
+        """Why this activation may retire rows of organizations the run does not read.
+
+        Fails closed: an organization listed by any earlier run counts as installed until
+        removed_organizations confirms it gone, so one listing that leaves it out (a
+        glitch, a page short) does not let its rows go; a list that cannot be had is a
+        risk too."""
+        if installed is None:
+            return None
+        setting = (
+            "If the target's tables hold only the organizations this run reads (a schema "
+            "per organization), set tables_per_organization"
+        )
+        if installed.failure:
+            return (
+                "the organizations list, which tells whether the app is installed in "
+                f"organizations this run does not read, could not be had ({installed.failure}). "
+                f"{setting}"
+            )
+        kept = self.state.get(INSTALLED)
+        remembered = {str(o) for o in kept} if isinstance(kept, list) else set()
+        known = sorted(remembered | installed.listed, key=_numeric)[:MAX_INSTALLED]
+        self.state[INSTALLED] = known
+        unread = [o for o in installed.unread if o not in self.removed]
+        missing = sorted(
+            remembered - installed.listed - installed.read - self.removed, key=_numeric
+        )
+        if not (unread or missing):
+            return None
+        named = [*unread, *(f"{o} (listed by an earlier run)" for o in missing)]
+        return (
+            f"the app is also installed in organization(s) {', '.join(named[:20])}, which "
+            "this run does not read: in a table shared with them, ACTIVATE_VERSION would "
+            f"retire their rows. {setting}; for one confirmed gone, removed_organizations"
+        )
 
     def _counts(self, outcome: PassOutcome, *, rejected: bool) -> bool:
         """Whether this organization's pass counts as complete for deletions (logs why not)."""
@@ -272,10 +322,21 @@ class TableVersions:
             return False
         return True
 
-    def _confirm(self, version: int, members: list[str]) -> int | None:
+    def _confirm(self, version: int, members: list[str], *, blind: bool = False) -> int | None:
         """A complete pass: it waits for the next; the one before it is activated now."""
         before = self.state.get(TABLE_COMPLETE)
-        self.state[TABLE_COMPLETE] = {"version": version, "organizations": members}
+        complete: dict[str, t.Any] = {"version": version, "organizations": members}
+        if blind:
+            complete["blind"] = True
+        self.state[TABLE_COMPLETE] = complete
+        if isinstance(before, dict) and before.get("blind") is True:
+            logger.warning(
+                "'%s': the last complete pass counted on a settled total without knowing "
+                "every row before it: its version is not activated (the next pass that "
+                "counts by its answers, or settles knowing them all, is)",
+                self.stream,
+            )
+            return None
         if not (isinstance(before, dict) and isinstance(before.get("version"), int)):
             logger.info(
                 "'%s': a complete pass; rows it lacked are marked deleted when the next "

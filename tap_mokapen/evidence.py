@@ -78,11 +78,18 @@ def _base36(value: int) -> str:
 BITMAP_IDS = 1 << 27
 
 
+#: Ids a pass also keeps as a list while it has read no more: the ids at risk that a
+#: total which over-counts is settled against (list_pass.py) are at most this many.
+LISTED_IDS = 20_000
+
+
 class SeenIds:
     """The ids one pass read in this run: each distinct id once, and how many records
     were ids it had already read. Auto-increment ids (the usual) are kept as bits."""
 
     def __init__(self) -> None:
+        #: The distinct ids in the order read, while they are at most LISTED_IDS.
+        self.listed: list[int] | None = []
         self._bits = bytearray()
         self._others: set[int] = set()
         self._count = 0
@@ -123,6 +130,10 @@ class SeenIds:
                 others.add(value)
             new.append(value)
         if new:
+            if self.listed is not None:
+                self.listed.extend(new)
+                if len(self.listed) > LISTED_IDS:
+                    self.listed = None
             self._count += len(new)
             low, high = min(new), max(new)
             self.low = low if self.low is None else min(self.low, low)

@@ -164,6 +164,9 @@ class ListPass:
         self._ending = "stopped"
         self._checks = record_checks.CheckOutcome()
         self._caught_up = 0
+        #: Settled against ids at risk that are not whole: counts, but its version must
+        #: never be activated (deletions.PassOutcome.settled_blind).
+        self._settled_blind = False
 
     # -- what the pass saw, by id (evidence.py) ------------------------------------------
 
@@ -420,22 +423,23 @@ class ListPass:
         if not doubt and (doubt := self._order_doubt()):
             self._say_incomplete(doubt)
         ends_early = self._ends_before_its_total(doubt)
-        over_count = doubt if ends_early and self.previous_sample else None
-        if over_count:
-            doubt = None  # the records decide, below
+        settled = False
+        if ends_early and doubt:
+            # The records decide whether the total over-counts or the list was cut.
+            if not (why := self._settle(doubt)):
+                settled, doubt = True, None
+                held = min(held, len(self.seen))  # positions past the end held nothing
+            elif why != doubt:
+                doubt = why
+                self._say_incomplete(doubt)
         partition.read = read = read._replace(doubt=doubt, records=held)
         baseline = partition.baseline()
         shrunk = self._shrunk(read, baseline)
         # Only a pass that would count asks Mokapen (a pass that counts for nothing
         # spends no request on proving so).
-        if not (doubt or shrunk) and self.by_id:
-            if doubt := self._ask_about_missing(settling=over_count):
+        if not (doubt or shrunk or settled) and self.by_id:
+            if doubt := self._ask_about_missing():
                 self._say_incomplete(doubt)
-            elif over_count:
-                self._say_settled(over_count, held)
-            partition.read = read = read._replace(doubt=doubt)
-        elif over_count and not doubt:
-            doubt = over_count  # shrunk: the over-count stands
             partition.read = read = read._replace(doubt=doubt)
         # A pass far smaller that the user confirmed (one run with max_deleted_share 1):
         # the history of larger passes it would be held to from now on is forgotten. A
@@ -446,16 +450,16 @@ class ListPass:
             and deletions.far_fewer(read.records, baseline, DEFAULT_MAX_DELETED_SHARE)
         )
         partition.finish(
-            keep_bookmark=shrunk,
+            # A settled pass keeps the bookmark: what it did not read was verified gone
+            # only among the records read before; a record new in a cut part is not.
+            keep_bookmark=shrunk or settled,
             remember_pass=not shrunk,
             restart_history=confirmed_drop and not shrunk,
         )
         counts = not (doubt or shrunk)
-        if self.by_id and (counts or (ends_early and not self.previous_sample)):
-            # A pass that read to an end its total contradicts saw real records all the
-            # same: with no sample of a complete pass to keep, the next pass asks about
-            # the ones of this one it does not see, and may settle the total.
+        if self.by_id and counts:
             partition.keep_id_sample(self.sample.to_state())
+        self._keep_ids_at_risk(ends_early=ends_early, counts=counts, settled=settled)
         why_not = None if counts else (doubt or "far fewer records than the passes before")
         if partition.note_outcome(why_not) >= state.STANDING_PASSES:
             self._say_standing(why_not or "")
@@ -469,6 +473,7 @@ class ListPass:
                 read.records,
                 baseline,
                 baseline_missing=baseline is None and self.read_before,
+                settled_blind=self._settled_blind,
             )
             listing_failed = organizations.listing_failure is not None or (
                 organizations.listing_paused
@@ -477,7 +482,7 @@ class ListPass:
                 outcome,
                 partition,
                 listing_failed=listing_failed,
-                sharing_risk=lambda: organizations.sharing_risk,
+                installed=lambda: organizations.installed,
             )
             if version is not None:
                 self._activate(version)
@@ -568,33 +573,93 @@ class ListPass:
 
     def _ends_before_its_total(self, doubt: str | None) -> bool:
         """Whether all this pass doubted is its list ending before its total said
-        (over-counted, or cut short), in this run: with a sample of an earlier pass's
-        ids to ask about, the records may settle which (``_ask_about_missing``)."""
+        (over-counted, or cut short), read in this run alone (its ids all at hand)."""
         return bool(
             doubt
             and self.by_id
+            and not self.resumed_at
             and self._doubt_before is None
             and self.paginator.only_total_over_counts()
         )
 
-    def _say_settled(self, over_count: str, held: int) -> None:
+    def _settle(self, doubt: str) -> str | None:
+        """None when the records show that the list's total over-counts: every id the
+        passes since the last that counted emitted (the ids at risk, all of them) is
+        read by this pass or gone at Mokapen's show route, the route proven now on an
+        id this list holds, and no id past the end is live. Else why the doubt stands
+        (``doubt`` itself when there is nothing to ask with)."""
+        kept = self.partition.ids_at_risk()
+        listed = self.seen.listed
+        if kept is None or listed is None:
+            return doubt
+        at_risk, whole = kept
+        missing = sorted(at_risk.difference(listed))
+        rng = random.Random()  # noqa: S311 - which ids to ask first, not a secret
+        probed = record_checks.probes(self.seen, rng)
+        budget = self.run.settings.max_record_checks
+        if 1 + len(missing) + len(probed) > budget:
+            return (
+                f"{doubt}; {len(missing)} records the passes before emitted are missing "
+                f"from it, more than max_record_checks ({budget}) can ask about"
+            )
+        try:
+            self._checks = outcome = record_checks.check(
+                self.reader,
+                self._show_route,
+                missing=missing,
+                probed=probed,
+                proof=self.seen.high,
+                budget=budget,
+                prove_route=True,
+            )
+        except errors.MokapenError as exc:
+            self._show_route.failed(f"failed ({exc})")
+            return f"{doubt}; the records it did not see could not be asked about ({exc})"
+        if outcome.live:
+            found = self._take(Page("list", [], raw=outcome.live), "the single-record route")
+            if found:
+                self._write_page(PassPage(found, 0, timestamps.now()))
+            ids = ", ".join(str(record_id(r)) for r in outcome.live[:5])
+            return f"{doubt}; record(s) {ids}, live at Mokapen, are missing from the list"
+        if outcome.unconfirmed or len(outcome.gone) < len(missing):
+            return f"{doubt}; the records it did not see could not all be confirmed gone"
+        self._settled_blind = not whole
         logger.warning(
-            "'%s' of organization %s: its total over-counts (%s), but the list ends at %d "
-            "records and every sampled record of the last pass that this one did not see "
-            "is gone at Mokapen (%d asked): the pass counts as complete",
+            "'%s' of organization %s: its total over-counts (%s): the list ends at %d "
+            "records, and each of the %d records the passes before emitted that this one "
+            "did not read is gone at Mokapen, and no id past the end is live: the pass "
+            "counts as complete",
             self.stream,
             self.organization.numeric,
-            over_count,
-            held,
-            self._checks.asked if self._checks else 0,
+            doubt,
+            len(self.seen),
+            len(missing),
         )
+        return None
 
-    def _ask_about_missing(self, *, settling: str | None = None) -> str | None:
+    def _keep_ids_at_risk(self, *, ends_early: bool, counts: bool, settled: bool) -> None:
+        """The ids at risk after this pass: a pass that counted by its answers ends them
+        (its evidence holds on its own); a settled pass starts them anew from what it
+        read; a pass whose list ended early adds what it read (the first such pass starts
+        them, whole only when no pass had counted before); any other keeps them growing,
+        or drops them when its ids are not all at hand."""
+        partition = self.partition
+        listed = self.seen.listed
+        kept = partition.ids_at_risk()
+        if (counts and not settled) or listed is None or self.resumed_at:
+            partition.keep_ids_at_risk(None, whole=False)
+        elif settled:
+            partition.keep_ids_at_risk(frozenset(listed), whole=kept is not None and kept[1])
+        elif kept is not None:
+            partition.keep_ids_at_risk(kept[0].union(listed), whole=kept[1])
+        elif ends_early:
+            first_ever = partition.baseline() is None and not self.read_before
+            partition.keep_ids_at_risk(frozenset(listed), whole=first_ever)
+
+    def _ask_about_missing(self) -> str | None:
         """Ask Mokapen about the sampled ids of the last complete pass this pass did not
         see (or, without a sample, about a few ids it did not see); a doubt when one of
-        them is live. Live records found are written. ``settling``: the doubt of a total
-        that over-counts, which stands unless every missing sampled id is asked about
-        and gone (none left unasked for the budget, none unconfirmed)."""
+        them is live. Live records found are written."""
         previous = self.previous_sample
         seen = self.seen
         # In a random order: where the budget ends, those asked are a sample of them.
@@ -605,10 +670,7 @@ class ListPass:
         # first pass after an upgrade), and for a pass read in one run (the ids of
         # earlier runs are not at hand). A first pass retires nothing and asks nothing.
         upgraded = previous is None and self.read_before
-        # Settling a total that over-counts, probes too: a list cut short ends where
-        # live records go on (ids past the largest seen, or in a gap of those seen).
-        probe = (upgraded and not self.resumed_at) or bool(settling)
-        probed = record_checks.probes(seen, rng) if probe else []
+        probed = record_checks.probes(seen, rng) if upgraded and not self.resumed_at else []
         try:
             self._checks = outcome = record_checks.check(
                 self.reader,
@@ -617,7 +679,6 @@ class ListPass:
                 probed=probed,
                 proof=seen.high,
                 budget=self.run.settings.max_record_checks,
-                prove_route=bool(settling),
             )
         except errors.MokapenError as exc:
             # The route failing (5xx past max_wait_seconds, a 403) is no reason to stop
@@ -625,15 +686,6 @@ class ListPass:
             self._show_route.failed(f"failed ({exc})")
             return f"the records it did not see could not be asked about ({exc})"
         if not outcome.live:
-            unproven = self._show_route.usable is not True
-            if settling and (
-                unproven or outcome.unconfirmed or len(outcome.gone) < outcome.missing
-            ):
-                return (
-                    f"{settling}; of the {outcome.missing} sampled records of the last pass "
-                    f"it did not see, {len(outcome.gone)} were confirmed gone "
-                    f"(max_record_checks {self.run.settings.max_record_checks})"
-                )
             return None
         found: list[t.Any] = []
         for record in outcome.live:

@@ -116,13 +116,13 @@ def check(
     ``budget`` requests (the proof included). ``missing`` is asked in the order given:
     the caller shuffles it, so that where the budget ends the ids asked are a random
     sample of the missing ones, not the smallest. ``prove_route``: the route is proven
-    (it answers for an id the list holds) even with no sampled id missing, since the
-    caller takes 404s for probes as evidence too."""
+    now, for this list (it answers for an id the list holds), whatever it answered for
+    another: the caller takes every 404 as evidence."""
     outcome = CheckOutcome(missing=len(missing))
     if route.usable is False or budget <= 0 or not (missing or probed):
         outcome.unconfirmed = bool(missing)
         return outcome
-    if (missing or prove_route) and route.usable is None:
+    if prove_route or (missing and route.usable is None):
         # A 404 confirms nothing until the route has answered for an id the list holds.
         if proof is None:
             outcome.unconfirmed = True

@@ -59,6 +59,19 @@ def listed_ids(listed: t.Iterable[t.Any], who: str) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
+class Installed(t.NamedTuple):
+    """The organizations list, as deletions need it (Organizations.installed)."""
+
+    #: Every organization listed (numeric ids as text; one without a usable id as shown).
+    listed: frozenset[str]
+    #: Those this run does not read, in listed order.
+    unread: tuple[str, ...]
+    #: The organizations this run reads, as configured and as numbers.
+    read: frozenset[str]
+    #: Why the list could not be had, if it could not.
+    failure: str | None = None
+
+
 class Organizations:
     """The per-organization resources of one run, created on first use."""
 
@@ -142,40 +155,35 @@ class Organizations:
         return configured + [org for org in dict.fromkeys(found) if org not in known]
 
     @cached_property
-    def sharing_risk(self) -> str | None:
-        """Why an ACTIVATE_VERSION of this run may retire rows of organizations it does
-        not read, or None: a table shared by organizations read one process each (the
-        fan-out DAG) holds rows this run's passes never see. Asked once a run (one
-        request) when a versioned pass completes and nothing settles it otherwise."""
+    def installed(self) -> Installed | None:
+        """What the organizations list says of the organizations this run does not read,
+        for deletions (deletions.py): a table shared by organizations read one process
+        each (the fan-out DAG) holds rows this run's passes never see. None where nothing
+        needs asking: the user says the tables are separate (tables_per_organization),
+        or every listed organization is read (all_organizations). Asked once a run (one
+        request), when a versioned pass has a version to activate."""
         if self.settings.tables_per_organization or self.settings.all_organizations:
-            return None  # separated by the user's word, or every listed one is read
+            return None
+        read = {str(o) for o in self.settings.organization_ids}
+        read |= {str(n) for n in self._numeric.values()} | {str(o) for o in self._numeric}
         try:
             listed = list(self.listed())
         except (RunPaused, MokapenError) as exc:
-            return (
-                "the organizations list, which tells whether the app is installed in "
-                f"organizations this run does not read, could not be had ({exc}); if the "
-                "target's tables hold only the organizations this run reads, set "
-                "tables_per_organization"
-            )
-        read = {str(o) for o in self.settings.organization_ids}
-        read |= {str(n) for o, n in self._numeric.items()} | {str(o) for o in self._numeric}
-        unread = []
+            return Installed(frozenset(), (), frozenset(read), failure=cut(str(exc), 300))
+        names: list[str] = []
         for item in listed:
-            if not isinstance(item, dict) or str(item.get("encrypted_id")) in read:
+            if not isinstance(item, dict):
                 continue
-            org = organization_number(item.get("id"))
-            if org is not None and str(org) not in read and org not in unread:
-                unread.append(org)
-        if not unread:
-            return None
-        return (
-            "the app is also installed in organization(s) "
-            f"{cut(', '.join(map(str, unread)), 200)}, "
-            "which this run does not read: in a table shared with them, ACTIVATE_VERSION "
-            "would retire their rows. If the target's tables hold only the organizations "
-            "this run reads (a schema per organization), set tables_per_organization"
-        )
+            encrypted = item.get("encrypted_id")
+            if encrypted is not None and str(encrypted) in read:
+                continue
+            number = organization_number(item.get("id"))
+            # Listed without a usable id: an organization all the same, and not this run's.
+            name = str(number) if number is not None else cut(repr(item.get("id")), 40)
+            if name not in names:
+                names.append(name)
+        unread = tuple(name for name in names if name not in read)
+        return Installed(frozenset(names), unread, frozenset(read))
 
     def listed(self) -> t.Iterator[t.Any]:
         """``GET /api/v1/organizations`` for the first organization's token, as listed."""

@@ -56,6 +56,7 @@ import datetime as dt
 import typing as t
 
 from tap_mokapen import timestamps
+from tap_mokapen.evidence import LISTED_IDS, decode_ids, encode_ids
 from tap_mokapen.timestamps import to_rfc3339
 
 RESUME = "resume"
@@ -77,6 +78,11 @@ DOUBT = "doubt"
 MAX_DOUBT = 500
 LAST_COMPLETE_PASS = "last_complete_pass"  # noqa: S105 - a state key, not a password
 ID_SAMPLE = "id_sample"
+#: Every id the passes since the last one that counted emitted, while a list ends before
+#: its total says (list_pass.py settles such a total against them): {"ids": encoded,
+#: "count": n, "whole": whether they cover every row those passes and the ones before
+#: left in the target, true only when no pass had counted before the first of them}.
+IDS_AT_RISK = "ids_at_risk"
 INCOMPLETE_PASSES = "incomplete_passes"
 #: Incomplete passes in a row after which a list is named as one that never completes.
 STANDING_PASSES = 3
@@ -333,6 +339,24 @@ class Partition:
 
     def keep_id_sample(self, sample: t.Mapping[str, t.Any]) -> None:
         self.data[ID_SAMPLE] = dict(sample)
+
+    def ids_at_risk(self) -> tuple[frozenset[int], bool] | None:
+        """The ids at risk and whether they are whole; None when none are kept, or what
+        is kept is not what was written (a STATE edited or cut)."""
+        kept = self.data.get(IDS_AT_RISK)
+        if not isinstance(kept, dict) or not isinstance(kept.get("count"), int):
+            return None
+        ids = frozenset(decode_ids(kept.get("ids"), limit=LISTED_IDS + 1))
+        if len(ids) != kept["count"] or len(ids) > LISTED_IDS:
+            return None
+        return ids, kept.get("whole") is True
+
+    def keep_ids_at_risk(self, ids: frozenset[int] | None, *, whole: bool) -> None:
+        """Keep ``ids`` (None: forget them, too many or not all known)."""
+        if ids is None or len(ids) > LISTED_IDS:
+            self.data.pop(IDS_AT_RISK, None)
+            return
+        self.data[IDS_AT_RISK] = {"ids": encode_ids(ids), "count": len(ids), "whole": whole}
 
     def note_outcome(self, doubt: str | None) -> int:
         """Count the passes in a row that ended incomplete (``doubt``: why this one did;

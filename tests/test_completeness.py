@@ -411,3 +411,32 @@ def test_one_process_per_organization_into_one_table_retires_no_other_organizati
     assert deleted <= own.table.retired
     assert {org for org, _ in own.table.retired} == {849}
     assert sandbox.stats()["pages_served"].get("0/organizations", 0) == listings  # none asked
+
+
+@pytest.mark.parametrize(
+    "oddities",
+    [[], [{"id": "eyJpdiI6Ijg1MCJ9", "encrypted_id": "eyJpdiI6Ijg1MCJ9", "name": "Globex"}]],
+    ids=["one listing leaves 850 out", "850 also listed by an encrypted id alone"],
+)
+def test_an_organization_once_listed_is_not_taken_for_gone_by_one_listing(sandbox, oddities):
+    """One process per organization into one table: an organizations list that leaves
+    850 out once (a glitch consistent in itself) must not let 849's process retire 850's
+    rows; the organizations earlier lists named are remembered (found by a review)."""
+    sandbox.reset(
+        contacts=COUNT, list_shape={"organizations": "data_list"}, listed_oddities=oddities
+    )
+    alone = {org: Runs(sandbox, organization_ids=[org]) for org in ORGS}
+    table = alone[849].table
+    alone[850].table = table
+    alone[850].run()
+    alone[849].run()
+    listed = sandbox.stats()["pages_served"].get("0/organizations", 0)
+    sandbox.update(
+        glitches=[
+            {"kind": "short", "keep": 1, "entity": "organizations", "at": listed + 1, "times": 1}
+        ]
+    )
+    run = alone[849].run()
+    assert activations(run) == 0
+    assert "850 (listed by an earlier run)" in run.stderr
+    assert not {key for key in table.retired if key[0] == 850}

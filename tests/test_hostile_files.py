@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tap_mokapen.evidence import decode_ids
 from tests.helpers import run_tap, selecting
 from tests.test_completeness import COUNT, Runs, activations
 
@@ -254,3 +255,71 @@ def test_a_list_cut_short_under_a_total_that_stays_is_never_settled(sandbox):
         cut_run = runs.run()
         assert activations(cut_run) == 0
         assert "the pass counts as complete" not in cut_run.stderr
+
+
+def test_a_few_records_cut_from_the_end_after_complete_passes_are_never_retired(sandbox):
+    """Found by a review: ids made sparse by deletions, then the last few records cut with
+    the total still whole, where the sample of the last complete pass holds none of them
+    and the id after the last one kept is deleted (so probes past the end meet 404s).
+    Passes settled that way count, but a version settled without knowing every row
+    before it is never activated: the cut rows stay live."""
+    for _ in range(30):  # the sample's salt is random: a cut it misses is found quickly
+        sandbox.reset(contacts=1000)
+        runs = Runs(sandbox, organization_ids=[849], tables_per_organization=True, page_size=100)
+        runs.run()
+        runs.run()
+        runs.delete(849, 100)
+        runs.run()
+        live = sorted(r["id"] for r in sandbox.records("contacts", 849))
+        partition = runs.state["bookmarks"]["contacts"]["partitions"][0]
+        sampled = set(decode_ids(partition["id_sample"]["ids"]))
+        kept = next(
+            (
+                k
+                for k in range(len(live) - 1, len(live) - 100, -1)
+                if live[k - 1] + 1 not in live and not sampled & set(live[k:])
+            ),
+            None,
+        )
+        if kept is not None:
+            break
+    assert kept is not None
+    sandbox.update(list_cut=(kept + 0.5) / len(live), paging_lies={"total": len(live)})
+    for _ in range(4):
+        runs.run()  # Runs.run asserts that no live row was retired
+    assert not ({(849, i) for i in live[kept:]} & runs.table.retired)
+
+
+def test_a_total_that_over_counts_from_the_first_pass_settles_and_retires_only_the_gone(
+    sandbox,
+):
+    """Every id the passes emitted is known (no pass counted before the first that ended
+    early): a settled pass asks about each one it did not read, and deletions
+    propagate; a record that goes missing from the list while live keeps it doubted."""
+    sandbox.reset(contacts=COUNT, paging_lies={"total": 2 * COUNT})
+    runs = Runs(sandbox, organization_ids=[849], tables_per_organization=True)
+    runs.run()
+    assert "the pass counts as complete" in runs.run().stderr
+    deleted = runs.delete(849, 3)
+    for _ in range(3):
+        runs.run()
+    assert deleted <= runs.table.retired
+    # Now the list also loses its last 3 live records: asked about, live, the doubt stands.
+    live = len(sandbox.records("contacts", 849))
+    sandbox.update(list_cut=(live - 2.5) / live)
+    cut_run = runs.run()
+    assert "live at Mokapen, are missing from the list" in cut_run.stderr
+    assert activations(cut_run) == 0
+
+
+def test_a_pass_spread_over_runs_is_never_settled(sandbox):
+    """Found by a review: a pass resumed in a later run holds the ids of that run only,
+    so whether the list lost records cannot be asked about them all; its doubt stands."""
+    sandbox.reset(contacts=COUNT, paging_lies={"total": 2 * COUNT})
+    runs = Runs(
+        sandbox, organization_ids=[849], tables_per_organization=True, max_requests_per_run=8
+    )
+    for _ in range(6):
+        run = runs.run()
+        assert "the pass counts as complete" not in run.stderr
+        assert activations(run) == 0
