@@ -377,6 +377,8 @@ class ListPass:
     def pause(self, reason: errors.RunPaused) -> None:
         """The organization's quota or the run's budget is spent: resume here next run."""
         self.partition.pause(self._resume_at, self._evidence())
+        # What it emitted is not all at hand for the pass that ends it: no settling on it.
+        self.partition.keep_ids_at_risk(None, whole=False)
         self._ending = "paused: resumes next run"
         if isinstance(reason, errors.PassBudgetSpent):  # this list only: the others go on
             logger.warning(
@@ -392,6 +394,7 @@ class ListPass:
 
     def fail(self, error: errors.MokapenError) -> None:
         """A failure retrying cannot fix: this stream stops for this organization."""
+        self.partition.keep_ids_at_risk(None, whole=False)  # as pause() says
         if self.resumed_at and not self._committed:
             # The server refused the very point this pass resumed at (a stale cursor,
             # say): the next run starts the stream over rather than fail there forever.
