@@ -346,47 +346,11 @@ def test_a_new_meltano_project_adds_the_tap_from_this_checkout(sandbox, tmp_path
     this checkout, add target-jsonl from the shipped definition (no Hub), set SDK settings,
     run against the sandbox with an app holding only the scopes the README asks for."""
     sandbox.update(enabled_scopes=["contacts.read", "tasks.read"], extra_fields=True)
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("MELTANO_", "TAP_MOKAPEN_", "TARGET_JSONL_"))
-    }
-    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    project = tmp_path / "project"
-
-    def meltano(*args: str, exit_code: int = 0, **extra: str) -> subprocess.CompletedProcess:
-        done = subprocess.run(
-            [MELTANO, *args],
-            cwd=project if project.exists() else tmp_path,
-            env={**env, **extra},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-        assert done.returncode == exit_code, (done.stdout + done.stderr)[-3000:]
-        return done
-
-    meltano("init", "--no-usage-stats", project.name)
-    # docs/meltano.md: python3 scripts/plugin_definition.py --local --pip-url "$PWD" > ...
-    # (this checkout's code, not a release the index may not have yet).
-    definition = tmp_path / "tap-mokapen.yml"
-    definition.write_text(
-        subprocess.run(
-            [
-                *(sys.executable, "-S", "scripts/plugin_definition.py"),
-                *("--local", "--pip-url", str(ROOT)),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
-    meltano("add", "--plugin-type", "extractor", "tap-mokapen", "--from-ref", str(definition))
-    # The loader's definition shipped beside the tap's: no Hub needed.
-    loader_definition = ROOT / "meltano" / "target-jsonl.yml"
-    meltano("add", "--plugin-type", "loader", "target-jsonl", "--from-ref", str(loader_definition))
+    # docs/meltano.md's walk: `meltano init`, the tap from a --local definition of this
+    # checkout (not a release the index may not have yet), target-jsonl as shipped.
+    project = NewMeltanoProject(tmp_path)
+    meltano = project.meltano
+    project.add_loader("target-jsonl")
 
     # Meltano drops null values from a plugin's config, so the SDK's "__NULL__" drops a field.
     meltano("config", "set", "tap-mokapen", "stream_maps", '{"contacts": {"email": "__NULL__"}}')
