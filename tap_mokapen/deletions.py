@@ -269,7 +269,9 @@ class TableVersions:
         remembered = {str(o) for o in kept} if isinstance(kept, list) else set()
         known = sorted(remembered | installed.listed, key=_numeric)[:MAX_INSTALLED]
         self.state[INSTALLED] = known
-        unread = [o for o in installed.unread if o not in self.removed]
+        # Listed now: installed, whatever removed_organizations says (a confirmation holds
+        # only while the organization stays missing).
+        unread = list(installed.unread)
         missing = sorted(
             remembered - installed.listed - installed.read - self.removed, key=_numeric
         )
