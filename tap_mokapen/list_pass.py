@@ -157,6 +157,9 @@ class ListPass:
         self._requests_before = progress.stats["requests"]
         #: Whether a pass over this partition completed before this one began.
         self.read_before = partition.was_read_before()
+        #: Whether the target may hold rows of this list already (ids at risk are whole
+        #: only when it cannot).
+        self._emitted_before = partition.emitted_before()
         #: A doubt of the runs before this one (the pass resumed with it).
         self._doubt_before = partition.read.doubt
         self._open_evidence()
@@ -167,6 +170,8 @@ class ListPass:
         #: Settled against ids at risk that are not whole: counts, but its version must
         #: never be activated (deletions.PassOutcome.settled_blind).
         self._settled_blind = False
+        #: Ids of records the show route answered live, which the pass emitted.
+        self._emitted_live: list[int] = []
 
     # -- what the pass saw, by id (evidence.py) ------------------------------------------
 
@@ -460,7 +465,9 @@ class ListPass:
             restart_history=confirmed_drop and not shrunk,
         )
         counts = not (doubt or shrunk)
-        if self.by_id and counts:
+        if self.by_id and counts and not self._settled_blind:
+            # A blind settle did not ask about every row before it: the next pass is held
+            # to the sample of the last one that knew them.
             partition.keep_id_sample(self.sample.to_state())
         self._keep_ids_at_risk(ends_early=ends_early, counts=counts, settled=settled)
         why_not = None if counts else (doubt or "far fewer records than the passes before")
@@ -619,6 +626,7 @@ class ListPass:
             self._show_route.failed(f"failed ({exc})")
             return f"{doubt}; the records it did not see could not be asked about ({exc})"
         if outcome.live:
+            self._emitted_live += [i for i in map(record_id, outcome.live) if i is not None]
             found = self._take(Page("list", [], raw=outcome.live), "the single-record route")
             if found:
                 self._write_page(PassPage(found, 0, timestamps.now()))
@@ -647,7 +655,8 @@ class ListPass:
         them, whole only when no pass had counted before); any other keeps them growing,
         or drops them when its ids are not all at hand."""
         partition = self.partition
-        listed = self.seen.listed
+        # The ids it read, and the records the show route answered live, which it emitted.
+        listed = None if self.seen.listed is None else [*self.seen.listed, *self._emitted_live]
         kept = partition.ids_at_risk()
         if (counts and not settled) or listed is None or self.resumed_at:
             partition.keep_ids_at_risk(None, whole=False)
@@ -656,7 +665,7 @@ class ListPass:
         elif kept is not None:
             partition.keep_ids_at_risk(kept[0].union(listed), whole=kept[1])
         elif ends_early:
-            first_ever = partition.baseline() is None and not self.read_before
+            first_ever = partition.baseline() is None and not self._emitted_before
             partition.keep_ids_at_risk(frozenset(listed), whole=first_ever)
 
     def _ask_about_missing(self) -> str | None:
@@ -691,6 +700,7 @@ class ListPass:
         if not outcome.live:
             return None
         found: list[t.Any] = []
+        self._emitted_live += [i for i in map(record_id, outcome.live) if i is not None]
         for record in outcome.live:
             found += self._take(Page("list", [], raw=[record]), "the single-record route")
         if found:

@@ -83,6 +83,9 @@ ID_SAMPLE = "id_sample"
 #: "count": n, "whole": whether they cover every row those passes and the ones before
 #: left in the target, true only when no pass had counted before the first of them}.
 IDS_AT_RISK = "ids_at_risk"
+#: Set when a page of the partition is first committed, and never cleared (--resync and
+#: a pass abandoned keep it): whether anything of it may be in the target already.
+EMITTED = "emitted"
 INCOMPLETE_PASSES = "incomplete_passes"
 #: Incomplete passes in a row after which a list is named as one that never completes.
 STANDING_PASSES = 3
@@ -333,6 +336,11 @@ class Partition:
         """Whether a pass over this partition completed before (counted or not)."""
         return CYCLE_COMPLETED in self.data or LAST_COMPLETE_PASS in self.data
 
+    def emitted_before(self) -> bool:
+        """Whether any page of this partition was committed before, by any pass, however
+        it ended (a STATE of an earlier release: whether a pass was read before)."""
+        return self.data.get(EMITTED) is True or self.was_read_before()
+
     def id_sample(self) -> t.Any:
         """The sample of ids of the last complete, confirmed pass, as STATE keeps it."""
         return self.data.get(ID_SAMPLE)
@@ -403,6 +411,7 @@ class Partition:
         if restarted:
             self.read = PassRead(doubt=self.read.doubt)
         self.read = self.read.plus(records, doubt)
+        self.data[EMITTED] = True
 
     def tie_table_pass(self, version: int) -> None:
         """The pass is under table version ``version``, no record of it rejected yet."""
