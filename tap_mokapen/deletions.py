@@ -103,10 +103,10 @@ class PassOutcome(t.NamedTuple):
     #: Complete passes were read before, but their record counts are not known (a STATE
     #: of a release that kept none): this pass sets the baseline, it retires nothing.
     baseline_missing: bool = False
-    #: The pass counted because the records settled a total that over-counts, against
-    #: ids that did not cover every row left in the target (list_pass.py): its version
-    #: is never activated (rows it did not read were not all asked about).
-    settled_blind: bool = False
+    #: The pass counted because the records settled a total that over-counts
+    #: (list_pass.py): it asked about the ids at risk, not about every row the target
+    #: holds, so it activates nothing and its version is never activated.
+    settled: bool = False
 
 
 class TableVersions:
@@ -193,8 +193,8 @@ class TableVersions:
             return None
         done = {str(o) for o in open_version["done"]} | {str(org)}
         open_version["done"] = sorted(done)
-        if outcome.settled_blind:
-            open_version["blind"] = True
+        if outcome.settled:
+            open_version["settled"] = True
         waiting = sorted(set(self._members()) - done)
         if waiting:
             logger.info(
@@ -232,7 +232,7 @@ class TableVersions:
             )
             return None
         version = self._confirm(
-            int(open_version["version"]), members, blind=open_version.get("blind") is True
+            int(open_version["version"]), members, settled=open_version.get("settled") is True
         )
         # Asked at every complete pass, not only when there is a version to activate: the
         # organizations it names are remembered before any activation could need them.
@@ -324,18 +324,19 @@ class TableVersions:
             return False
         return True
 
-    def _confirm(self, version: int, members: list[str], *, blind: bool = False) -> int | None:
-        """A complete pass: it waits for the next; the one before it is activated now."""
+    def _confirm(self, version: int, members: list[str], *, settled: bool = False) -> int | None:
+        """A complete pass: it waits for the next; the one before it is activated now.
+        A settled pass (or one after it) activates nothing: two passes whose answers
+        agree retire rows, one settled on the ids at risk does not."""
         before = self.state.get(TABLE_COMPLETE)
         complete: dict[str, t.Any] = {"version": version, "organizations": members}
-        if blind:
-            complete["blind"] = True
+        if settled:
+            complete["settled"] = True
         self.state[TABLE_COMPLETE] = complete
-        if isinstance(before, dict) and before.get("blind") is True:
-            logger.warning(
-                "'%s': the last complete pass counted on a settled total without knowing "
-                "every row before it: its version is not activated (the next pass that "
-                "counts by its answers, or settles knowing them all, is)",
+        if settled or (isinstance(before, dict) and before.get("settled") is True):
+            logger.info(
+                "'%s': a pass settled on a total that over-counts is one of the last two "
+                "complete passes: no row is marked deleted",
                 self.stream,
             )
             return None

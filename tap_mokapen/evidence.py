@@ -90,6 +90,8 @@ class SeenIds:
     def __init__(self) -> None:
         #: The distinct ids in the order read, while they are at most LISTED_IDS.
         self.listed: list[int] | None = []
+        #: Records whose id cannot be kept (record_id: not a positive integer below 2^63).
+        self.untracked = 0
         self._bits = bytearray()
         self._others: set[int] = set()
         self._count = 0
@@ -113,6 +115,7 @@ class SeenIds:
         bits, others, new = self._bits, self._others, []
         for value in ids:
             if value is None:
+                self.untracked += 1
                 continue
             if value < BITMAP_IDS:
                 index, mask = value >> 3, 1 << (value & 7)

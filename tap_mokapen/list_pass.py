@@ -157,9 +157,6 @@ class ListPass:
         self._requests_before = progress.stats["requests"]
         #: Whether a pass over this partition completed before this one began.
         self.read_before = partition.was_read_before()
-        #: Whether the target may hold rows of this list already (ids at risk are whole
-        #: only when it cannot).
-        self._emitted_before = partition.emitted_before()
         #: A doubt of the runs before this one (the pass resumed with it).
         self._doubt_before = partition.read.doubt
         self._open_evidence()
@@ -167,9 +164,9 @@ class ListPass:
         self._ending = "stopped"
         self._checks = record_checks.CheckOutcome()
         self._caught_up = 0
-        #: Settled against ids at risk that are not whole: counts, but its version must
-        #: never be activated (deletions.PassOutcome.settled_blind).
-        self._settled_blind = False
+        #: Counted by settling a total that over-counts: its version is never activated
+        #: and it activates none (deletions.PassOutcome.settled).
+        self._settled = False
         #: Ids of records the show route answered live, which the pass emitted.
         self._emitted_live: list[int] = []
 
@@ -383,7 +380,7 @@ class ListPass:
         """The organization's quota or the run's budget is spent: resume here next run."""
         self.partition.pause(self._resume_at, self._evidence())
         # What it emitted is not all at hand for the pass that ends it: no settling on it.
-        self.partition.keep_ids_at_risk(None, whole=False)
+        self.partition.keep_ids_at_risk(None)
         self._ending = "paused: resumes next run"
         if isinstance(reason, errors.PassBudgetSpent):  # this list only: the others go on
             logger.warning(
@@ -399,7 +396,7 @@ class ListPass:
 
     def fail(self, error: errors.MokapenError) -> None:
         """A failure retrying cannot fix: this stream stops for this organization."""
-        self.partition.keep_ids_at_risk(None, whole=False)  # as pause() says
+        self.partition.keep_ids_at_risk(None)  # as pause() says
         if self.resumed_at and not self._committed:
             # The server refused the very point this pass resumed at (a stale cursor,
             # say): the next run starts the stream over rather than fail there forever.
@@ -465,9 +462,9 @@ class ListPass:
             restart_history=confirmed_drop and not shrunk,
         )
         counts = not (doubt or shrunk)
-        if self.by_id and counts and not self._settled_blind:
-            # A blind settle did not ask about every row before it: the next pass is held
-            # to the sample of the last one that knew them.
+        if self.by_id and counts and not settled:
+            # A settle asked about the ids at risk only: the next pass is held to the
+            # sample of the last pass that counted by its answers.
             partition.keep_id_sample(self.sample.to_state())
         self._keep_ids_at_risk(ends_early=ends_early, counts=counts, settled=settled)
         why_not = None if counts else (doubt or "far fewer records than the passes before")
@@ -483,7 +480,7 @@ class ListPass:
                 read.records,
                 baseline,
                 baseline_missing=baseline is None and self.read_before,
-                settled_blind=self._settled_blind,
+                settled=self._settled,
             )
             listing_failed = organizations.listing_failure is not None or (
                 organizations.listing_paused
@@ -600,9 +597,9 @@ class ListPass:
         (``doubt`` itself when there is nothing to ask with)."""
         kept = self.partition.ids_at_risk()
         listed = self.seen.listed
-        if kept is None or listed is None:
+        if kept is None or listed is None or self.seen.untracked:
             return doubt
-        at_risk, whole = kept
+        at_risk = kept
         missing = sorted(at_risk.difference(listed))
         rng = random.Random()  # noqa: S311 - which ids to ask first, not a secret
         probed = record_checks.probes(self.seen, rng)
@@ -634,12 +631,13 @@ class ListPass:
             return f"{doubt}; record(s) {ids}, live at Mokapen, are missing from the list"
         if outcome.unconfirmed or len(outcome.gone) < len(missing):
             return f"{doubt}; the records it did not see could not all be confirmed gone"
-        self._settled_blind = not whole
+        self._settled = True
         logger.warning(
             "'%s' of organization %s: its total over-counts (%s): the list ends at %d "
             "records, and each of the %d records the passes before emitted that this one "
             "did not read is gone at Mokapen, and no id past the end is live: the pass "
-            "counts as complete",
+            "counts as complete (it retires nothing: deletions wait for passes whose "
+            "answers agree)",
             self.stream,
             self.organization.numeric,
             doubt,
@@ -651,22 +649,18 @@ class ListPass:
     def _keep_ids_at_risk(self, *, ends_early: bool, counts: bool, settled: bool) -> None:
         """The ids at risk after this pass: a pass that counted by its answers ends them
         (its evidence holds on its own); a settled pass starts them anew from what it
-        read; a pass whose list ended early adds what it read (the first such pass starts
-        them, whole only when no pass had counted before); any other keeps them growing,
-        or drops them when its ids are not all at hand."""
+        read; a pass whose list ended early starts them or adds what it read; any other
+        keeps them growing, or drops them when its ids are not all at hand."""
         partition = self.partition
         # The ids it read, and the records the show route answered live, which it emitted.
         listed = None if self.seen.listed is None else [*self.seen.listed, *self._emitted_live]
         kept = partition.ids_at_risk()
-        if (counts and not settled) or listed is None or self.resumed_at:
-            partition.keep_ids_at_risk(None, whole=False)
-        elif settled:
-            partition.keep_ids_at_risk(frozenset(listed), whole=kept is not None and kept[1])
+        if (counts and not settled) or listed is None or self.resumed_at or self.seen.untracked:
+            partition.keep_ids_at_risk(None)
+        elif settled or (kept is None and ends_early):
+            partition.keep_ids_at_risk(frozenset(listed))
         elif kept is not None:
-            partition.keep_ids_at_risk(kept[0].union(listed), whole=kept[1])
-        elif ends_early:
-            first_ever = partition.baseline() is None and not self._emitted_before
-            partition.keep_ids_at_risk(frozenset(listed), whole=first_ever)
+            partition.keep_ids_at_risk(kept.union(listed))
 
     def _ask_about_missing(self) -> str | None:
         """Ask Mokapen about the sampled ids of the last complete pass this pass did not

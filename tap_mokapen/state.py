@@ -80,12 +80,8 @@ LAST_COMPLETE_PASS = "last_complete_pass"  # noqa: S105 - a state key, not a pas
 ID_SAMPLE = "id_sample"
 #: Every id the passes since the last one that counted emitted, while a list ends before
 #: its total says (list_pass.py settles such a total against them): {"ids": encoded,
-#: "count": n, "whole": whether they cover every row those passes and the ones before
-#: left in the target, true only when no pass had counted before the first of them}.
+#: "count": n}.
 IDS_AT_RISK = "ids_at_risk"
-#: Set when a page of the partition is first committed, and never cleared (--resync and
-#: a pass abandoned keep it): whether anything of it may be in the target already.
-EMITTED = "emitted"
 INCOMPLETE_PASSES = "incomplete_passes"
 #: Incomplete passes in a row after which a list is named as one that never completes.
 STANDING_PASSES = 3
@@ -336,11 +332,6 @@ class Partition:
         """Whether a pass over this partition completed before (counted or not)."""
         return CYCLE_COMPLETED in self.data or LAST_COMPLETE_PASS in self.data
 
-    def emitted_before(self) -> bool:
-        """Whether any page of this partition was committed before, by any pass, however
-        it ended (a STATE of an earlier release: whether a pass was read before)."""
-        return self.data.get(EMITTED) is True or self.was_read_before()
-
     def id_sample(self) -> t.Any:
         """The sample of ids of the last complete, confirmed pass, as STATE keeps it."""
         return self.data.get(ID_SAMPLE)
@@ -348,23 +339,23 @@ class Partition:
     def keep_id_sample(self, sample: t.Mapping[str, t.Any]) -> None:
         self.data[ID_SAMPLE] = dict(sample)
 
-    def ids_at_risk(self) -> tuple[frozenset[int], bool] | None:
-        """The ids at risk and whether they are whole; None when none are kept, or what
-        is kept is not what was written (a STATE edited or cut)."""
+    def ids_at_risk(self) -> frozenset[int] | None:
+        """The ids at risk; None when none are kept, or what is kept is not what was
+        written (a STATE edited or cut)."""
         kept = self.data.get(IDS_AT_RISK)
         if not isinstance(kept, dict) or not isinstance(kept.get("count"), int):
             return None
         ids = frozenset(decode_ids(kept.get("ids"), limit=LISTED_IDS + 1))
         if len(ids) != kept["count"] or len(ids) > LISTED_IDS:
             return None
-        return ids, kept.get("whole") is True
+        return ids
 
-    def keep_ids_at_risk(self, ids: frozenset[int] | None, *, whole: bool) -> None:
+    def keep_ids_at_risk(self, ids: frozenset[int] | None) -> None:
         """Keep ``ids`` (None: forget them, too many or not all known)."""
         if ids is None or len(ids) > LISTED_IDS:
             self.data.pop(IDS_AT_RISK, None)
             return
-        self.data[IDS_AT_RISK] = {"ids": encode_ids(ids), "count": len(ids), "whole": whole}
+        self.data[IDS_AT_RISK] = {"ids": encode_ids(ids), "count": len(ids)}
 
     def note_outcome(self, doubt: str | None) -> int:
         """Count the passes in a row that ended incomplete (``doubt``: why this one did;
@@ -411,7 +402,6 @@ class Partition:
         if restarted:
             self.read = PassRead(doubt=self.read.doubt)
         self.read = self.read.plus(records, doubt)
-        self.data[EMITTED] = True
 
     def tie_table_pass(self, version: int) -> None:
         """The pass is under table version ``version``, no record of it rejected yet."""
