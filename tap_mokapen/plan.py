@@ -83,8 +83,16 @@ def report(run: Run, costs: list[StreamCost]) -> dict[str, t.Any]:
     organizations = sorted({str(c.organization_id) for c in costs})
     page_requests = sum(c.pages or 0 for c in costs)
     token_requests = 0 if run.settings.auth_mode == "access_token" else len(organizations)
-    requests = page_requests + token_requests
-    at_largest = token_requests + sum(c.pages_at_largest or c.pages or 0 for c in costs)
+    settings = run.settings
+    # A versioned pass that completes asks whether the app reaches organizations the run
+    # does not read (deletions.py): once a run, unless nothing needs asking.
+    listing_requests = int(
+        any(c.stream in settings.detect_deletions for c in costs)
+        and not (settings.all_organizations or settings.tables_per_organization)
+    )
+    requests = page_requests + token_requests + listing_requests
+    at_largest = token_requests + listing_requests
+    at_largest += sum(c.pages_at_largest or c.pages or 0 for c in costs)
     per_minute = run.settings.requests_per_minute * 60 / run.settings.rate_limit_window_seconds
 
     def days(spent: int) -> dict[str, float]:
@@ -98,6 +106,7 @@ def report(run: Run, costs: list[StreamCost]) -> dict[str, t.Any]:
         "page_size": run.settings.page_size,
         "page_requests": page_requests,
         "token_requests": token_requests,
+        "organizations_list_requests": listing_requests,
         "requests": requests,
         "minutes_at_rate_limit": round(requests / per_minute, 1),
         "plan_days": days(requests),
@@ -133,10 +142,15 @@ def render(summary: dict[str, t.Any]) -> str:
     else:
         at = f"the default page size ({DEFAULT_PAGE_SIZE})"
     unknown = " + the pages of lists without a total" if summary["unknown_totals"] else ""
+    listing = (
+        " + 1 organizations list (detect_deletions)"
+        if summary["organizations_list_requests"]
+        else ""
+    )
     lines += [
         "",
         f"Requests at {at}: {summary['requests']} ({summary['page_requests']} pages + "
-        f"{summary['token_requests']} token{unknown})",
+        f"{summary['token_requests']} token{listing}{unknown})",
         f"Time at the rate limit: {summary['minutes_at_rate_limit']} min",
         "Share of each plan's daily quota (days of quota): "
         + ", ".join(f"{name} {share(days)}" for name, days in summary["plan_days"].items()),

@@ -106,3 +106,21 @@ def test_plan_help_says_what_the_plan_spends(sandbox):
     assert run.returncode == 0, run.stderr
     assert sandbox.stats()["token_requests"] == 1
     assert sandbox.stats()["requests"] == 1 + 3
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_plan_counts_the_organizations_list_a_versioned_sync_asks(sandbox, separate):
+    """With detect_deletions, a run of one of the app's two organizations asks the
+    organizations list once (unless tables_per_organization settles it): the plan says
+    so, and a first sync spends exactly what it says."""
+    settings = {"page_size": 100, "detect_deletions": ["contacts"]}
+    settings["tables_per_organization"] = separate
+    sandbox.reset(contacts=1234, tasks=345)
+    planned = run_tap(sandbox.config(**settings), args=["--plan=json"])
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["organizations_list_requests"] == (0 if separate else 1)
+    sandbox.reset(contacts=1234, tasks=345)
+    run = run_tap(sandbox.config(**settings))
+    assert run.returncode == 0, run.stderr
+    assert sandbox.stats()["requests"] == plan["requests"]
