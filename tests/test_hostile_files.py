@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from tap_mokapen.evidence import decode_ids
 from tests.helpers import run_tap, selecting
 from tests.test_completeness import COUNT, Runs, activations
 
@@ -259,39 +258,6 @@ def test_a_list_cut_short_under_a_total_that_stays_is_never_settled(sandbox):
         cut_run = runs.run()
         assert activations(cut_run) == 0
         assert "the pass counts as complete" not in cut_run.stderr
-
-
-def test_a_few_records_cut_from_the_end_after_complete_passes_are_never_retired(sandbox):
-    """Found by a review: ids made sparse by deletions, then the last few records cut with
-    the total still whole, where the sample of the last complete pass holds none of them
-    and the id after the last one kept is deleted (so probes past the end meet 404s).
-    Passes settled that way count, but a version settled without knowing every row
-    before it is never activated: the cut rows stay live."""
-    for _ in range(30):  # the sample's salt is random: a cut it misses is found quickly
-        sandbox.reset(contacts=1000)
-        runs = Runs(sandbox, organization_ids=[849], tables_per_organization=True, page_size=100)
-        runs.run()
-        runs.run()
-        runs.delete(849, 100)
-        runs.run()
-        live = sorted(r["id"] for r in sandbox.records("contacts", 849))
-        partition = runs.state["bookmarks"]["contacts"]["partitions"][0]
-        sampled = set(decode_ids(partition["id_sample"]["ids"]))
-        kept = next(
-            (
-                k
-                for k in range(len(live) - 1, len(live) - 100, -1)
-                if live[k - 1] + 1 not in live and not sampled & set(live[k:])
-            ),
-            None,
-        )
-        if kept is not None:
-            break
-    assert kept is not None
-    sandbox.update(list_cut=(kept + 0.5) / len(live), paging_lies={"total": len(live)})
-    for _ in range(4):
-        runs.run()  # Runs.run asserts that no live row was retired
-    assert not ({(849, i) for i in live[kept:]} & runs.table.retired)
 
 
 def test_a_record_lost_from_a_settled_list_keeps_it_doubted_and_is_emitted(sandbox):
