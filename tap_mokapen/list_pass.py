@@ -595,11 +595,10 @@ class ListPass:
         read by this pass or gone at Mokapen's show route, the route proven now on an
         id this list holds, and no id past the end is live. Else why the doubt stands
         (``doubt`` itself when there is nothing to ask with)."""
-        kept = self.partition.ids_at_risk()
+        at_risk = self.partition.ids_at_risk()
         listed = self.seen.listed
-        if kept is None or listed is None or self.seen.untracked:
+        if at_risk is None or listed is None or self.seen.untracked:
             return doubt
-        at_risk = kept
         missing = sorted(at_risk.difference(listed))
         rng = random.Random()  # noqa: S311 - which ids to ask first, not a secret
         probed = record_checks.probes(self.seen, rng)
@@ -609,25 +608,11 @@ class ListPass:
                 f"{doubt}; {len(missing)} records the passes before emitted are missing "
                 f"from it, more than max_record_checks ({budget}) can ask about"
             )
-        try:
-            self._checks = outcome = record_checks.check(
-                self.reader,
-                self._show_route,
-                missing=missing,
-                probed=probed,
-                proof=self.seen.high,
-                budget=budget,
-                prove_route=True,
-            )
-        except errors.MokapenError as exc:
-            self._show_route.failed(f"failed ({exc})")
-            return f"{doubt}; the records it did not see could not be asked about ({exc})"
+        outcome = self._check(missing, probed, prove_route=True)
+        if isinstance(outcome, str):
+            return f"{doubt}; {outcome}"
         if outcome.live:
-            self._emitted_live += [i for i in map(record_id, outcome.live) if i is not None]
-            found = self._take(Page("list", [], raw=outcome.live), "the single-record route")
-            if found:
-                self._write_page(PassPage(found, 0, timestamps.now()))
-            ids = ", ".join(str(record_id(r)) for r in outcome.live[:5])
+            ids = self._emit_live(outcome.live)
             return f"{doubt}; record(s) {ids}, live at Mokapen, are missing from the list"
         if outcome.unconfirmed or len(outcome.gone) < len(missing):
             return f"{doubt}; the records it did not see could not all be confirmed gone"
@@ -677,34 +662,50 @@ class ListPass:
         # earlier runs are not at hand). A first pass retires nothing and asks nothing.
         upgraded = previous is None and self.read_before
         probed = record_checks.probes(seen, rng) if upgraded and not self.resumed_at else []
+        outcome = self._check(missing, probed)
+        if isinstance(outcome, str):
+            return outcome
+        if not outcome.live:
+            return None
+        ids = self._emit_live(outcome.live)
+        what = "the last complete pass held" if missing else "lie outside what the list held"
+        return (
+            f"record(s) {ids}, which {what} and this pass did not see, are live at "
+            "Mokapen: the list lost records"
+        )
+
+    def _check(
+        self, missing: list[int], probed: list[int], *, prove_route: bool = False
+    ) -> record_checks.CheckOutcome | str:
+        """The show route's answers about ``missing`` and ``probed`` (record_checks.py),
+        or why it could not be asked."""
         try:
-            self._checks = outcome = record_checks.check(
+            self._checks = record_checks.check(
                 self.reader,
                 self._show_route,
                 missing=missing,
                 probed=probed,
-                proof=seen.high,
+                proof=self.seen.high,
                 budget=self.run.settings.max_record_checks,
+                prove_route=prove_route,
             )
         except errors.MokapenError as exc:
             # The route failing (5xx past max_wait_seconds, a 403) is no reason to stop
             # the run: this pass cannot be confirmed, the next ones judge by counts.
             self._show_route.failed(f"failed ({exc})")
             return f"the records it did not see could not be asked about ({exc})"
-        if not outcome.live:
-            return None
+        return self._checks
+
+    def _emit_live(self, live: list[dict[str, t.Any]]) -> str:
+        """Write the records the show route answered live (the list lost them); their
+        first ids, for the line that says so."""
+        self._emitted_live += [i for i in map(record_id, live) if i is not None]
         found: list[t.Any] = []
-        self._emitted_live += [i for i in map(record_id, outcome.live) if i is not None]
-        for record in outcome.live:
+        for record in live:
             found += self._take(Page("list", [], raw=[record]), "the single-record route")
         if found:
             self._write_page(PassPage(found, 0, timestamps.now()))
-        ids = ", ".join(str(record_id(r)) for r in outcome.live[:5])
-        what = "the last complete pass held" if missing else "lie outside what the list held"
-        return (
-            f"record(s) {ids}, which {what} and this pass did not see, are live at "
-            "Mokapen: the list lost records"
-        )
+        return ", ".join(str(record_id(r)) for r in live[:5])
 
     def _updated(self, record: t.Any) -> str | None:
         """A record's ``updated_at`` (canonical text, which compares as time), if any."""
