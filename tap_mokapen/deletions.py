@@ -175,9 +175,9 @@ class TableVersions:
 
         That is the version of the last complete pass, once this pass is complete for
         every organization (see the module's rules); None otherwise. ``installed`` is
-        the organizations list (registry.Organizations.installed), asked only when there
-        is an activation to make: it may not reach rows of organizations the run does
-        not read (``_sharing_risk``).
+        the organizations list (registry.Organizations.installed, one request a run),
+        asked once the pass is complete for every organization: an activation may not
+        reach rows of organizations the run does not read (``_sharing_risk``).
         """
         open_version = self._open()
         own = partition.table_pass()

@@ -161,7 +161,7 @@ class Organizations:
         each (the fan-out DAG) holds rows this run's passes never see. None where nothing
         needs asking: the user says the tables are separate (tables_per_organization),
         or every listed organization is read (all_organizations). Asked once a run (one
-        request), when a versioned pass has a version to activate."""
+        request), when a versioned pass completes."""
         if self.settings.tables_per_organization or self.settings.all_organizations:
             return None
         read = {str(o) for o in self.settings.organization_ids}
